@@ -1,0 +1,217 @@
+"""Experiment configuration: frozen dataclasses holding the paper's defaults.
+
+One `Config` tree describes a run. Experiment files in `experiments/configs/NAME.py` define
+`get_config() -> Config`; `load(path)` imports such a file, and `override(cfg, ["a.b=v", ...])`
+applies command-line overrides, type-checked against the dataclass fields (an unknown key or a
+value of the wrong type is a `ValueError` naming the key).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import pathlib
+import types
+import typing
+from typing import Any
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    num_layers: int = 7  # encoder depth: 7 for 256x256 inputs, 8 for 512x512 (paper appendix)
+    partial: bool = True  # False: the paper's "Conv" baseline (same net, ordinary convolutions)
+    hole_fill: tuple[float, float, float] = IMAGENET_MEAN  # Conv baseline: colour put in holes
+    bn_momentum: float = 0.9  # running-average decay (PyTorch's momentum 0.1)
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    """Weights of Eq. 7 and the VGG16 used by the perceptual and style terms."""
+
+    valid: float = 1.0
+    hole: float = 6.0
+    perceptual: float = 0.05
+    style: float = 120.0  # applied to L_style_out + L_style_comp
+    tv: float = 0.1
+    vgg_weights: str = ""  # "" = the ImageNet VGG16 shipped in the package; else .npz or .pth
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    source: str = "skimage"  # skimage (photos shipped with scikit-image) | folder | tfds
+    dir: str = ""  # source=folder: a folder of images (searched recursively)
+    tfds_name: str = ""  # source=tfds: e.g. places365_small, celeb_a_hq/512, imagenet2012
+    tfds_data_dir: str = ""  # where tfds finds prepared datasets ("" = tfds default)
+    train_split: str = "train"
+    eval_split: str = "validation"
+    image_size: int = 128  # training crop side in pixels (must divide by 2**model.num_layers)
+    task: str = "inpaint"  # inpaint | superres (paper Sec. 5.2 canvases)
+    sr_factors: tuple[int, ...] = (2, 4)  # task=superres: factors drawn per example
+    masks: str = "generate"  # generate (on-the-fly irregular masks) | folder (augmented raw masks)
+    mask_dir: str = ""  # masks=folder: raw training masks, white = hole
+    mask_threshold: float = 0.6  # masks=folder: fraction of white above which a pixel is a hole
+    hole_ratio_min: float = 0.01  # masks=generate: target hole-to-image ratio range
+    hole_ratio_max: float = 0.6
+    force_test_masks: bool = False  # allow training on a folder that looks like a TEST mask set
+    prefetch: int = 2  # batches prepared ahead of the train step
+    num_workers: int = 2  # threads decoding images and drawing masks
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 0
+    num_steps: int = 1000
+    batch_size_per_device: int = 6  # paper: 6 on one V100
+    learning_rate: float = 2e-4  # paper stage 1; stage 2 (fine-tuning) uses 5e-5
+    compute_dtype: str = "float32"  # float32 | bfloat16 (params and optimizer state stay float32)
+    freeze_encoder_bn_stats: bool = False  # stage 2: encoder BN uses, never updates, running stats
+    freeze_encoder_bn_params: bool = False  # stage 2: encoder BN scale/bias excluded from updates
+    init_from: str = ""  # stage 2: a stage-1 workdir; params and BN statistics are copied
+    ckpt_every: int = 500  # steps between checkpoints (and one at the end)
+    keep_last: int = 3  # most recent checkpoints kept
+    keep_every: int = 0  # also keep every checkpoint whose step is a multiple of this (0 = none)
+    log_every: int = 50
+    sample_every: int = 500  # steps between PNG grids of input / output / composite / truth
+    max_seconds: float = 0.0  # stop (with a checkpoint) after this much wall time (0 = no limit)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    name: str = "default"
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+
+
+def default() -> Config:
+    """The embedded default: a CPU-sized demo (128x128 crops of scikit-image's photos)."""
+    return Config(
+        name="demo",
+        model=ModelConfig(num_layers=7),
+        data=DataConfig(source="skimage", image_size=128),
+        train=TrainConfig(
+            num_steps=300,
+            batch_size_per_device=4,
+            ckpt_every=100,
+            log_every=10,
+            sample_every=100,
+        ),
+    )
+
+
+def load(path: str | None) -> Config:
+    """Returns `get_config()` of the Python file at `path`, or `default()` when path is None."""
+    if path is None:
+        return default()
+    file = pathlib.Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    spec = importlib.util.spec_from_file_location(f"_pconv_config_{file.stem}", file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise ValueError(f"config file {path} defines no get_config()")
+    cfg = module.get_config()
+    if not isinstance(cfg, Config):
+        raise ValueError(f"get_config() in {path} returned {type(cfg).__name__}, not Config")
+    return cfg
+
+
+def _parse_value(key: str, text: str, annotation: Any) -> Any:
+    origin = typing.get_origin(annotation)
+    if origin in (types.UnionType, typing.Union):
+        raise ValueError(f"{key}: union types are not supported in overrides")
+    if annotation is bool:
+        if text.lower() in ("true", "1", "yes"):
+            return True
+        if text.lower() in ("false", "0", "no"):
+            return False
+        raise ValueError(f"{key} expects a bool (true/false), got {text!r}")
+    if annotation is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"{key} expects an int, got {text!r}") from None
+    if annotation is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"{key} expects a float, got {text!r}") from None
+    if annotation is str:
+        return text
+    if origin is tuple:
+        args = typing.get_args(annotation)
+        parts = [p for p in text.strip("()[] ").split(",") if p.strip()]
+        if len(args) == 2 and args[1] is Ellipsis:
+            element_types = [args[0]] * len(parts)
+        else:
+            if len(parts) != len(args):
+                raise ValueError(f"{key} expects {len(args)} comma-separated values, got {text!r}")
+            element_types = list(args)
+        return tuple(_parse_value(key, p.strip(), t) for p, t in zip(parts, element_types))
+    raise ValueError(f"{key}: cannot override a field of type {annotation}")
+
+
+def override(cfg: Config, assignments: list[str]) -> Config:
+    """Applies "section.field=value" assignments; unknown keys and bad values raise ValueError."""
+    for assignment in assignments:
+        if "=" not in assignment:
+            raise ValueError(f"override {assignment!r} is not of the form key=value")
+        key, text = assignment.split("=", 1)
+        path = key.strip().split(".")
+        cfg = _replace_path(cfg, path, text, key.strip())
+    return cfg
+
+
+def _replace_path(node: Any, path: list[str], text: str, key: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(node)}
+    if path[0] not in fields:
+        known = ", ".join(sorted(fields))
+        raise ValueError(f"unknown config key {key!r} (at {path[0]!r}; known: {known})")
+    hints = typing.get_type_hints(type(node))
+    current = getattr(node, path[0])
+    if len(path) == 1:
+        if dataclasses.is_dataclass(current):
+            raise ValueError(f"config key {key!r} is a section; set one of its fields")
+        value = _parse_value(key, text, hints[path[0]])
+    else:
+        if not dataclasses.is_dataclass(current):
+            raise ValueError(f"unknown config key {key!r} ({path[0]!r} has no fields)")
+        value = _replace_path(current, path[1:], text, key)
+    return dataclasses.replace(node, **{path[0]: value})
+
+
+def to_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def to_json(cfg: Config) -> str:
+    return json.dumps(to_dict(cfg), indent=2, sort_keys=True)
+
+
+def from_dict(data: dict) -> Config:
+    """Inverse of `to_dict`; unknown keys raise ValueError (a config from another version)."""
+    return _build(Config, data, "")
+
+
+def _build(cls: type, data: dict, prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - fields
+    if unknown:
+        raise ValueError(f"unknown config keys: {sorted(prefix + k for k in unknown)}")
+    kwargs = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _build(hint, value, f"{prefix}{name}.")
+        elif typing.get_origin(hint) is tuple:
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)

@@ -1,0 +1,156 @@
+"""The partial convolution (paper Eq. 1-2) as a Flax linen module.
+
+Eq. 1:  x' = W^T (X ⊙ M) · sum(1)/sum(M) + b   where sum(M) > 0,   else 0
+Eq. 2:  m' = 1                                  where sum(M) > 0,   else 0
+
+with the sums taken over the k×k window and over ALL input channels (the official layer's
+multi-channel semantics): sum(1) = C·k·k, and a mask shared by all channels ([N,H,W,1]) counts as
+C identical channels. Written as the official layer computes it, with S = sum(M) and U = clip(S,0,1):
+
+    y = conv(X ⊙ M) · (C·k·k)/(S + eps) · U + b · U,        new_mask = U.
+
+The padded border counts as hole ("partial-convolution padding"). The mask path costs one channel
+sum and one k×k window sum per call (S is the same for every output channel), kept in float32.
+
+Shape legend: N batch, H/W height/width, C input channels, F output channels (`features`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+Array = jax.Array
+# He/Kaiming normal with fan-in, untruncated, as the paper (and torch's kaiming_normal_) use.
+kaiming_normal = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
+
+
+def _as_segments(x: Array | Sequence[Array], mask: Array | Sequence[Array]):
+    """Normalises (x, mask) to equal-length lists of channel segments."""
+    xs = list(x) if isinstance(x, list | tuple) else [x]
+    masks = list(mask) if isinstance(mask, list | tuple) else [mask]
+    if len(xs) != len(masks):
+        raise ValueError(f"got {len(xs)} feature segments but {len(masks)} mask segments")
+    for i, (xi, mi) in enumerate(zip(xs, masks)):
+        if xi.ndim != 4 or mi.ndim != 4:
+            raise ValueError(
+                f"segment {i}: features and mask must be 4-D [N,H,W,C]; got shapes "
+                f"{tuple(xi.shape)} and {tuple(mi.shape)}"
+            )
+        if tuple(mi.shape[:3]) != tuple(xi.shape[:3]) or mi.shape[3] not in (1, xi.shape[3]):
+            raise ValueError(
+                f"segment {i}: mask shape {tuple(mi.shape)} does not match features "
+                f"{tuple(xi.shape)}; expected [N,H,W,1] or [N,H,W,{xi.shape[3]}]"
+            )
+    if len({tuple(xi.shape[:3]) for xi in xs}) != 1:
+        raise ValueError(f"segments differ in [N,H,W]: {[tuple(xi.shape) for xi in xs]}")
+    return xs, masks
+
+
+def valid_count(masks: Sequence[Array], channels: Sequence[int]) -> Array:
+    """Per-pixel number of valid input channels, [N,H,W,1] float32.
+
+    A [N,H,W,1] mask stands for `channels` identical channels; a per-channel mask is summed.
+    """
+    total = None
+    for m, c in zip(masks, channels):
+        m = m.astype(jnp.float32)
+        part = m * c if m.shape[-1] == 1 else jnp.sum(m, axis=-1, keepdims=True)
+        total = part if total is None else total + part
+    return total
+
+
+def window_sum(count_NxHxWx1: Array, kernel_size: tuple[int, int], strides: tuple[int, int]):
+    """Sum over each k×k window with the conv's stride and zero padding (k-1)//2 per side."""
+    pads = [(0, 0)] + [((k - 1) // 2, (k - 1) // 2) for k in kernel_size] + [(0, 0)]
+    return lax.reduce_window(
+        count_NxHxWx1, 0.0, lax.add, (1, *kernel_size, 1), (1, *strides, 1), pads
+    )
+
+
+def mask_update(masks, channels, kernel_size, strides, eps: float):
+    """Returns (ratio, new_mask), both [N,H',W',1] float32 and free of gradients.
+
+    ratio = (C·k·k)/(S+eps)·U and new_mask = U = clip(S,0,1), S the window sum of valid entries.
+    """
+    count = lax.stop_gradient(valid_count(masks, channels))
+    window_valid = window_sum(count, kernel_size, strides)
+    new_mask = jnp.clip(window_valid, 0.0, 1.0)
+    window_size = float(sum(channels) * kernel_size[0] * kernel_size[1])
+    ratio = window_size / (window_valid + eps) * new_mask
+    return ratio, new_mask
+
+
+def conv_nhwc(x: Array, kernel: Array, strides: tuple[int, int], padding) -> Array:
+    return lax.conv_general_dilated(
+        x, kernel, strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+
+
+class PartialConv(nn.Module):
+    """Partial convolution with partial-convolution padding, Eq. 1-2 (official semantics).
+
+    Attributes:
+      features: output channels F.
+      kernel_size: k or (kh, kw); odd sizes, padded by (k-1)//2 per side.
+      strides: s or (sh, sw).
+      use_bias: add a bias b (only where the window held a valid input).
+      kernel_init: initializer of the HWIO kernel (He normal, fan-in).
+      eps: added to the valid count S before dividing (float32 mask path).
+      dtype: compute dtype of the convolution (None = the input's); the ratio stays float32.
+      param_dtype: dtype of `kernel` and `bias`.
+    """
+
+    features: int
+    kernel_size: int | tuple[int, int]
+    strides: int | tuple[int, int] = 1
+    use_bias: bool = True
+    kernel_init: Any = kaiming_normal
+    bias_init: Any = nn.initializers.zeros
+    eps: float = 1e-8
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, mask):
+        """Applies the layer.
+
+        Args:
+          x: features [N,H,W,C], or a sequence of arrays concatenated along channels (the U-Net's
+            skip connections, "features and masks concatenated separately").
+          mask: [N,H,W,1] (shared by all channels) or [N,H,W,C] (per channel), values in [0,1],
+            1 = valid; a sequence matching `x` segment by segment when `x` is one.
+        Returns:
+          (y [N,H',W',F], new_mask [N,H',W',1] float32), H' = ceil(H / stride).
+        """
+        xs, masks = _as_segments(x, mask)
+        kernel_size = _pair(self.kernel_size)
+        strides = _pair(self.strides)
+        if any(k % 2 == 0 for k in kernel_size):
+            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        channels = [int(xi.shape[-1]) for xi in xs]
+        in_features = sum(channels)
+        kernel = self.param(
+            "kernel", self.kernel_init, (*kernel_size, in_features, self.features), self.param_dtype
+        )
+        dtype = self.dtype or jnp.result_type(*xs)
+        # `where` and not a bare product, so that NaN/Inf placed in holes cannot leak through.
+        masked = [jnp.where(mi > 0, xi * mi.astype(xi.dtype), 0) for xi, mi in zip(xs, masks)]
+        masked = masked[0] if len(masked) == 1 else jnp.concatenate(masked, axis=-1)
+        pads = [((k - 1) // 2, (k - 1) // 2) for k in kernel_size]
+        raw = conv_nhwc(masked.astype(dtype), kernel.astype(dtype), strides, pads)
+        ratio, new_mask = mask_update(masks, channels, kernel_size, strides, self.eps)
+        y = raw.astype(jnp.float32) * ratio
+        if self.use_bias:
+            bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
+            y = y + bias.astype(jnp.float32).reshape(1, 1, 1, -1) * new_mask
+        return y.astype(dtype), new_mask
+
+
+def _pair(v) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else tuple(v)

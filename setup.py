@@ -1,0 +1,42 @@
+"""Package metadata for pconv_jax. Exact pins for CI live in requirements*.txt."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="pconv_jax",
+    version="0.1.0",
+    description=(
+        "JAX/Flax implementation of 'Image Inpainting for Irregular Holes Using "
+        "Partial Convolutions' (Liu et al., ECCV 2018)"
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["pconv_jax", "pconv_jax.*"]),
+    package_data={"pconv_jax": ["weights/*.npz", "weights/*.sha256"]},
+    install_requires=[
+        "jax>=0.10",
+        "flax>=0.12",
+        "optax>=0.2.8",
+        "orbax-checkpoint>=0.12",
+        "tensorflow-datasets>=4.9",
+        "numpy>=2.0",
+        "chex>=0.1.90",
+        "pillow>=10",
+        "scikit-image>=0.24",
+        "tensorboard>=2.18",
+        "tqdm>=4.66",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-xdist>=3",
+            "torch==2.13.0",
+            "opencv-python-headless>=4.9",
+            "pypatchmatch>=2.2",
+            "ruff==0.14.0",
+        ],
+        "baselines": ["opencv-python-headless>=4.9", "pypatchmatch>=2.2"],
+    },
+    entry_points={"console_scripts": ["pconv = pconv_jax.cli:main"]},
+)

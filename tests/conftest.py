@@ -1,0 +1,23 @@
+"""Test setup: 4 fake CPU devices, strict rank promotion, helpers for ../shared data."""
+
+import os
+import pathlib
+
+# Must happen before JAX initialises its backends.
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def shared_path(*parts: str) -> pathlib.Path:
+    """Path under ../shared, or skip the test with a reason when it is absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared data not present: {path}")
+    return path
