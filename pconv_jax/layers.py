@@ -5,7 +5,8 @@ Eq. 2:  m' = 1                                  where sum(M) > 0,   else 0
 
 with the sums taken over the k×k window and over ALL input channels (the official layer's
 multi-channel semantics): sum(1) = C·k·k, and a mask shared by all channels ([N,H,W,1]) counts as
-C identical channels. Written as the official layer computes it, with S = sum(M) and U = clip(S,0,1):
+C identical channels. Written as the official layer computes it, with S = sum(M) and
+U = clip(S,0,1):
 
     y = conv(X ⊙ M) · (C·k·k)/(S + eps) · U + b · U,        new_mask = U.
 
