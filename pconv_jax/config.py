@@ -24,7 +24,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class ModelConfig:
     num_layers: int = 7  # encoder depth: 7 for 256x256 inputs, 8 for 512x512 (paper appendix)
     partial: bool = True  # False: the paper's "Conv" baseline (same net, ordinary convolutions)
-    hole_fill: tuple[float, float, float] = IMAGENET_MEAN  # Conv baseline: colour put in holes
+    hole_fill: tuple[float, ...] = IMAGENET_MEAN  # Conv baseline: RGB put in holes; () = keep input
     bn_momentum: float = 0.9  # running-average decay (PyTorch's momentum 0.1)
 
 

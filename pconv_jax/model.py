@@ -92,14 +92,15 @@ class PConvUNet(nn.Module):
       num_layers: encoder depth L; H and W must be divisible by 2**L.
       partial: True for partial convolutions; False for ordinary convolutions with the holes of
         the input filled with `hole_fill`.
-      hole_fill: RGB colour in [0,1] placed in holes by the Conv baseline (ImageNet mean).
+      hole_fill: RGB colour in [0,1] placed in holes by the Conv baseline (ImageNet mean); None or
+        () keeps whatever values the caller left in the holes (ignored when partial=True).
       bn_momentum: decay of the BN running averages (0.9 = PyTorch's momentum 0.1).
       dtype: compute dtype (None = float32); parameters stay float32.
     """
 
     num_layers: int = 7
     partial: bool = True
-    hole_fill: tuple[float, float, float] = IMAGENET_MEAN
+    hole_fill: tuple[float, ...] | None = IMAGENET_MEAN
     bn_momentum: float = 0.9
     dtype: Any = None
 
@@ -121,8 +122,11 @@ class PConvUNet(nn.Module):
         image = image.astype(dtype)
         mask = mask.astype(jnp.float32)
         if not self.partial:
-            fill = jnp.asarray(self.hole_fill, dtype).reshape(1, 1, 1, 3)
-            image = jnp.where(mask > 0, image * mask.astype(dtype) + fill * (1 - mask), fill)
+            if self.hole_fill:
+                if len(self.hole_fill) != 3:
+                    raise ValueError(f"hole_fill must be an RGB triple, got {self.hole_fill}")
+                fill = jnp.asarray(self.hole_fill, dtype).reshape(1, 1, 1, 3)
+                image = jnp.where(mask > 0, image * mask.astype(dtype) + fill * (1 - mask), fill)
             mask = None
 
         block = dict(partial=self.partial, bn_momentum=self.bn_momentum, dtype=self.dtype)
