@@ -6,6 +6,7 @@ Library modules are imported inside the command functions so that `pconv --help`
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 
@@ -54,6 +55,20 @@ def _cmd_info(args) -> int:
     return 0
 
 
+def _cmd_train(args) -> int:
+    """Trains (or resumes) a run in --workdir."""
+    import jax
+
+    if args.distributed:
+        jax.distributed.initialize()
+    from pconv_jax import train
+
+    cfg = _load_config(args)
+    workdir = args.workdir or f"runs/{cfg.name}"
+    train.train_and_evaluate(cfg, workdir)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pconv", description="Partial-convolution image inpainting (Liu et al., 2018)."
@@ -63,13 +78,33 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="versions, devices and model size")
     _add_config_args(info)
     info.set_defaults(func=_cmd_info)
+
+    train = sub.add_parser(
+        "train", help="train or resume a model (no --config: a CPU-sized demo on shipped photos)"
+    )
+    _add_config_args(train)
+    train.add_argument("--workdir", help="run directory; re-running resumes (default runs/NAME)")
+    train.add_argument(
+        "--distributed",
+        action="store_true",
+        help="multi-host: jax.distributed.initialize() with settings from the environment",
+    )
+    train.set_defaults(func=_cmd_train)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
+    )
+    for noisy in ("absl", "orbax", "jax._src"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return args.func(args)
+    except FloatingPointError as e:
+        print(f"pconv {args.command}: stopped: {e}", file=sys.stderr)
+        return 3
     except (ValueError, FileNotFoundError) as e:
         print(f"pconv {args.command}: error: {e}", file=sys.stderr)
         return 2

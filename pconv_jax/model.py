@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pconv_jax.config import IMAGENET_MEAN
+from pconv_jax.config import IMAGENET_MEAN, ModelConfig
 from pconv_jax.layers import PartialConv, kaiming_normal
 
 
@@ -177,4 +177,15 @@ def count_kernel_weights(params) -> int:
     leaves = jax.tree_util.tree_leaves_with_path(params)
     return sum(
         int(np.prod(v.shape)) for path, v in leaves if getattr(path[-1], "key", None) == "kernel"
+    )
+
+
+def build_model(cfg: ModelConfig, dtype=None) -> PConvUNet:
+    """The U-Net a config's `model` section describes; `dtype` is the compute dtype."""
+    return PConvUNet(
+        num_layers=cfg.num_layers,
+        partial=cfg.partial,
+        hole_fill=tuple(cfg.hole_fill) or None,
+        bn_momentum=cfg.bn_momentum,
+        dtype=dtype,
     )

@@ -1,0 +1,140 @@
+"""Orbax checkpoints of a run: `model` (params, batch_stats) and `train` (optimizer, step, rng).
+
+Layout: `workdir/config.json` and `workdir/checkpoints/<step>/{model,train}`. Saves are
+asynchronous and atomic (orbax writes to a temporary directory and renames it when complete), so
+a run killed mid-save restarts from the last complete checkpoint. Restoring is strict: the
+checkpoint's tree must match the expected structure and shapes exactly, or a ValueError names
+the first offending key. Arrays are restored onto the caller's shardings, so a run can resume
+on a different number of devices than it saved from.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from pconv_jax import config as config_lib
+
+
+def checkpoint_dir(workdir: str | pathlib.Path) -> pathlib.Path:
+    return pathlib.Path(workdir).resolve() / "checkpoints"
+
+
+class Checkpoints:
+    """A run's checkpoint manager: keeps the last `keep_last` and every `keep_every`-th step."""
+
+    def __init__(self, workdir, keep_last: int = 3, keep_every: int = 0, read_only: bool = False):
+        policies = [ocp.checkpoint_managers.LatestN(n=max(keep_last, 1))]
+        if keep_every > 0:
+            policies.append(ocp.checkpoint_managers.EveryNSteps(interval_steps=keep_every))
+        options = ocp.CheckpointManagerOptions(
+            preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
+            create=not read_only,
+            read_only=read_only,
+            enable_async_checkpointing=not read_only,
+        )
+        directory = checkpoint_dir(workdir)
+        if read_only and not directory.is_dir():
+            raise FileNotFoundError(f"no checkpoints in {workdir} (expected {directory})")
+        self._manager = ocp.CheckpointManager(directory, options=options)
+
+    def latest_step(self) -> int | None:
+        return self._manager.latest_step()
+
+    def all_steps(self) -> list[int]:
+        return list(self._manager.all_steps())
+
+    def save(self, step: int, model_vars: dict, train_vars: dict) -> None:
+        """Starts an asynchronous save; `wait()` blocks until it is on disk."""
+        self._manager.save(
+            int(step),
+            args=ocp.args.Composite(
+                model=ocp.args.StandardSave(model_vars), train=ocp.args.StandardSave(train_vars)
+            ),
+            force=True,
+        )
+
+    def restore(self, step: int, model_target: Any, train_target: Any | None = None):
+        """Restores `model` (and `train` if a target is given) onto the targets' shardings.
+
+        Targets are pytrees of `jax.ShapeDtypeStruct` (or arrays). Returns (model, train|None).
+        """
+        metadata = self._manager.item_metadata(step)
+        items = {"model": model_target}
+        if train_target is not None:
+            items["train"] = train_target
+        for name, target in items.items():
+            if metadata[name] is None:
+                raise ValueError(f"checkpoint step {step} has no '{name}' item")
+            _check_same_tree(metadata[name], target, name)
+        args = {k: ocp.args.StandardRestore(_abstract(v)) for k, v in items.items()}
+        restored = self._manager.restore(step, args=ocp.args.Composite(**args))
+        return restored["model"], restored["train"] if train_target is not None else None
+
+    def wait(self) -> None:
+        self._manager.wait_until_finished()
+
+    def close(self) -> None:
+        self._manager.wait_until_finished()
+        self._manager.close()
+
+
+def _abstract(tree):
+    def one(x):
+        sharding = getattr(x, "sharding", None)
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
+
+    return jax.tree_util.tree_map(one, tree)
+
+
+def _path_str(path) -> str:
+    """'a/b/0/mu' for dict keys, attributes (named tuples) and sequence indices alike."""
+    parts = []
+    for entry in path:
+        for attr in ("key", "name", "idx"):
+            if hasattr(entry, attr):
+                parts.append(str(getattr(entry, attr)))
+                break
+    return "/".join(parts)
+
+
+def _leaves_by_path(tree) -> dict:
+    return {_path_str(p): v for p, v in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def _check_same_tree(saved, target, item: str) -> None:
+    """Raises ValueError naming the first key whose presence or shape differs."""
+    saved_leaves = _leaves_by_path(saved)
+    target_leaves = _leaves_by_path(target)
+    for key in sorted(target_leaves):
+        if key not in saved_leaves:
+            raise ValueError(f"checkpoint item '{item}' lacks {key} that the model expects")
+    for key in sorted(saved_leaves):
+        if key not in target_leaves:
+            raise ValueError(f"checkpoint item '{item}' holds {key} that the model does not have")
+        saved_shape = tuple(getattr(saved_leaves[key], "shape", ()) or ())
+        target_shape = tuple(np.shape(target_leaves[key]))
+        if saved_shape != target_shape:
+            raise ValueError(
+                f"checkpoint item '{item}' {key} has shape {saved_shape}, the model expects "
+                f"{target_shape}"
+            )
+
+
+def read_config(workdir) -> config_lib.Config:
+    path = pathlib.Path(workdir) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{workdir} is not a pconv_jax run directory (no config.json)")
+    import json
+
+    return config_lib.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def write_config(workdir, cfg: config_lib.Config) -> None:
+    path = pathlib.Path(workdir) / "config.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(config_lib.to_json(cfg), encoding="utf-8")

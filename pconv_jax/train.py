@@ -1,0 +1,364 @@
+"""Training: the train state, the jitted data-parallel train step, and the training loop.
+
+Paper Sec. 4: Adam, lr 2e-4 with BN on everywhere (stage 1); fine-tuning at lr 5e-5 with the
+encoder's BN frozen (stage 2). Stage 2 here freezes BOTH halves of the encoder's BN, each
+switchable: the running statistics (used, never updated: `freeze_encoder_bn` in the model and
+the updated `batch_stats` filtered back to the old encoder values) and scale/bias (labelled
+`frozen` for the optimizer, which gives them zero updates and no Adam state).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import pathlib
+import sys
+import time
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from pconv_jax import checkpoint, data, losses, sharding, vgg, writers
+from pconv_jax.config import Config
+from pconv_jax.model import PConvUNet, build_model
+
+log = logging.getLogger("pconv_jax.train")
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array  # int32 scalar: number of completed steps
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+    rng: jax.Array  # uint32 raw key data, advanced every step
+
+    def model_vars(self) -> dict:
+        return {"params": self.params, "batch_stats": self.batch_stats}
+
+    def train_vars(self) -> dict:
+        return {"opt_state": self.opt_state, "step": self.step, "rng": self.rng}
+
+
+def compute_dtype(cfg: Config):
+    if cfg.train.compute_dtype not in ("float32", "bfloat16"):
+        raise ValueError(
+            f"train.compute_dtype must be float32 or bfloat16, got {cfg.train.compute_dtype!r}"
+        )
+    return jnp.bfloat16 if cfg.train.compute_dtype == "bfloat16" else None
+
+
+def _is_encoder_bn(path) -> bool:
+    names = [getattr(k, "key", None) for k in path]
+    return len(names) >= 2 and str(names[0]).startswith("enc") and names[1] == "bn"
+
+
+def param_labels(params, freeze_encoder_bn_params: bool):
+    """'frozen' for the encoder's BN scale/bias when freezing them, else 'trainable'."""
+    return jax.tree_util.tree_map_with_path(
+        lambda p, _: "frozen" if freeze_encoder_bn_params and _is_encoder_bn(p) else "trainable",
+        params,
+    )
+
+
+def make_optimizer(cfg: Config, params) -> optax.GradientTransformation:
+    labels = param_labels(params, cfg.train.freeze_encoder_bn_params)
+    return optax.multi_transform(
+        {"trainable": optax.adam(cfg.train.learning_rate), "frozen": optax.set_to_zero()}, labels
+    )
+
+
+def keep_encoder_stats(old_stats, new_stats):
+    """New batch statistics for the decoder, the old ones for the encoder."""
+    return {k: (old_stats[k] if k.startswith("enc") else v) for k, v in new_stats.items()}
+
+
+def init_variables(model: PConvUNet, image_size: int, seed: int) -> dict:
+    image = jnp.zeros((1, image_size, image_size, 3), jnp.float32)
+    return model.init(jax.random.key(seed), image, jnp.ones((1, image_size, image_size, 1)))
+
+
+def create_train_state(model, tx, image_size: int, seed: int) -> TrainState:
+    variables = init_variables(model, image_size, seed)
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=variables["params"],
+        batch_stats=variables["batch_stats"],
+        opt_state=tx.init(variables["params"]),
+        rng=jax.random.key_data(jax.random.key(seed + 1)),
+    )
+
+
+def loss_and_updates(params, batch_stats, batch, vgg_params, *, model, vgg_model, cfg: Config):
+    """Returns (L_total, (terms, new_batch_stats)) for one global batch."""
+    inputs = batch.get("input", batch["image"])
+    output, updates = model.apply(
+        {"params": params, "batch_stats": batch_stats},
+        inputs,
+        batch["mask"],
+        train=True,
+        freeze_encoder_bn=cfg.train.freeze_encoder_bn_stats,
+        mutable=["batch_stats"],
+    )
+    features_fn = functools.partial(vgg_model.apply, {"params": vgg_params})
+    total, terms = losses.inpainting_loss(
+        output, batch["image"], batch["mask"], features_fn, cfg.loss
+    )
+    new_stats = updates["batch_stats"]
+    if cfg.train.freeze_encoder_bn_stats:
+        new_stats = keep_encoder_stats(batch_stats, new_stats)
+    return total, (terms, new_stats)
+
+
+def train_step(state: TrainState, batch, vgg_params, *, model, vgg_model, tx, cfg: Config):
+    """One Adam step on the global batch. A non-finite loss leaves the state unchanged and sets
+    metrics['finite'] to 0, so a checkpoint never holds the result of a bad step."""
+    grad_fn = jax.value_and_grad(loss_and_updates, has_aux=True)
+    (total, (terms, new_stats)), grads = grad_fn(
+        state.params,
+        state.batch_stats,
+        batch,
+        vgg_params,
+        model=model,
+        vgg_model=vgg_model,
+        cfg=cfg,
+    )
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    rng = jax.random.key_data(jax.random.split(jax.random.wrap_key_data(state.rng))[0])
+    new_state = state.replace(
+        step=state.step + 1, params=params, batch_stats=new_stats, opt_state=opt_state, rng=rng
+    )
+    finite = jnp.isfinite(total)
+    new_state = jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new_state, state)
+    metrics = {**terms, "grad_norm": optax.global_norm(grads), "finite": finite.astype(jnp.float32)}
+    return new_state, metrics
+
+
+def predict(variables, inputs, mask, *, model):
+    """Inference output (running BN statistics), [N,H,W,3] float32."""
+    return model.apply(variables, inputs, mask).astype(jnp.float32)
+
+
+def _abstract_state(model, tx, cfg: Config, replicated) -> TrainState:
+    shapes = jax.eval_shape(
+        functools.partial(create_train_state, model, tx, cfg.data.image_size, cfg.train.seed)
+    )
+    return jax.tree_util.tree_map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), shapes
+    )
+
+
+def _initial_state(cfg: Config, workdir, model, tx, ckpts, replicated) -> TrainState:
+    """Where training starts, in this order:
+    1. this workdir's latest checkpoint (re-running a command resumes it);
+    2. `train.init_from`: a stage-1 workdir's params and BN statistics, fresh optimizer, step 0;
+    3. a fresh He-initialised model.
+    """
+    abstract = _abstract_state(model, tx, cfg, replicated)
+    latest = ckpts.latest_step()
+    if latest is not None:
+        model_vars, train_vars = ckpts.restore(latest, abstract.model_vars(), abstract.train_vars())
+        log.info("resuming %s from its checkpoint at step %d", workdir, latest)
+        return TrainState(**model_vars, **train_vars)
+    fresh = jax.jit(
+        functools.partial(create_train_state, model, tx, cfg.data.image_size, cfg.train.seed),
+        out_shardings=replicated,
+    )()
+    if cfg.train.init_from:
+        source = checkpoint.Checkpoints(cfg.train.init_from, read_only=True)
+        step = source.latest_step()
+        if step is None:
+            raise FileNotFoundError(f"train.init_from={cfg.train.init_from} holds no checkpoint")
+        model_vars, _ = source.restore(step, abstract.model_vars())
+        source.close()
+        log.info(
+            "initialised from %s step %d (params and BN statistics; new optimizer state)",
+            cfg.train.init_from,
+            step,
+        )
+        return fresh.replace(
+            params=model_vars["params"],
+            batch_stats=model_vars["batch_stats"],
+            opt_state=jax.jit(tx.init, out_shardings=replicated)(model_vars["params"]),
+        )
+    return fresh
+
+
+def _log_frozen(cfg: Config, params) -> None:
+    labels = jax.tree_util.tree_leaves_with_path(
+        param_labels(params, cfg.train.freeze_encoder_bn_params)
+    )
+    frozen = [checkpoint._path_str(p) for p, label in labels if label == "frozen"]
+    if cfg.train.freeze_encoder_bn_stats:
+        log.info("frozen: encoder BN running statistics (used, never updated)")
+    if frozen:
+        log.info(
+            "frozen: %d encoder BN parameters excluded from updates: %s",
+            len(frozen),
+            ", ".join(frozen),
+        )
+    if not frozen and not cfg.train.freeze_encoder_bn_stats:
+        log.info("frozen: nothing (BN trains everywhere)")
+
+
+def _sample_grid(batch, output) -> np.ndarray:
+    inputs = np.asarray(batch.get("input", batch["image"]))[:4]
+    mask = np.asarray(batch["mask"])[:4]
+    truth = np.asarray(batch["image"])[:4]
+    output = np.clip(np.asarray(output)[:4], 0.0, 1.0)
+    shown_input = inputs * mask + (1.0 - mask)  # holes in white
+    composite = truth * mask + output * (1.0 - mask)
+    return writers.image_grid([shown_input, output, composite, truth])
+
+
+class _Progress:
+    """tqdm bar (ETA, images/s) on a terminal, log lines otherwise; process 0 only."""
+
+    def __init__(self, start: int, total: int):
+        self.bar = None
+        if jax.process_index() == 0 and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
+
+    def update(self, steps: int, scalars: dict) -> None:
+        if self.bar is not None:
+            self.bar.update(steps)
+            self.bar.set_postfix(
+                loss=f"{scalars['train/total']:.4f}", img_s=f"{scalars['train/images_per_sec']:.1f}"
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def train_and_evaluate(cfg: Config, workdir: str) -> dict:
+    """Trains per `cfg`, writing config, checkpoints, metrics and samples into `workdir`.
+
+    Re-running on the same workdir resumes from its last complete checkpoint with the data
+    pipeline at the same position. Returns the last logged metrics.
+    Raises FloatingPointError (after keeping the last good checkpoint) on a non-finite loss.
+    """
+    workdir = pathlib.Path(workdir)
+    checkpoint.write_config(workdir, cfg)
+    log.info("config:\n%s", checkpoint.config_lib.to_json(cfg))
+    mesh = sharding.make_mesh()
+    global_batch = cfg.train.batch_size_per_device * mesh.size
+    sharding.check_batch_size(global_batch, mesh)
+    replicated = sharding.replicated(mesh)
+    dtype = compute_dtype(cfg)
+    model = build_model(cfg.model, dtype)
+    vgg_model = vgg.VGG16Features(dtype=dtype)
+    vgg_params = jax.device_put(vgg.load_vgg16_params(cfg.loss.vgg_weights), replicated)
+
+    abstract_params = jax.eval_shape(
+        lambda: init_variables(model, cfg.data.image_size, cfg.train.seed)
+    )["params"]
+    tx = make_optimizer(cfg, abstract_params)
+    _log_frozen(cfg, abstract_params)
+    ckpts = checkpoint.Checkpoints(workdir, cfg.train.keep_last, cfg.train.keep_every)
+    state = _initial_state(cfg, workdir, model, tx, ckpts, replicated)
+    start = int(state.step)
+    step_fn = jax.jit(
+        functools.partial(train_step, model=model, vgg_model=vgg_model, tx=tx, cfg=cfg),
+        in_shardings=(replicated, sharding.batch_sharded(mesh), replicated),
+        out_shardings=(replicated, replicated),
+        donate_argnums=0,
+    )
+    predict_fn = jax.jit(functools.partial(predict, model=model))
+    writer = writers.MetricWriter(workdir)
+    progress = _Progress(start, cfg.train.num_steps)
+    pending: list[tuple[int, dict]] = []
+    last: dict = {}
+    t_start = time.time()
+    t_mark, steps_since = None, 0
+
+    def flush(step: int) -> None:
+        nonlocal last, t_mark, steps_since
+        if not pending:
+            return
+        fetched = jax.device_get([m for _, m in pending])
+        for (s, _), m in zip(pending, fetched):
+            if m["finite"] < 1:
+                raise FloatingPointError(
+                    f"non-finite loss at step {s + 1}; stopped, the last good checkpoint is "
+                    f"step {ckpts.latest_step()}"
+                )
+        scalars = {
+            f"train/{k}": float(np.mean([m[k] for m in fetched]))
+            for k in fetched[0]
+            if k != "finite"
+        }
+        now = time.time()
+        elapsed = now - t_mark if t_mark is not None else 0.0
+        scalars["train/images_per_sec"] = steps_since * global_batch / elapsed if elapsed else 0.0
+        scalars["train/learning_rate"] = cfg.train.learning_rate
+        writer.write_scalars(step, scalars)
+        progress.update(len(pending), scalars)
+        log.info(
+            "step %d: loss %.4f (%s), %.1f images/s",
+            step,
+            scalars["train/total"],
+            ", ".join(
+                f"{k[6:]} {v:.4g}"
+                for k, v in scalars.items()
+                if k[6:] in ("valid", "hole", "perceptual", "style_out", "tv")
+            ),
+            scalars["train/images_per_sec"],
+        )
+        pending.clear()
+        t_mark, steps_since = now, 0
+        last = scalars
+
+    try:
+        with data.train_batches(
+            cfg.data, global_batch, cfg.train.seed, start_step=start
+        ) as batches:
+            step = start
+            while step < cfg.train.num_steps:
+                host_batch = next(batches)
+                batch = sharding.shard_batch(host_batch, mesh)
+                state, metrics = step_fn(state, batch, vgg_params)
+                step += 1
+                pending.append((step - 1, metrics))
+                if t_mark is None:  # the first step includes compilation: not timed
+                    jax.block_until_ready(metrics)
+                    log.info("compiled and ran the first step in %.1f s", time.time() - t_start)
+                    t_mark = time.time()
+                else:
+                    steps_since += 1
+                out_of_time = (
+                    cfg.train.max_seconds and time.time() - t_start > cfg.train.max_seconds
+                )
+                done = step == cfg.train.num_steps or out_of_time
+                if step % cfg.train.log_every == 0 or done:
+                    flush(step)
+                if step % cfg.train.sample_every == 0 or done:
+                    output = predict_fn(
+                        state.model_vars(), batch.get("input", batch["image"]), batch["mask"]
+                    )
+                    grid = _sample_grid(jax.device_get(host_batch), jax.device_get(output))
+                    if jax.process_index() == 0:
+                        writers.save_png(grid, workdir / "samples" / f"{step:07d}.png")
+                if step % cfg.train.ckpt_every == 0 or done:
+                    flush(step)
+                    ckpts.save(step, state.model_vars(), state.train_vars())
+                if out_of_time:
+                    log.info(
+                        "stopping at step %d: train.max_seconds=%s reached",
+                        step,
+                        cfg.train.max_seconds,
+                    )
+                    break
+            log.info("skipped unreadable images: %d", getattr(batches, "num_skipped", 0))
+    finally:
+        progress.close()
+        ckpts.close()
+        writer.close()
+    return last

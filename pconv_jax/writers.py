@@ -1,0 +1,75 @@
+"""Run outputs: JSON-lines metrics, TensorBoard event files and PNG sample grids.
+
+TensorBoard events are written with the `tensorboard` package's writer and protos, so no
+TensorFlow is needed. Only process 0 writes; other processes get a writer that does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import time
+
+import jax
+import numpy as np
+from PIL import Image
+
+
+class MetricWriter:
+    """Appends `{"step": s, **scalars}` to workdir/metrics.jsonl and to TensorBoard events."""
+
+    def __init__(self, workdir: str | pathlib.Path):
+        self.enabled = jax.process_index() == 0
+        self._jsonl = None
+        self._events = None
+        if self.enabled:
+            from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+            workdir = pathlib.Path(workdir)
+            workdir.mkdir(parents=True, exist_ok=True)
+            self._jsonl = open(workdir / "metrics.jsonl", "a", encoding="utf-8")
+            self._events = EventFileWriter(str(workdir / "tensorboard"))
+
+    def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        from tensorboard.compat.proto import event_pb2, summary_pb2
+
+        values = {k: float(v) for k, v in scalars.items()}
+        self._jsonl.write(json.dumps({"step": int(step), **values}) + "\n")
+        self._jsonl.flush()
+        summary = summary_pb2.Summary(
+            value=[summary_pb2.Summary.Value(tag=k, simple_value=v) for k, v in values.items()]
+        )
+        self._events.add_event(
+            event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary)
+        )
+        self._events.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self._jsonl.close()
+            self._events.close()
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """Float images in [0,1] (values outside are clipped) -> uint8, rounding to nearest."""
+    return np.round(np.clip(np.asarray(images, np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def image_grid(columns: list[np.ndarray], pad: int = 2) -> np.ndarray:
+    """Lays out K batches [N,H,W,3] in [0,1] as N rows × K columns, uint8 [N·(H+p), K·(W+p), 3]."""
+    n, h, w, _ = columns[0].shape
+    grid = np.full((n * (h + pad) + pad, len(columns) * (w + pad) + pad, 3), 255, np.uint8)
+    for j, col in enumerate(columns):
+        col = np.broadcast_to(col, (n, h, w, 3))
+        for i in range(n):
+            y, x = pad + i * (h + pad), pad + j * (w + pad)
+            grid[y : y + h, x : x + w] = to_uint8(col[i])
+    return grid
+
+
+def save_png(array_uint8: np.ndarray, path: str | pathlib.Path) -> None:
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array_uint8).save(path)
