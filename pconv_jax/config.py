@@ -12,6 +12,7 @@ import dataclasses
 import importlib.util
 import json
 import pathlib
+import sys
 import types
 import typing
 from typing import Any
@@ -113,7 +114,12 @@ def load(path: str | None) -> Config:
         raise FileNotFoundError(f"config file not found: {path}")
     spec = importlib.util.spec_from_file_location(f"_pconv_config_{file.stem}", file)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    # Configs may import their sibling files (stage 2 builds on stage 1).
+    sys.path.insert(0, str(file.resolve().parent))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.pop(0)
     if not hasattr(module, "get_config"):
         raise ValueError(f"config file {path} defines no get_config()")
     cfg = module.get_config()

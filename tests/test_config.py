@@ -1,0 +1,70 @@
+"""Config files, command-line overrides and their errors."""
+
+import pathlib
+
+import pytest
+
+from pconv_jax import config
+
+CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "configs"
+
+
+def test_overrides_are_typed():
+    cfg = config.override(
+        config.default(),
+        [
+            "train.learning_rate=5e-5",
+            "train.num_steps=7",
+            "train.freeze_encoder_bn_stats=true",
+            "data.dir=/tmp/x",
+            "model.hole_fill=0.1,0.2,0.3",
+        ],
+    )
+    assert cfg.train.learning_rate == 5e-5 and cfg.train.num_steps == 7
+    assert cfg.train.freeze_encoder_bn_stats is True
+    assert cfg.data.dir == "/tmp/x"
+    assert cfg.model.hole_fill == (0.1, 0.2, 0.3)
+    assert config.default().train.learning_rate == 2e-4  # frozen: the default is untouched
+
+
+@pytest.mark.parametrize(
+    "assignment, match",
+    [
+        ("train.lerning_rate=1", "unknown config key 'train.lerning_rate'"),
+        ("nosuch.x=1", "unknown config key 'nosuch.x'"),
+        ("train.num_steps=1.5", "train.num_steps expects an int, got '1.5'"),
+        ("train.learning_rate=fast", "expects a float"),
+        ("train.freeze_encoder_bn_stats=maybe", "expects a bool"),
+        ("train=3", "is a section"),
+        ("train.num_steps", "not of the form key=value"),
+    ],
+)
+def test_bad_overrides_name_the_key(assignment, match):
+    with pytest.raises(ValueError, match=match):
+        config.override(config.default(), [assignment])
+
+
+def test_json_round_trip_and_unknown_keys():
+    cfg = config.override(config.default(), ["data.sr_factors=2,4,8"])
+    data = config.to_dict(cfg)
+    assert config.from_dict(data) == cfg
+    data["train"]["old_field"] = 1
+    with pytest.raises(ValueError, match="train.old_field"):
+        config.from_dict(data)
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.py")), ids=lambda p: p.stem)
+def test_every_experiment_config_loads(path):
+    cfg = config.load(str(path))
+    assert isinstance(cfg, config.Config)
+    assert cfg.name == path.stem
+    assert cfg.data.image_size % 2**cfg.model.num_layers == 0
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        config.load(str(tmp_path / "missing.py"))
+    bad = tmp_path / "bad.py"
+    bad.write_text("x = 1\n")
+    with pytest.raises(ValueError, match="no get_config"):
+        config.load(str(bad))

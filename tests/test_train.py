@@ -1,0 +1,189 @@
+"""The train step: data parallelism, stage-2 freezing, learning, non-finite handling, restore."""
+
+import dataclasses
+import functools
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from pconv_jax import checkpoint, config, sharding, train, vgg
+from pconv_jax.model import build_model
+
+
+def _cfg(**train_fields):
+    cfg = config.Config(
+        model=config.ModelConfig(num_layers=4),
+        data=config.DataConfig(image_size=32),
+    )
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **train_fields))
+
+
+def _batch(n=4, side=32, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:side, :side] / side
+    base = np.stack([np.sin(6 * xx + 3 * i) * 0.4 + 0.5 + 0.1 * yy for i in range(3)], -1)
+    image = np.clip(base[None] + 0.05 * rng.normal(size=(n, side, side, 3)), 0, 1)
+    mask = np.ones((n, side, side, 1))
+    for i in range(n):
+        y, x = rng.integers(0, side - 12, size=2)
+        mask[i, y : y + 12, x : x + 9] = 0
+    return {"image": image.astype(np.float32), "mask": mask.astype(np.float32)}
+
+
+@pytest.fixture(scope="module")
+def vgg_params():
+    return vgg.load_vgg16_params("")
+
+
+def _setup(cfg, mesh):
+    model = build_model(cfg.model)
+    repl = sharding.replicated(mesh)
+    abstract = jax.eval_shape(lambda: train.init_variables(model, 32, 0))["params"]
+    tx = train.make_optimizer(cfg, abstract)
+    state = jax.jit(
+        functools.partial(train.create_train_state, model, tx, 32, 0), out_shardings=repl
+    )()
+    return model, tx, state
+
+
+def test_data_parallel_step_equals_single_device_step(vgg_params):
+    assert jax.device_count() == 4, "tests/conftest.py sets 4 fake CPU devices"
+    cfg = _cfg()
+    batch = _batch(n=8)
+    results = []
+    for devices in (jax.devices()[:1], jax.devices()):
+        mesh = sharding.make_mesh(devices)
+        model, _, state = _setup(cfg, mesh)
+        fn = jax.jit(
+            jax.value_and_grad(
+                functools.partial(
+                    train.loss_and_updates, model=model, vgg_model=vgg.VGG16Features(), cfg=cfg
+                ),
+                has_aux=True,
+            ),
+            in_shardings=(
+                sharding.replicated(mesh),
+                sharding.replicated(mesh),
+                sharding.batch_sharded(mesh),
+                sharding.replicated(mesh),
+            ),
+        )
+        (loss, (terms, stats)), grads = fn(
+            state.params, state.batch_stats, sharding.shard_batch(batch, mesh), vgg_params
+        )
+        results.append(jax.device_get((loss, terms, stats, grads)))
+        assert len(sharding.shard_batch(batch, mesh)["image"].sharding.device_set) == len(devices)
+    (l1, t1, s1, g1), (l4, t4, s4, g4) = results
+    np.testing.assert_allclose(l1, l4, rtol=1e-5)
+    chex.assert_trees_all_close(t1, t4, rtol=1e-5, atol=1e-7)
+    # BN statistics are those of the global batch on both meshes.
+    chex.assert_trees_all_close(s1, s4, rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(g1, g4, rtol=1e-4, atol=1e-6)
+
+
+def _run_steps(cfg, state, model, tx, vgg_params, batches, mesh):
+    step = jax.jit(
+        functools.partial(
+            train.train_step, model=model, vgg_model=vgg.VGG16Features(), tx=tx, cfg=cfg
+        ),
+        in_shardings=(
+            sharding.replicated(mesh),
+            sharding.batch_sharded(mesh),
+            sharding.replicated(mesh),
+        ),
+        donate_argnums=0,
+    )
+    history = []
+    for b in batches:
+        state, metrics = step(state, sharding.shard_batch(b, mesh), vgg_params)
+        history.append(jax.device_get(metrics))
+    return state, history
+
+
+def test_stage2_freezes_encoder_bn_and_trains_the_rest(vgg_params):
+    mesh = sharding.make_mesh()
+    stage1 = _cfg()
+    model, tx, state = _setup(stage1, mesh)
+    state, _ = _run_steps(stage1, state, model, tx, vgg_params, [_batch(seed=1)], mesh)
+    stage2 = _cfg(freeze_encoder_bn_stats=True, freeze_encoder_bn_params=True, learning_rate=5e-5)
+    tx2 = train.make_optimizer(stage2, state.params)
+    before = jax.device_get(state.model_vars())
+    state2 = state.replace(opt_state=tx2.init(state.params))
+    state2, _ = _run_steps(
+        stage2, state2, model, tx2, vgg_params, [_batch(seed=s) for s in (2, 3)], mesh
+    )
+    after = jax.device_get(state2.model_vars())
+    for name in before["batch_stats"]:
+        for collection in ("batch_stats", "params"):
+            for key, value in before[collection][name]["bn"].items():
+                same = np.array_equal(value, after[collection][name]["bn"][key])
+                assert same == name.startswith("enc"), (collection, name, key)
+    for name, module in before["params"].items():
+        assert not np.array_equal(module["conv"]["kernel"], after["params"][name]["conv"]["kernel"])
+
+
+def test_loss_falls_when_overfitting_one_batch(vgg_params):
+    mesh = sharding.make_mesh()
+    cfg = _cfg(learning_rate=1e-3)
+    model, tx, state = _setup(cfg, mesh)
+    batch = _batch(seed=4)
+    _, history = _run_steps(cfg, state, model, tx, vgg_params, [batch] * 60, mesh)
+    first, last = history[0]["total"], history[-1]["total"]
+    assert last < first / 3, (first, last)
+    assert all(h["finite"] == 1.0 for h in history)
+
+
+def test_non_finite_loss_leaves_state_unchanged(vgg_params):
+    mesh = sharding.make_mesh()
+    cfg = _cfg()
+    model, tx, state = _setup(cfg, mesh)
+    before = jax.device_get(state)
+    bad = _batch(seed=5)
+    bad["image"][0, 0, 0, 0] = np.nan
+    after, history = _run_steps(cfg, state, model, tx, vgg_params, [bad], mesh)
+    assert history[0]["finite"] == 0.0
+    chex.assert_trees_all_equal(before, jax.device_get(after))
+
+
+def test_checkpoint_restores_on_another_device_count_and_is_strict(tmp_path, vgg_params):
+    cfg = _cfg()
+    mesh4 = sharding.make_mesh()
+    model, tx, state = _setup(cfg, mesh4)
+    state, _ = _run_steps(cfg, state, model, tx, vgg_params, [_batch(seed=6)], mesh4)
+    ckpts = checkpoint.Checkpoints(tmp_path)
+    ckpts.save(1, state.model_vars(), state.train_vars())
+    ckpts.close()
+
+    mesh1 = sharding.make_mesh(jax.devices()[:1])
+    abstract = train._abstract_state(model, tx, cfg, sharding.replicated(mesh1))
+    ckpts = checkpoint.Checkpoints(tmp_path)
+    model_vars, train_vars = ckpts.restore(1, abstract.model_vars(), abstract.train_vars())
+    chex.assert_trees_all_equal(jax.device_get(model_vars), jax.device_get(state.model_vars()))
+    assert int(train_vars["step"]) == 1
+    assert model_vars["params"]["enc1"]["conv"]["kernel"].sharding.device_set == {jax.devices()[0]}
+
+    other = build_model(dataclasses.replace(cfg.model, num_layers=5))
+    other_shapes = jax.eval_shape(lambda: train.init_variables(other, 32, 0))
+    with pytest.raises(ValueError, match="enc5"):
+        ckpts.restore(1, other_shapes)
+    conv = build_model(dataclasses.replace(cfg.model, hole_fill=()))
+    wider = jax.tree_util.tree_map(
+        lambda x: x, jax.eval_shape(lambda: train.init_variables(conv, 32, 0))
+    )
+    wider["params"]["dec1"]["conv"]["kernel"] = jax.ShapeDtypeStruct((3, 3, 67, 4), jnp.float32)
+    with pytest.raises(ValueError, match="dec1/conv/kernel has shape \\(3, 3, 67, 3\\)"):
+        ckpts.restore(1, wider)
+    ckpts.close()
+
+
+def test_param_labels_freeze_only_encoder_bn():
+    model = build_model(config.ModelConfig(num_layers=4))
+    params = jax.eval_shape(lambda: train.init_variables(model, 32, 0))["params"]
+    labels = jax.tree_util.tree_leaves_with_path(train.param_labels(params, True))
+    frozen = sorted(checkpoint._path_str(p) for p, label in labels if label == "frozen")
+    assert frozen == [f"enc{i}/bn/{k}" for i in (2, 3, 4) for k in ("bias", "scale")]
+    none = train.param_labels(params, False)
+    assert set(jax.tree_util.tree_leaves(none)) == {"trainable"}
