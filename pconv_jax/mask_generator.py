@@ -101,7 +101,7 @@ def generate_mask(
 ) -> np.ndarray:
     """Like `generate_holes` but in the model's convention: float32 [H, W, 1], 1 = known."""
     holes = generate_holes(rng, size, hole_ratio, border, margin)
-    return (1.0 - holes.astype(np.float32))[..., None]
+    return np.subtract(1.0, holes, dtype=np.float32)[..., None]
 
 
 def _touches_edge(canvas: np.ndarray) -> bool:

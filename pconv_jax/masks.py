@@ -87,7 +87,7 @@ def holes_from_gray(gray: np.ndarray, threshold: float = 0.5, hole_is_white: boo
 
 def to_model_mask(holes: np.ndarray) -> np.ndarray:
     """bool/uint8 hole map [H, W] (nonzero = hole) -> float32 [H, W, 1], 1 = known, 0 = hole."""
-    return (holes == 0).astype(np.float32)[..., None]
+    return np.equal(holes, 0).astype(np.float32)[..., None]
 
 
 def resize_nearest(array: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
