@@ -56,15 +56,14 @@ class RawMaskAugmenter:
         root = pathlib.Path(directory)
         if not root.is_dir():
             raise ValueError(f"mask folder not found: {directory}")
-        masks_lib.check_training_mask_dir(root, force_test_masks)
         self.directory = str(root)
-        self.files = sorted(
-            str(p)
-            for p in root.rglob("*")
-            if p.suffix.lower() in masks_lib.MASK_EXTENSIONS and p.is_file()
-        )
+        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in masks_lib.MASK_EXTENSIONS)
+        self.files = [str(p) for p in files if p.is_file()]
         if not self.files:
             raise ValueError(f"no mask images ({'/'.join(masks_lib.MASK_EXTENSIONS)}) in {root}")
+        # Every folder that holds masks, so a test set nested below `directory` is caught too.
+        for folder in sorted({root, *(p.parent for p in files)}):
+            masks_lib.check_training_mask_dir(folder, force_test_masks)
         if not 0 <= dilation[0] <= dilation[1]:
             raise ValueError(f"dilation must be (min, max) with 0 <= min <= max, got {dilation}")
         if not 0.0 <= hole_ratio[0] < hole_ratio[1] <= 1.0:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import shared_path
 
-from pconv_jax import cli, mask_set, masks
+from pconv_jax import cli, mask_augment, mask_set, masks
 
 NVIDIA = ("data", "nvidia_test_masks")
 
@@ -129,6 +129,10 @@ def test_refuses_test_masks_for_training(tmp_path):
     with pytest.raises(ValueError, match="force_test_masks"):
         masks.check_training_mask_dir(subset)
     masks.check_training_mask_dir(subset, force=True)
+    # Nested one level below a training-mask folder: still refused.
+    with pytest.raises(ValueError, match="refusing to train on .*subset"):
+        mask_augment.RawMaskAugmenter(tmp_path, 32)
+    assert len(mask_augment.RawMaskAugmenter(tmp_path, 32, force_test_masks=True)) == 4
     raw = tmp_path / "raw"
     raw.mkdir()
     _write_gray(raw / "00001.png", np.zeros((8, 8)))  # NVIDIA-like name, but no bucket fits
