@@ -189,7 +189,12 @@ def _expected_layout(directory: pathlib.Path) -> dict[str, tuple[int, bool]]:
                     f"{manifest}: expected columns {MANIFEST_COLUMNS}, got {reader.fieldnames}"
                 )
             for row in reader:
-                layout[row["file"]] = (int(row["bucket"]), row["border"] in ("1", "B", "True"))
+                bucket = int(row["bucket"])
+                if not 0 <= bucket < len(HOLE_RATIO_BUCKETS):
+                    raise ValueError(f"{manifest}: {row['file']} has bucket {bucket}, not 0..5")
+                layout[row["file"]] = (bucket, row["border"] in ("1", "B", "True"))
+        if not layout:
+            raise ValueError(f"{manifest} lists no masks")
         return layout
     layout = {}
     files = list_mask_files(directory)
