@@ -4,8 +4,8 @@ For users without NVIDIA's mask dataset, for tests, and for `pconv make-test-mas
 drawn with OpenCV (no anti-aliasing, so masks are binary) until the hole area reaches a target
 drawn uniformly from the requested range; a shape that would overshoot the range is undone and
 redrawn smaller. Each shape's area is a fraction of the area still missing, so a mask needs only
-a handful of shapes (about 0.3 ms per 256x256 mask and 1 ms per 512x512 on one core, see
-experiments/bench_masks.py). Output is a pure function of the numpy Generator's state.
+a handful of shapes (about 0.4 ms per 256x256 mask and 0.6 ms per 512x512 on one core over
+the range (0.01, 0.6], experiments/bench_masks.py). Output is a pure function of the rng state.
 """
 
 from __future__ import annotations
