@@ -26,6 +26,7 @@ setup(
         "scikit-image>=0.24",
         "tensorboard>=2.18",
         "tqdm>=4.66",
+        "opencv-python-headless>=4.9",
     ],
     extras_require={
         "test": [

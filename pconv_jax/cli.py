@@ -69,6 +69,28 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _cmd_make_test_masks(args) -> int:
+    """A fixed test-mask set in the paper's layout: 6 hole-ratio buckets x N/B, with a manifest."""
+    from pconv_jax import mask_set, masks
+
+    records = mask_set.make_test_mask_set(
+        args.out,
+        size=args.size,
+        per_bucket=args.per_bucket,
+        seed=args.seed,
+        from_dir=args.from_dir,
+        threshold=args.threshold,
+        hole_is_white=not args.black_holes,
+        num_workers=args.workers,
+    )
+    counts = " ".join(f"{k}:{v}" for k, v in masks.bucket_counts(records).items())
+    source = f"raw masks in {args.from_dir}" if args.from_dir else "the irregular-mask generator"
+    print(f"wrote {len(records)} masks ({args.size}x{args.size}) from {source} to {args.out}")
+    margin = masks.no_border_margin(args.size)
+    print(f"per bucket (N: holes >= {margin} px from the border): {counts}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pconv", description="Partial-convolution image inpainting (Liu et al., 2018)."
@@ -90,6 +112,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="multi-host: jax.distributed.initialize() with settings from the environment",
     )
     train.set_defaults(func=_cmd_train)
+
+    make_masks = sub.add_parser(
+        "make-test-masks", help="build a fixed test-mask set (6 buckets x N/B) with a manifest"
+    )
+    make_masks.add_argument("out", help="new folder for the PNG masks and manifest.csv")
+    make_masks.add_argument("--size", type=int, default=512, help="mask side in px")
+    make_masks.add_argument(
+        "--per-bucket", type=int, default=1000, help="masks per bucket and per N/B half"
+    )
+    make_masks.add_argument("--seed", type=int, default=0)
+    make_masks.add_argument(
+        "--from", dest="from_dir", help="augment raw masks from this folder instead of generating"
+    )
+    make_masks.add_argument(
+        "--threshold", type=float, default=0.6, help="--from: fraction of white that is white"
+    )
+    make_masks.add_argument(
+        "--black-holes", action="store_true", help="--from: raw masks are black = hole"
+    )
+    make_masks.add_argument("--workers", type=int, default=2, help="threads drawing masks")
+    make_masks.set_defaults(func=_cmd_make_test_masks)
     return parser
 
 

@@ -43,23 +43,29 @@ class LossConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
+    """Input pipelines (pconv_jax/data.py): image source, crops, masks, prefetching."""
+
     source: str = "skimage"  # skimage (photos shipped with scikit-image) | folder | tfds
     dir: str = ""  # source=folder: a folder of images (searched recursively)
     tfds_name: str = ""  # source=tfds: e.g. places365_small, celeb_a_hq/512, imagenet2012
     tfds_data_dir: str = ""  # where tfds finds prepared datasets ("" = tfds default)
-    train_split: str = "train"
-    eval_split: str = "validation"
+    tfds_download: bool = False  # let tfds download and prepare a missing dataset
+    train_split: str = "train"  # source=tfds: split to train on (folder/skimage: all images)
+    eval_split: str = "validation"  # source=tfds: split eval_images() reads
     image_size: int = 128  # training crop side in pixels (must divide by 2**model.num_layers)
+    train_scale_max: float = 1.25  # train: short side resized to image_size * U(1, this), cropped
     task: str = "inpaint"  # inpaint | superres (paper Sec. 5.2 canvases)
-    sr_factors: tuple[int, ...] = (2, 4)  # task=superres: factors drawn per example
+    sr_factors: tuple[int, ...] = (2, 4)  # task=superres: factor drawn per example
     masks: str = "generate"  # generate (on-the-fly irregular masks) | folder (augmented raw masks)
-    mask_dir: str = ""  # masks=folder: raw training masks, white = hole
-    mask_threshold: float = 0.6  # masks=folder: fraction of white above which a pixel is a hole
-    hole_ratio_min: float = 0.01  # masks=generate: target hole-to-image ratio range
-    hole_ratio_max: float = 0.6
+    mask_dir: str = ""  # masks=folder: raw training masks, white = hole unless mask_hole_is_white
+    mask_threshold: float = 0.6  # masks=folder: fraction of white above which a pixel is white
+    mask_hole_is_white: bool = True  # masks=folder: polarity of the raw mask files
+    mask_dilation: tuple[int, int] = (9, 49)  # masks=folder: hole dilation disc diameter, px
+    hole_ratio_min: float = 0.01  # target hole-to-image ratio range (generate: exact; folder:
+    hole_ratio_max: float = 0.6  # up to 4 augmentations are tried, then the closest is used)
     force_test_masks: bool = False  # allow training on a folder that looks like a TEST mask set
     prefetch: int = 2  # batches prepared ahead of the train step
-    num_workers: int = 2  # threads decoding images and drawing masks
+    num_workers: int = 2  # threads decoding images and drawing masks (0 = in the caller)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,365 @@
+"""Input pipelines: deterministic, resumable training batches and deterministic eval images.
+
+Training batch for step k on process p, example j: stream position pos = k * B + j (B = local
+batch); epoch e = pos // N over this process's N images, image = perm_e[pos % N] with perm_e a
+permutation seeded by (seed, p, e); the crop, flip, mask and super-resolution factor are drawn
+from generators seeded by (seed, p, pos). So a batch is a pure function of (config, seed, step,
+process) and resuming at step k reproduces an uninterrupted run bit for bit. An unreadable image
+is replaced by the next readable one of the same permutation (a warning is logged once per file
+and the file counted), which keeps batch shapes fixed and the stream deterministic.
+
+Batches are dicts of numpy arrays: `image` float32 [B, S, S, 3] in [0, 1] (ground truth), `mask`
+float32 [B, S, S, 1] in {0, 1} (1 = known), and for task=superres `input` float32 [B, S, S, 3]
+(the Sec. 5.2 canvas). Background threads prepare `prefetch` batches ahead.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import logging
+import math
+import os
+import threading
+
+import numpy as np
+
+from pconv_jax import images, mask_augment, mask_generator, superres
+from pconv_jax.config import DataConfig
+
+log = logging.getLogger(__name__)
+
+_PERMUTATION, _IMAGE, _MASK = 0, 1, 2  # purposes mixed into the seeds
+
+
+def validate(cfg: DataConfig) -> None:
+    """Raises ValueError naming the first inconsistent DataConfig field."""
+    choices = {"source": ("skimage", "folder", "tfds"), "task": ("inpaint", "superres")}
+    choices["masks"] = ("generate", "folder")
+    for field, allowed in choices.items():
+        if getattr(cfg, field) not in allowed:
+            raise ValueError(f"data.{field} must be one of {allowed}, got {getattr(cfg, field)!r}")
+    if cfg.source == "folder" and not cfg.dir:
+        raise ValueError("data.source=folder needs data.dir")
+    if cfg.source == "tfds" and not cfg.tfds_name:
+        raise ValueError("data.source=tfds needs data.tfds_name")
+    if cfg.masks == "folder" and not cfg.mask_dir and cfg.task == "inpaint":
+        raise ValueError("data.masks=folder needs data.mask_dir")
+    if cfg.image_size < 1:
+        raise ValueError(f"data.image_size must be positive, got {cfg.image_size}")
+    if cfg.train_scale_max < 1.0:
+        raise ValueError(f"data.train_scale_max must be >= 1, got {cfg.train_scale_max}")
+    if not 0.0 <= cfg.hole_ratio_min < cfg.hole_ratio_max <= 1.0:
+        raise ValueError(
+            "data.hole_ratio_min/max must satisfy 0 <= min < max <= 1, got "
+            f"{cfg.hole_ratio_min}, {cfg.hole_ratio_max}"
+        )
+    if cfg.task == "superres":
+        bad = [f for f in cfg.sr_factors if f < 1 or cfg.image_size % f]
+        if not cfg.sr_factors or bad:
+            raise ValueError(
+                f"data.sr_factors {cfg.sr_factors} must be non-empty factors >= 1 dividing "
+                f"data.image_size={cfg.image_size}"
+            )
+    if cfg.prefetch < 0 or cfg.num_workers < 0:
+        raise ValueError(
+            f"data.prefetch/num_workers must be >= 0: {cfg.prefetch}, {cfg.num_workers}"
+        )
+
+
+def local_batch_size(global_batch_size: int, process_count: int | None = None) -> int:
+    """This process's share of the global batch, checked against the device counts."""
+    import jax
+
+    devices = jax.device_count()
+    process_count = jax.process_count() if process_count is None else process_count
+    if global_batch_size < 1 or global_batch_size % devices:
+        raise ValueError(
+            f"global batch size {global_batch_size} is not divisible by the {devices} devices"
+        )
+    local = global_batch_size // process_count
+    local_devices = max(1, devices // process_count)
+    if global_batch_size % process_count or local % local_devices:
+        raise ValueError(
+            f"global batch size {global_batch_size} does not split into {process_count} equal "
+            f"per-process batches divisible by the {local_devices} local devices"
+        )
+    return local
+
+
+def open_source(cfg: DataConfig, split: str, process_index: int = 0, process_count: int = 1):
+    """The image source of `cfg` (folder/skimage sharded by striding, tfds by split)."""
+    if cfg.source == "tfds":
+        return images.tfds_source(
+            cfg.tfds_name, split, cfg.tfds_data_dir, cfg.tfds_download, process_index, process_count
+        )
+    source = images.skimage_source() if cfg.source == "skimage" else images.folder_source(cfg.dir)
+    return images.shard_files(source, process_index, process_count)
+
+
+class TrainBatches:
+    """Iterator over training batches for steps start_step, start_step + 1, ... (never ends).
+
+    Use as a context manager or call `close()` to stop the worker threads. `num_skipped` counts
+    the distinct unreadable images met so far (`skipped` names them).
+    """
+
+    def __init__(self, cfg, source, batch_size, seed, start_step, process_index):
+        self.cfg = cfg
+        self.source = source
+        self.batch_size = batch_size
+        self.seed = seed
+        self.process_index = process_index
+        self.step = start_step  # the step of the next batch returned
+        self._next_scheduled = start_step
+        self._bad: dict[int, str] = {}
+        self._lock = threading.Lock()
+        self._permutations: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
+        self._augmenter = None
+        if cfg.task == "inpaint" and cfg.masks == "folder":
+            self._augmenter = mask_augment.RawMaskAugmenter(
+                cfg.mask_dir,
+                cfg.image_size,
+                threshold=cfg.mask_threshold,
+                hole_is_white=cfg.mask_hole_is_white,
+                dilation=cfg.mask_dilation,
+                hole_ratio=(cfg.hole_ratio_min, cfg.hole_ratio_max),
+                force_test_masks=cfg.force_test_masks,
+            )
+        workers = cfg.num_workers
+        self._pool = concurrent.futures.ThreadPoolExecutor(workers) if workers > 0 else None
+        self._pending: collections.deque = collections.deque()
+        self._closed = False
+
+    @property
+    def num_skipped(self) -> int:
+        return len(self._bad)
+
+    @property
+    def skipped(self) -> list[str]:
+        with self._lock:
+            return sorted(self._bad.values())
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict[str, np.ndarray]:
+        if self._closed:
+            raise StopIteration
+        if not self._pending:
+            self._schedule()
+        step, batch, futures = self._pending.popleft()
+        while len(self._pending) < self.cfg.prefetch:
+            self._schedule()
+        for future in futures:
+            future.result()  # re-raises a worker's exception here
+        self.step = step + 1
+        return batch
+
+    def close(self) -> None:
+        self._closed = True
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pending.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):  # a forgotten close(): drop queued work, let running examples finish
+        if getattr(self, "_pool", None) is not None and not self._closed:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _schedule(self) -> None:
+        step = self._next_scheduled
+        self._next_scheduled += 1
+        size, count = self.cfg.image_size, self.batch_size
+        batch = {
+            "image": np.empty((count, size, size, 3), np.float32),
+            "mask": np.empty((count, size, size, 1), np.float32),
+        }
+        if self.cfg.task == "superres":
+            batch["input"] = np.empty((count, size, size, 3), np.float32)
+        if self._pool is None:
+            for j in range(count):
+                self._fill(batch, step, j)
+            futures = []
+        else:
+            futures = [self._pool.submit(self._fill, batch, step, j) for j in range(count)]
+        self._pending.append((step, batch, futures))
+
+    def _fill(self, batch: dict[str, np.ndarray], step: int, j: int) -> None:
+        """Writes example j of `step` into the batch arrays (runs in a worker thread)."""
+        cfg = self.cfg
+        position = step * self.batch_size + j
+        image_rng = np.random.default_rng([self.seed, self.process_index, position, _IMAGE])
+        mask_rng = np.random.default_rng([self.seed, self.process_index, position, _MASK])
+        pixels = self._read(position)
+        box = images.crop_box(*pixels.shape[:2], image_rng, cfg.train_scale_max)
+        crop = images.crop_resize(pixels, box, cfg.image_size)
+        if image_rng.random() < 0.5:
+            crop = crop[:, ::-1]
+        image = batch["image"][j]
+        np.multiply(crop, np.float32(1 / 255), out=image)
+        if cfg.task == "superres":
+            factor = cfg.sr_factors[int(mask_rng.integers(len(cfg.sr_factors)))]
+            batch["input"][j], batch["mask"][j] = superres.make_sr_example(image, factor)
+            return
+        if self._augmenter is not None:
+            holes = self._augmenter.sample_holes(mask_rng)
+        else:
+            ratio = (cfg.hole_ratio_min, cfg.hole_ratio_max)
+            holes = mask_generator.generate_holes(mask_rng, cfg.image_size, ratio)
+        np.subtract(1.0, holes[..., None], out=batch["mask"][j], dtype=np.float32)
+
+    def _permutation(self, epoch: int) -> np.ndarray:
+        with self._lock:
+            if epoch not in self._permutations:
+                rng = np.random.default_rng([self.seed, self.process_index, epoch, _PERMUTATION])
+                self._permutations[epoch] = rng.permutation(len(self.source))
+                while len(self._permutations) > 3:  # workers span at most two epochs at once
+                    self._permutations.popitem(last=False)
+            return self._permutations[epoch]
+
+    def _read(self, position: int) -> np.ndarray:
+        """The image at a stream position; unreadable ones are replaced by the next readable."""
+        count = len(self.source)
+        epoch, offset = divmod(position, count)
+        order = self._permutation(epoch)
+        min_side = math.ceil(self.cfg.image_size * self.cfg.train_scale_max)
+        for attempt in range(count):
+            index = int(order[(offset + attempt) % count])
+            if index in self._bad:
+                continue
+            try:
+                return self.source.load(index, min_side)
+            except Exception as e:  # any decoder failure: corrupt, truncated, not an image
+                with self._lock:
+                    if index not in self._bad:
+                        self._bad[index] = self.source.name(index)
+                        log.warning("skipping unreadable image %s: %s", self.source.name(index), e)
+        raise ValueError(f"{self.source.description}: none of the {count} images is readable")
+
+
+def train_batches(
+    data_cfg: DataConfig,
+    global_batch_size: int,
+    seed: int,
+    start_step: int = 0,
+    *,
+    process_index: int | None = None,
+    process_count: int | None = None,
+) -> TrainBatches:
+    """Training batches of this process for steps start_step, start_step + 1, ...
+
+    Args:
+      data_cfg: the data section of the config.
+      global_batch_size: examples per step over all processes; divisible by jax.device_count().
+      seed: non-negative int; with the config, step and process it fixes each batch.
+      start_step: the first step to produce (resume).
+      process_index, process_count: default jax.process_index()/process_count() (override to
+        test sharding in one process).
+
+    Returns:
+      A TrainBatches iterator of dicts (see the module docstring) with local batch
+      global_batch_size // process_count.
+    """
+    import jax
+
+    validate(data_cfg)
+    if seed < 0 or start_step < 0:
+        raise ValueError(f"seed and start_step must be >= 0, got {seed}, {start_step}")
+    process_index = jax.process_index() if process_index is None else process_index
+    process_count = jax.process_count() if process_count is None else process_count
+    batch = local_batch_size(global_batch_size, process_count)
+    source = open_source(data_cfg, data_cfg.train_split, process_index, process_count)
+    return TrainBatches(data_cfg, source, batch, seed, start_step, process_index)
+
+
+class EvalImages:
+    """Deterministic evaluation images: (name, uint8 [size, size, 3]) in a fixed order.
+
+    Each image is its short side resized to `size` and centre-cropped. Iterating skips
+    unreadable images with a warning (`num_skipped`, `skipped`); `load(i)` raises instead.
+    """
+
+    def __init__(self, source, size: int, limit: int | None = None):
+        self.source = source
+        self.size = size
+        self.count = len(source) if limit is None else min(limit, len(source))
+        self.skipped: list[str] = []
+
+    def __len__(self) -> int:
+        return self.count
+
+    @property
+    def num_skipped(self) -> int:
+        return len(self.skipped)
+
+    def name(self, index: int) -> str:
+        return self.source.name(index)
+
+    def load(self, index: int) -> np.ndarray:
+        pixels = self.source.load(index, self.size)
+        return images.crop_resize(pixels, images.crop_box(*pixels.shape[:2], None), self.size)
+
+    def __iter__(self):
+        self.skipped = []
+        for index in range(self.count):
+            try:
+                image = self.load(index)
+            except Exception as e:  # any decoder failure
+                self.skipped.append(self.name(index))
+                log.warning("skipping unreadable image %s: %s", self.name(index), e)
+                continue
+            yield self.name(index), image
+
+
+def eval_images(
+    source: DataConfig | str | os.PathLike,
+    size: int | None = None,
+    *,
+    split: str | None = None,
+    tfds_data_dir: str = "",
+    limit: int | None = None,
+    shard: bool = False,
+) -> EvalImages:
+    """Deterministic evaluation images.
+
+    Args:
+      source: a DataConfig (its source, dir/tfds_name, eval_split, image_size); or "skimage";
+        or "tfds:NAME" (e.g. "tfds:places365_small"); or a folder path.
+      size: output side in px (default: the DataConfig's image_size; required otherwise).
+      split: tfds split, e.g. "validation[:500]" (default: the DataConfig's eval_split, or
+        "validation").
+      tfds_data_dir: where tfds finds prepared data (a DataConfig brings its own).
+      limit: use only the first `limit` images.
+      shard: only this process's share (folder: every process_count-th image; tfds:
+        tfds.split_for_jax_process).
+
+    Returns:
+      EvalImages: len(), iteration over (name, uint8 [size, size, 3]), load(i).
+    """
+    if isinstance(source, DataConfig):
+        cfg = source
+        size = cfg.image_size if size is None else size
+        split = cfg.eval_split if split is None else split
+    else:
+        text = os.fspath(source)
+        if text == "skimage":
+            cfg = DataConfig(source="skimage")
+        elif text.startswith("tfds:"):
+            cfg = DataConfig(source="tfds", tfds_name=text[5:], tfds_data_dir=tfds_data_dir)
+        else:
+            cfg = DataConfig(source="folder", dir=text)
+        split = "validation" if split is None else split
+    if size is None or size < 1:
+        raise ValueError(f"eval_images needs a positive size, got {size}")
+    process_index, process_count = 0, 1
+    if shard:
+        import jax
+
+        process_index, process_count = jax.process_index(), jax.process_count()
+    return EvalImages(open_source(cfg, split, process_index, process_count), size, limit)

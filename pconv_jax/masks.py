@@ -1,0 +1,324 @@
+"""Mask files: polarity, nearest-neighbour resizing, hole-ratio buckets and fixed test-mask sets.
+
+Convention everywhere in pconv_jax: a model mask is float32 [H, W, 1] with 1 = known pixel and
+0 = hole. Mask files (NVIDIA's and ours) store the opposite, white (255) = hole, so reading one is
+an explicit threshold followed by a polarity flip. Masks are only ever resized with nearest
+neighbour, so they stay binary (a bilinear resize gives fractional masks and wrong partial-conv
+ratios, ANCHORS G.3).
+
+The paper's test protocol (Sec. 4.1) sorts masks into six hole-to-image ratio buckets
+(0.01,0.1], (0.1,0.2], ..., (0.5,0.6], each split into "N" (every hole at least 50 px from the
+border of a 512x512 mask) and "B" (holes may touch the border).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import csv
+import dataclasses
+import os
+import pathlib
+import re
+
+import cv2
+import numpy as np
+
+HOLE_RATIO_BUCKETS = ((0.01, 0.1), (0.1, 0.2), (0.2, 0.3), (0.3, 0.4), (0.4, 0.5), (0.5, 0.6))
+NO_BORDER_MARGIN_512 = 50  # paper Sec. 4.1: "N" holes keep >= 50 px from the border at 512x512
+MANIFEST_NAME = "manifest.csv"  # written by `pconv make-test-masks`
+MANIFEST_COLUMNS = ("file", "bucket", "border", "hole_ratio")
+MASK_EXTENSIONS = (".png", ".bmp", ".jpg", ".jpeg", ".webp")
+
+# NVIDIA test-mask file names: 00000.png ... 11999.png, 2000 per bucket. Which half of each block
+# of 2000 is "border"? ../shared/README.md says the SECOND half (index % 2000 >= 1000), ANCHORS.md
+# D.1 (quoting a re-publication of the set) says the first. Measured on the 3000 masks in
+# ../shared/data/nvidia_test_masks (250 per half-block): in every first half the closest hole
+# pixel is 50..195 px from the border (exactly 50 for buckets 1-5, i.e. a 50-px band was
+# cleared), in every second half it is 0..23 px. So the first 1000 are "N", the second 1000 "B";
+# tests/test_masks.py re-measures this.
+NVIDIA_NAME = re.compile(r"^(\d{5})$")
+NVIDIA_PER_HALF = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskRecord:
+    """One mask of a fixed test set.
+
+    Attributes:
+      path: the mask file.
+      name: file name without extension (e.g. "01234"); unique within a set.
+      bucket: 0..5, the index of the hole-ratio interval in HOLE_RATIO_BUCKETS.
+      border: True for "B" (holes may touch the border), False for "N".
+      hole_ratio: measured fraction of hole pixels at the file's own resolution.
+      border_distance: measured distance in px from the image edge to the closest hole pixel
+        (0 = a hole touches the edge).
+    """
+
+    path: str
+    name: str
+    bucket: int
+    border: bool
+    hole_ratio: float
+    border_distance: int
+
+    @property
+    def label(self) -> str:
+        """Table-1 column label, e.g. "3B" or "0N"."""
+        return f"{self.bucket}{'B' if self.border else 'N'}"
+
+
+def holes_from_gray(gray: np.ndarray, threshold: float = 0.5, hole_is_white: bool = True):
+    """Binarizes a grey mask image into a hole map.
+
+    Args:
+      gray: uint8 [H, W] (0..255), or float [H, W] in [0, 1].
+      threshold: fraction of full white; a pixel is "white" when strictly above it.
+      hole_is_white: True for NVIDIA's and our files (white = hole); False for black = hole.
+
+    Returns:
+      bool [H, W], True = hole.
+    """
+    if not 0.0 <= threshold < 1.0:
+        raise ValueError(f"mask threshold must be in [0, 1), got {threshold}")
+    full = 255.0 if gray.dtype == np.uint8 else 1.0
+    white = gray > threshold * full
+    return white if hole_is_white else ~white
+
+
+def to_model_mask(holes: np.ndarray) -> np.ndarray:
+    """bool/uint8 hole map [H, W] (nonzero = hole) -> float32 [H, W, 1], 1 = known, 0 = hole."""
+    return np.equal(holes, 0).astype(np.float32)[..., None]
+
+
+def resize_nearest(array: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of [H, W] or [H, W, C] to `size` (int: square, or (H, W))."""
+    height, width = (size, size) if isinstance(size, int) else size
+    if array.shape[:2] == (height, width):
+        return array
+    is_bool = array.dtype == np.bool_
+    work = array.astype(np.uint8) if is_bool else array
+    out = cv2.resize(work, (width, height), interpolation=cv2.INTER_NEAREST)
+    if array.ndim == 3 and out.ndim == 2:
+        out = out[..., None]
+    return out.astype(bool) if is_bool else out
+
+
+def read_gray(path: str | os.PathLike) -> np.ndarray:
+    """Reads an image file as uint8 [H, W] grey (colour files are converted by luma)."""
+    gray = cv2.imread(os.fspath(path), cv2.IMREAD_GRAYSCALE)
+    if gray is None:
+        raise ValueError(f"cannot read mask file {path} (missing, unreadable or not an image)")
+    return gray
+
+
+def read_holes(path, size=None, threshold: float = 0.5, hole_is_white: bool = True) -> np.ndarray:
+    """Reads a mask file as a bool hole map [H, W] (True = hole), nearest-resized to `size`."""
+    holes = holes_from_gray(read_gray(path), threshold, hole_is_white)
+    return holes if size is None else resize_nearest(holes, size)
+
+
+def read_mask(path, size=None, threshold: float = 0.5, hole_is_white: bool = True) -> np.ndarray:
+    """Reads a mask file in the model's convention.
+
+    Args:
+      path: PNG (or any image) file; white = hole by default.
+      size: None (keep the file's size), an int (square) or (height, width); nearest neighbour.
+      threshold: fraction of white above which a pixel counts as white.
+      hole_is_white: polarity of the file.
+
+    Returns:
+      float32 [H, W, 1] with values in {0, 1}, 1 = known pixel, 0 = hole.
+    """
+    return to_model_mask(read_holes(path, size, threshold, hole_is_white))
+
+
+def write_holes(path: str | os.PathLike, holes: np.ndarray) -> None:
+    """Writes a hole map [H, W] (nonzero = hole) as an 8-bit PNG, white (255) = hole."""
+    if not cv2.imwrite(os.fspath(path), np.where(holes != 0, 255, 0).astype(np.uint8)):
+        raise ValueError(f"cannot write mask file {path}")
+
+
+def hole_ratio(mask: np.ndarray) -> float:
+    """Fraction of hole pixels of a model mask [..., 1] (1 = known) in [0, 1]."""
+    return float(1.0 - np.mean(mask))
+
+
+def bucket_of(ratio: float) -> int | None:
+    """Index of the bucket (lo, hi] of HOLE_RATIO_BUCKETS holding `ratio`, or None."""
+    for index, (lo, hi) in enumerate(HOLE_RATIO_BUCKETS):
+        if lo < ratio <= hi:
+            return index
+    return None
+
+
+def border_distance(holes: np.ndarray) -> int:
+    """Distance in px from the image edge to the closest hole pixel of a [H, W] hole map.
+
+    0 means a hole touches the edge; an image without holes returns min(H, W) // 2.
+    """
+    rows = np.flatnonzero(holes.any(axis=1))
+    cols = np.flatnonzero(holes.any(axis=0))
+    height, width = holes.shape
+    if rows.size == 0:
+        return min(height, width) // 2
+    return int(min(rows[0], cols[0], height - 1 - rows[-1], width - 1 - cols[-1]))
+
+
+def no_border_margin(size: int) -> int:
+    """The "N" margin scaled to a mask of side `size` (50 px at 512)."""
+    return int(round(NO_BORDER_MARGIN_512 * size / 512))
+
+
+def list_mask_files(directory: str | os.PathLike) -> list[pathlib.Path]:
+    """Mask files directly inside `directory`, sorted by name."""
+    root = pathlib.Path(directory)
+    if not root.is_dir():
+        raise ValueError(f"mask folder not found: {directory}")
+    return sorted(p for p in root.iterdir() if p.suffix.lower() in MASK_EXTENSIONS)
+
+
+def _expected_layout(directory: pathlib.Path) -> dict[str, tuple[int, bool]]:
+    """file name -> (bucket, border) from a manifest, or from NVIDIA's test-set naming."""
+    manifest = directory / MANIFEST_NAME
+    if manifest.is_file():
+        layout = {}
+        with open(manifest, newline="") as f:
+            reader = csv.DictReader(f)
+            if tuple(reader.fieldnames or ()) != MANIFEST_COLUMNS:
+                raise ValueError(
+                    f"{manifest}: expected columns {MANIFEST_COLUMNS}, got {reader.fieldnames}"
+                )
+            for row in reader:
+                bucket = int(row["bucket"])
+                if not 0 <= bucket < len(HOLE_RATIO_BUCKETS):
+                    raise ValueError(f"{manifest}: {row['file']} has bucket {bucket}, not 0..5")
+                layout[row["file"]] = (bucket, row["border"] in ("1", "B", "True"))
+        if not layout:
+            raise ValueError(f"{manifest} lists no masks")
+        return layout
+    layout = {}
+    files = list_mask_files(directory)
+    if not files:
+        raise ValueError(f"no mask files ({'/'.join(MASK_EXTENSIONS)}) in {directory}")
+    for path in files:
+        match = NVIDIA_NAME.match(path.stem)
+        if not match or int(match.group(1)) >= 12 * NVIDIA_PER_HALF:
+            raise ValueError(
+                f"{directory} has no {MANIFEST_NAME} and {path.name} is not an NVIDIA test-mask "
+                "name (00000.png ... 11999.png): cannot tell its bucket"
+            )
+        index = int(match.group(1))
+        layout[path.name] = (index // (2 * NVIDIA_PER_HALF), index % (2 * NVIDIA_PER_HALF) >= 1000)
+    return layout
+
+
+def _measure(path: pathlib.Path, threshold: float, hole_is_white: bool) -> tuple[float, int, int]:
+    """(hole ratio, border distance, short side) of one mask file."""
+    holes = read_holes(path, None, threshold, hole_is_white)
+    return float(holes.mean()), border_distance(holes), min(holes.shape)
+
+
+def load_mask_set(
+    directory: str | os.PathLike,
+    threshold: float = 0.5,
+    hole_is_white: bool = True,
+    tolerance: float = 0.005,
+    num_workers: int = 4,
+) -> list[MaskRecord]:
+    """Loads a fixed test-mask set and checks every mask against its bucket.
+
+    Works for NVIDIA's test masks (names 00000..11999: bucket = index // 2000, "B" when
+    index % 2000 >= 1000) and for a folder written by `pconv make-test-masks` (manifest.csv).
+
+    Args:
+      directory: the mask folder.
+      threshold, hole_is_white: how to read the files (see `read_mask`).
+      tolerance: how far outside its bucket a measured ratio may lie before it is an error.
+      num_workers: threads reading the files.
+
+    Returns:
+      MaskRecords sorted by file name.
+
+    Raises:
+      ValueError: unknown layout, or a measured hole ratio outside the bucket (the message says
+        when the inverted masks would fit, i.e. the polarity is wrong), or an "N" mask with a
+        hole closer than the margin to the border.
+    """
+    directory = pathlib.Path(directory)
+    layout = _expected_layout(directory)
+    paths = [directory / name for name in sorted(layout)]
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        raise ValueError(f"{directory}: {len(missing)} listed masks are missing, e.g. {missing[0]}")
+    with concurrent.futures.ThreadPoolExecutor(max(1, num_workers)) as pool:
+        measured = list(pool.map(lambda p: _measure(p, threshold, hole_is_white), paths))
+    records, wrong, inverted_fit, too_close = [], [], 0, []
+    for path, (ratio, distance, side) in zip(paths, measured):
+        bucket, border = layout[path.name]
+        lo, hi = HOLE_RATIO_BUCKETS[bucket]
+        if not lo - tolerance < ratio <= hi + tolerance:
+            wrong.append(f"{path.name}: {ratio:.4f} not in ({lo}, {hi}]")
+            inverted_fit += lo - tolerance < 1.0 - ratio <= hi + tolerance
+        margin = no_border_margin(side)
+        if not border and distance < margin:
+            too_close.append(f"{path.name}: hole {distance} px from the border (< {margin})")
+        records.append(MaskRecord(str(path), path.stem, bucket, border, ratio, distance))
+    if wrong:
+        hint = (
+            f"; {inverted_fit} of them would fit if inverted: the polarity looks wrong "
+            f"(hole_is_white={hole_is_white})"
+            if inverted_fit > len(wrong) // 2
+            else ""
+        )
+        raise ValueError(
+            f"{directory}: {len(wrong)} of {len(paths)} masks have a hole ratio outside their "
+            f"bucket, e.g. {wrong[0]}{hint}"
+        )
+    if too_close:
+        raise ValueError(
+            f"{directory}: {len(too_close)} 'no border' masks have holes near the border, "
+            f"e.g. {too_close[0]}"
+        )
+    return records
+
+
+def looks_like_test_set(directory: str | os.PathLike) -> str | None:
+    """Why `directory` looks like a fixed TEST mask set, or None.
+
+    Signs: a make-test-masks manifest; the NVIDIA folder name `testing_mask_dataset`; or
+    NVIDIA test names (5 digits < 12000) whose measured ratios fit bucket = index // 2000 for
+    a sample of up to 12 files spread over the folder.
+    """
+    root = pathlib.Path(directory)
+    if (root / MANIFEST_NAME).is_file():
+        return f"it holds {MANIFEST_NAME} (a set written by make-test-masks)"
+    if root.name == "testing_mask_dataset":
+        return "it is named testing_mask_dataset (NVIDIA's test masks)"
+    files = [p for p in list_mask_files(root) if NVIDIA_NAME.match(p.stem)]
+    files = [p for p in files if int(p.stem) < 12 * NVIDIA_PER_HALF]
+    if not files:
+        return None
+    sample = [files[i] for i in np.linspace(0, len(files) - 1, min(12, len(files))).astype(int)]
+    for path in sample:
+        lo, hi = HOLE_RATIO_BUCKETS[int(path.stem) // (2 * NVIDIA_PER_HALF)]
+        if not lo < read_holes(path).mean() <= hi:
+            return None
+    return f"its files are named and bucketed like NVIDIA's test masks (e.g. {sample[0].name})"
+
+
+def check_training_mask_dir(directory: str | os.PathLike, force: bool = False) -> None:
+    """Refuses a test-mask folder as training masks (test-set contamination) unless forced."""
+    reason = looks_like_test_set(directory)
+    if reason and not force:
+        raise ValueError(
+            f"refusing to train on {directory}: {reason}. Training on test masks contaminates "
+            "the evaluation; set data.force_test_masks=true if this is really intended"
+        )
+
+
+def bucket_counts(records: list[MaskRecord]) -> dict[str, int]:
+    """Number of records per label ("0N", "0B", ...), in bucket order."""
+    counts = {f"{b}{s}": 0 for b in range(len(HOLE_RATIO_BUCKETS)) for s in "NB"}
+    for record in records:
+        counts[record.label] += 1
+    return counts
