@@ -29,6 +29,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax.traverse_util import flatten_dict, unflatten_dict
 
 FID_IMAGE_SIZE_PX = 299
 FEATURE_DIM = 2048
@@ -243,38 +244,14 @@ def port_torchscript(path) -> dict:
             "and load the .npz."
         ) from e
     module = torch.jit.load(str(path), map_location="cpu")
-    params: dict = {}
+    flat = {}
     for key, tensor in module.state_dict().items():
         value = tensor.detach().to(torch.float32).numpy()
         path_ = _torch_key_to_path(key)
         if path_[-1] == "kernel":
             value = value.transpose(2, 3, 1, 0) if value.ndim == 4 else value.T  # OIHW -> HWIO
-        node = params
-        for name in path_[:-1]:
-            node = node.setdefault(name, {})
-        node[path_[-1]] = np.ascontiguousarray(value)
-    return params
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
-    flat = {}
-    for name, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{name}/"))
-        else:
-            flat[f"{prefix}{name}"] = value
-    return flat
-
-
-def _unflatten(flat) -> dict:
-    tree: dict = {}
-    for key, value in flat.items():
-        *parents, leaf = key.split("/")
-        node = tree
-        for name in parents:
-            node = node.setdefault(name, {})
-        node[leaf] = np.asarray(value, np.float32)
-    return tree
+        flat[path_] = np.ascontiguousarray(value)
+    return unflatten_dict(flat)
 
 
 def _check_params(params: dict, source) -> None:
@@ -285,8 +262,8 @@ def _check_params(params: dict, source) -> None:
         jax.random.key(0),
         jnp.zeros((1, FID_IMAGE_SIZE_PX, FID_IMAGE_SIZE_PX, 3)),
     )["params"]
-    want = {k: tuple(v.shape) for k, v in _flatten(expected).items()}
-    got = {k: tuple(np.shape(v)) for k, v in _flatten(body).items()}
+    want = {k: tuple(v.shape) for k, v in flatten_dict(expected, sep="/").items()}
+    got = {k: tuple(np.shape(v)) for k, v in flatten_dict(body, sep="/").items()}
     missing, unexpected = sorted(want.keys() - got.keys()), sorted(got.keys() - want.keys())
     wrong = sorted(
         f"{k}: {got[k]} != {want[k]}" for k in want.keys() & got.keys() if got[k] != want[k]
@@ -317,7 +294,7 @@ def load_fid_inception(path) -> dict:
         raise FileNotFoundError(f"no FID Inception weight file at {path}")
     if path.suffix == ".npz":
         with np.load(path) as npz:
-            params = _unflatten({k: npz[k] for k in npz.files})
+            params = unflatten_dict({k: npz[k].astype(np.float32) for k in npz.files}, sep="/")
     elif path.suffix in (".pt", ".pth"):
         params = port_torchscript(path)
     else:
@@ -332,4 +309,4 @@ def save_fid_inception(params: dict, path) -> None:
     if path.suffix != ".npz":
         raise ValueError(f"the converted weights need an .npz file name, got {path}")
     _check_params(params, "params")
-    np.savez(path, **_flatten(params))
+    np.savez(path, **flatten_dict(params, sep="/"))
