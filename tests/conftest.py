@@ -21,6 +21,3 @@ def shared_path(*parts: str) -> pathlib.Path:
     if not path.exists():
         pytest.skip(f"shared data not present: {path}")
     return path
-
-
-EXPERIMENTS = pathlib.Path(__file__).resolve().parents[1] / "experiments"

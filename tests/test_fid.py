@@ -8,10 +8,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import shared_path
 from flax.traverse_util import flatten_dict
 
 from pconv_jax import cli, fid, fid_inception
+
+from conftest import shared_path
 
 
 def _default_1_pt() -> pathlib.Path:

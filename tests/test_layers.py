@@ -1,17 +1,11 @@
 """PartialConv against hand-computed values, an independent PyTorch computation, and properties."""
 
-import sys
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from pconv_jax.layers import PartialConv
-
-from conftest import EXPERIMENTS
-
-sys.path.insert(0, str(EXPERIMENTS))
 
 
 def _apply(layer, x, mask, seed=0):
@@ -64,7 +58,7 @@ def test_ratio_uses_all_input_channels():
 def test_matches_pytorch_official_semantics(k, stride, channels, per_channel):
     import torch
 
-    from torch_ref.pconv import PartialConv2d
+    from experiments.torch_ref.pconv import PartialConv2d
 
     rng = np.random.default_rng(k * 100 + stride * 10 + channels + per_channel)
     n, h, w, features = 2, 17, 14, 8

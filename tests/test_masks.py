@@ -6,9 +6,10 @@ import os
 import cv2
 import numpy as np
 import pytest
-from conftest import shared_path
 
 from pconv_jax import cli, mask_augment, mask_set, masks
+
+from conftest import shared_path
 
 NVIDIA = ("data", "nvidia_test_masks")
 

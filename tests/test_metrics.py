@@ -4,10 +4,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import shared_path
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from pconv_jax import metrics
+
+from conftest import shared_path
 
 
 def _skimage_ssim(a, b):
