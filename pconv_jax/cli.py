@@ -106,6 +106,58 @@ def _cmd_port_fid_inception(args) -> int:
     return 0
 
 
+def _load_inpainter(args):
+    import pathlib
+
+    from pconv_jax.inpaint import Inpainter
+
+    options = dict(strategy=args.strategy, batch_size=args.batch_size)
+    if pathlib.Path(args.checkpoint).is_file():
+        if args.step is not None:
+            raise ValueError("--step applies to a run directory, not to an exported .npz")
+        return Inpainter.from_export(args.checkpoint, **options)
+    return Inpainter.from_checkpoint(args.checkpoint, step=args.step, **options)
+
+
+def _cmd_inpaint(args) -> int:
+    """Inpaints IMAGE with MASK, or every image of --images with its mask from --masks.
+
+    Exit status: 0 done, 1 folder mode skipped some files (listed on stderr), 2 bad input.
+    """
+    from pconv_jax import inpaint_files
+
+    single, folder = (args.image, args.mask), (args.images, args.masks)
+    if all(single) == all(folder) or any(single) != all(single) or any(folder) != all(folder):
+        raise ValueError("give either IMAGE MASK, or both --images DIR and --masks DIR")
+    inpainter = _load_inpainter(args)
+    options = dict(hole_color=args.hole_color, threshold=args.threshold)
+    if all(single):
+        inpaint_files.inpaint_file(inpainter, args.image, args.mask, args.output, **options)
+        print(f"wrote {args.output}")
+        return 0
+    report = inpaint_files.inpaint_folder(
+        inpainter, args.images, args.masks, args.output, progress=not args.no_progress, **options
+    )
+    print(
+        f"wrote {len(report.written) + len(report.unchanged)} images to {args.output} "
+        f"({len(report.unchanged)} unchanged: mask without hole); skipped {len(report.skipped)}"
+    )
+    for path, message in report.notes:
+        print(f"  note {path}: {message}", file=sys.stderr)
+    for path, reason in report.skipped:
+        print(f"  skipped {path}: {reason}", file=sys.stderr)
+    return 1 if report.skipped else 0
+
+
+def _cmd_export(args) -> int:
+    """Writes a run's checkpoint as a self-contained inference .npz."""
+    from pconv_jax.export import export_npz
+
+    path, step = export_npz(args.checkpoint, args.output, step=args.step)
+    print(f"wrote {path} (step {step}); load it with Inpainter.from_export or --checkpoint")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pconv", description="Partial-convolution image inpainting (Liu et al., 2018)."
@@ -156,6 +208,49 @@ def build_parser() -> argparse.ArgumentParser:
     port_fid.add_argument("src", help="TorchScript .pt file (reading it needs torch)")
     port_fid.add_argument("dst", help="output .npz, loadable without torch")
     port_fid.set_defaults(func=_cmd_port_fid_inception)
+
+    inpaint = sub.add_parser(
+        "inpaint", help="fill the holes of IMAGE given MASK, or of every image in a folder"
+    )
+    inpaint.add_argument(
+        "--checkpoint", required=True, help="training run directory, or a `pconv export` .npz"
+    )
+    inpaint.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
+    inpaint.add_argument("image", nargs="?", help="image file (single mode)")
+    inpaint.add_argument("mask", nargs="?", help="mask file of the same size (single mode)")
+    inpaint.add_argument("--images", help="folder of images (folder mode)")
+    inpaint.add_argument("--masks", help="folder of masks named like the images (folder mode)")
+    inpaint.add_argument(
+        "-o", "--output", required=True, help="output .png (single mode) or folder (folder mode)"
+    )
+    inpaint.add_argument(
+        "--hole-color",
+        choices=("white", "black"),
+        default="white",
+        help="mask colour that marks holes (default white, as in the NVIDIA masks)",
+    )
+    inpaint.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        help="mask pixels above this fraction of full scale are white (default 0.5)",
+    )
+    inpaint.add_argument(
+        "--strategy",
+        choices=("full", "downscale"),
+        default="full",
+        help="large images: run at full resolution, or at the training size and upsample the "
+        "fill (default full)",
+    )
+    inpaint.add_argument("--batch-size", type=int, help="images per pass (default: one/device)")
+    inpaint.add_argument("--no-progress", action="store_true", help="no progress bar")
+    inpaint.set_defaults(func=_cmd_inpaint)
+
+    export = sub.add_parser("export", help="write a self-contained inference .npz")
+    export.add_argument("--checkpoint", required=True, help="training run directory")
+    export.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
+    export.add_argument("output", help="the .npz file to write")
+    export.set_defaults(func=_cmd_export)
     return parser
 
 
