@@ -47,6 +47,20 @@ SHIPPED_SHA256 = "85594ab2ae9403de8d5ce81d5edb8cdb242b6fa10ca492e3bde2c8fc5d905d
 Params = dict[str, dict[str, Any]]
 
 
+def max_pool_2x2(x_NxHxWxC: jax.Array) -> jax.Array:
+    """2×2/2 max pooling, [N,H,W,C] -> [N,H//2,W//2,C] (a last odd row/column is dropped).
+
+    Written as a reshape + max rather than `nn.max_pool`: the forward values are the same, but
+    the gradient becomes elementwise instead of XLA's select-and-scatter, which is ~3× slower on
+    CPU (experiments/bench_loss.py). Gradient ties within a window are shared equally (torch
+    sends them to one element); both are valid subgradients and, after ReLU, ties are mostly zeros,
+    where ReLU's own gradient is 0 anyway.
+    """
+    n, h, w, c = x_NxHxWxC.shape
+    x = x_NxHxWxC[:, : h // 2 * 2, : w // 2 * 2]
+    return jnp.max(x.reshape(n, h // 2, 2, w // 2, 2, c), axis=(2, 4))
+
+
 class VGG16Features(nn.Module):
     """VGG16 feature extractor returning [pool1, pool2, pool3].
 
@@ -76,7 +90,7 @@ class VGG16Features(nn.Module):
             conv = nn.Conv(out_channels, (3, 3), padding=((1, 1), (1, 1)), dtype=dtype, name=name)
             x = nn.relu(conv(x))
             if name in POOL_AFTER:
-                x = nn.max_pool(x, (2, 2), strides=(2, 2), padding="VALID")
+                x = max_pool_2x2(x)
                 pools.append(x)
         return pools
 

@@ -250,3 +250,14 @@ def test_rejects_non_rgb():
     params = vgg.load_vgg16_params()
     with pytest.raises(ValueError, match=r"\[N,H,W,3\].*\(1, 16, 16, 1\)"):
         vgg.VGG16Features().apply({"params": params}, jnp.zeros((1, 16, 16, 1)))
+
+
+def test_max_pool_matches_flax_values_and_gradient():
+    import flax.linen as nn
+
+    x = jnp.asarray(np.random.default_rng(2).normal(size=(2, 7, 9, 5)), jnp.float32)  # no ties
+    reference = lambda y: nn.max_pool(y, (2, 2), strides=(2, 2), padding="VALID")
+    np.testing.assert_array_equal(vgg.max_pool_2x2(x), reference(x))
+    cotangent = jnp.asarray(np.random.default_rng(3).normal(size=(2, 3, 4, 5)), jnp.float32)
+    grad = lambda pool: jax.vjp(pool, x)[1](cotangent)[0]
+    np.testing.assert_array_equal(grad(vgg.max_pool_2x2), grad(reference))
