@@ -51,10 +51,9 @@ def max_pool_2x2(x_NxHxWxC: jax.Array) -> jax.Array:
     """2×2/2 max pooling, [N,H,W,C] -> [N,H//2,W//2,C] (a last odd row/column is dropped).
 
     Written as a reshape + max rather than `nn.max_pool`: the forward values are the same, but
-    the gradient becomes elementwise instead of XLA's select-and-scatter, which is ~3× slower on
-    CPU (experiments/bench_loss.py). Gradient ties within a window are shared equally (torch
-    sends them to one element); both are valid subgradients and, after ReLU, ties are mostly zeros,
-    where ReLU's own gradient is 0 anyway.
+    the gradient becomes elementwise instead of XLA's select-and-scatter, ~3× slower on CPU (README,
+    loss benchmark). Ties within a window (zeros after ReLU, flat image regions) share the gradient
+    equally where torch gives it all to one element; both are valid subgradients of max.
     """
     n, h, w, c = x_NxHxWxC.shape
     x = x_NxHxWxC[:, : h // 2 * 2, : w // 2 * 2]
@@ -179,6 +178,8 @@ def load_torchvision_vgg16(path: str) -> Params:
             if key not in state:
                 sample = ", ".join(list(state)[:6])
                 raise ValueError(f"{path}: missing torchvision key {key!r} (found: {sample}, …)")
+            if not isinstance(state[key], torch.Tensor):
+                raise ValueError(f"{path}: {key!r} is a {type(state[key]).__name__}, not a tensor")
             value = state[key].detach().to(torch.float32).numpy()
             if kind == "kernel":
                 if value.shape != (cout, cin, 3, 3):
