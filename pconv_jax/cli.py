@@ -158,6 +158,28 @@ def _cmd_export(args) -> int:
     return 0
 
 
+def _cmd_port_vgg16(args) -> int:
+    """torchvision VGG16 file (or .npz) -> the .npz that training reads without torch."""
+    import hashlib
+
+    from pconv_jax import vgg
+
+    try:
+        params = vgg.load_vgg16_params(args.src)
+    except ImportError as e:
+        print(f"pconv port-vgg16: error: {e}", file=sys.stderr)
+        return 2
+    vgg.save_vgg16_npz(params, args.dst)
+    vgg.load_vgg16_params(args.dst)  # read back: the written file must load cleanly
+    with open(args.dst, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    count = sum(v.size for layer in params.values() for v in layer.values())
+    print(f"wrote {args.dst}: {len(params)} convs (conv1_1 ... conv3_3), {count:,} float32 values")
+    print(f"sha256 {digest}")
+    print(f"use it with: --set loss.vgg_weights={args.dst}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pconv", description="Partial-convolution image inpainting (Liu et al., 2018)."
@@ -251,6 +273,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
     export.add_argument("output", help="the .npz file to write")
     export.set_defaults(func=_cmd_export)
+
+    port = sub.add_parser(
+        "port-vgg16",
+        help="torchvision vgg16 .pth -> .npz of conv1_1..conv3_3 (so training needs no torch)",
+    )
+    port.add_argument("src", help="torchvision vgg16 state dict (.pth), or an .npz")
+    port.add_argument("dst", help="output .npz (keys conv1_1/kernel ... HWIO float32)")
+    port.set_defaults(func=_cmd_port_vgg16)
     return parser
 
 
