@@ -49,39 +49,46 @@ def _setup(cfg, mesh):
     return model, tx, state
 
 
-def test_data_parallel_step_equals_single_device_step(vgg_params):
+@pytest.mark.parametrize("vgg_terms", [True, False])
+def test_data_parallel_step_equals_single_device_step(vgg_params, vgg_terms):
     assert jax.device_count() == 4, "tests/conftest.py sets 4 fake CPU devices"
     cfg = _cfg()
+    if not vgg_terms:
+        cfg = dataclasses.replace(cfg, loss=config.LossConfig(perceptual=0.0, style=0.0))
     batch = _batch(n=8)
     results = []
     for devices in (jax.devices()[:1], jax.devices()):
         mesh = sharding.make_mesh(devices)
         model, _, state = _setup(cfg, mesh)
+        loss_fn = functools.partial(
+            train.loss_and_updates, model=model, vgg_model=vgg.VGG16Features(), cfg=cfg
+        )
+        repl, split = sharding.replicated(mesh), sharding.batch_sharded(mesh)
         fn = jax.jit(
-            jax.value_and_grad(
-                functools.partial(
-                    train.loss_and_updates, model=model, vgg_model=vgg.VGG16Features(), cfg=cfg
-                ),
-                has_aux=True,
-            ),
-            in_shardings=(
-                sharding.replicated(mesh),
-                sharding.replicated(mesh),
-                sharding.batch_sharded(mesh),
-                sharding.replicated(mesh),
-            ),
+            jax.value_and_grad(loss_fn, has_aux=True), in_shardings=(repl, repl, split, repl)
         )
-        (loss, (terms, stats)), grads = fn(
-            state.params, state.batch_stats, sharding.shard_batch(batch, mesh), vgg_params
-        )
+        sharded = sharding.shard_batch(batch, mesh)
+        assert len(sharded["image"].sharding.device_set) == len(devices)
+        (loss, (terms, stats)), grads = fn(state.params, state.batch_stats, sharded, vgg_params)
         results.append(jax.device_get((loss, terms, stats, grads)))
-        assert len(sharding.shard_batch(batch, mesh)["image"].sharding.device_set) == len(devices)
     (l1, t1, s1, g1), (l4, t4, s4, g4) = results
     np.testing.assert_allclose(l1, l4, rtol=1e-5)
     chex.assert_trees_all_close(t1, t4, rtol=1e-5, atol=1e-7)
     # BN statistics are those of the global batch on both meshes.
     chex.assert_trees_all_close(s1, s4, rtol=1e-5, atol=1e-6)
-    chex.assert_trees_all_close(g1, g4, rtol=1e-4, atol=1e-6)
+    flat1, flat4 = (
+        np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(g)]) for g in (g1, g4)
+    )
+    relative = np.linalg.norm(flat1 - flat4) / np.linalg.norm(flat1)
+    if vgg_terms:
+        # The perceptual/style L1 terms compare composite and ground-truth features that are
+        # equal wherever the receptive field is all valid: |a - b| is 0 on one mesh and ±1e-7 on
+        # the other (another summation order), and the sign of its gradient there is arbitrary.
+        # Measured: 2.6e-4 with those terms, 5.8e-7 without them (the case below).
+        assert relative < 1e-3
+    else:
+        assert relative < 1e-5
+        chex.assert_trees_all_close(g1, g4, rtol=1e-4, atol=1e-6)
 
 
 def _run_steps(cfg, state, model, tx, vgg_params, batches, mesh):
@@ -167,7 +174,7 @@ def test_checkpoint_restores_on_another_device_count_and_is_strict(tmp_path, vgg
 
     other = build_model(dataclasses.replace(cfg.model, num_layers=5))
     other_shapes = jax.eval_shape(lambda: train.init_variables(other, 32, 0))
-    with pytest.raises(ValueError, match="enc5"):
+    with pytest.raises(ValueError, match="lacks batch_stats/dec5/bn/mean that the model expects"):
         ckpts.restore(1, other_shapes)
     conv = build_model(dataclasses.replace(cfg.model, hole_fill=()))
     wider = jax.tree_util.tree_map(

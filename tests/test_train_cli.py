@@ -1,0 +1,213 @@
+"""`pconv train` end to end: kill and resume bitwise, stage 2 from stage 1, non-finite stops."""
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import chex
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from pconv_jax import cli, data, pretrained
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TINY = str(ROOT / "experiments" / "configs" / "tiny.py")
+
+
+@pytest.fixture(scope="module")
+def image_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:48, :64]
+    for i in range(6):
+        waves = np.stack([np.sin(xx / 5 + i), np.cos(yy / 7 - i), np.sin((xx + yy) / 9)], -1)
+        pixels = waves * 100 + 128 + rng.normal(0, 10, (48, 64, 3))
+        Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
+def _train_command(workdir, image_dir, *overrides):
+    return [
+        sys.executable,
+        "-m",
+        "pconv_jax",
+        "train",
+        "--config",
+        TINY,
+        "--workdir",
+        str(workdir),
+        "--set",
+        f"data.dir={image_dir}",
+        *[a for o in overrides for a in ("--set", o)],
+    ]
+
+
+def _env():
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _finished_steps(workdir) -> list[int]:
+    folder = pathlib.Path(workdir) / "checkpoints"
+    return (
+        sorted(int(p.name) for p in folder.glob("*") if p.name.isdigit()) if folder.exists() else []
+    )
+
+
+@pytest.mark.slow
+def test_killed_run_restarts_and_ends_bitwise_equal(tmp_path, image_dir):
+    steps = ["train.num_steps=40", "train.ckpt_every=3", "train.sample_every=1000"]
+    reference = tmp_path / "uninterrupted"
+    subprocess.run(
+        _train_command(reference, image_dir, *steps), env=_env(), check=True, capture_output=True
+    )
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        _train_command(killed, image_dir, *steps),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 300
+    while not [s for s in _finished_steps(killed) if s >= 6] and time.time() < deadline:
+        time.sleep(0.05)
+    still_running = proc.poll() is None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert still_running, "the run finished before it could be killed: make it longer"
+    at_kill = _finished_steps(killed)
+    assert at_kill and max(at_kill) < 40
+
+    rerun = subprocess.run(
+        _train_command(killed, image_dir, *steps), env=_env(), capture_output=True, text=True
+    )
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "resuming" in rerun.stderr
+    _, _, expected = pretrained.load_trained_model(reference)
+    _, _, got = pretrained.load_trained_model(killed)
+    chex.assert_trees_all_equal(jax.device_get(got), jax.device_get(expected))
+
+
+def test_stage2_starts_from_stage1_and_freezes_encoder_bn(tmp_path, image_dir):
+    stage1, stage2 = tmp_path / "stage1", tmp_path / "stage2"
+    base = ["--config", TINY, "--set", f"data.dir={image_dir}", "--set", "train.num_steps=2"]
+    assert cli.main(["train", "--workdir", str(stage1), *base]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--workdir",
+                str(stage2),
+                *base,
+                "--set",
+                f"train.init_from={stage1}",
+                "--set",
+                "train.learning_rate=5e-5",
+                "--set",
+                "train.freeze_encoder_bn_stats=true",
+                "--set",
+                "train.freeze_encoder_bn_params=true",
+            ]
+        )
+        == 0
+    )
+    _, _, before = pretrained.load_trained_model(stage1)
+    cfg2, _, after = pretrained.load_trained_model(stage2)
+    assert cfg2.train.init_from == str(stage1) and (stage2 / "config.json").exists()
+    for name in before["batch_stats"]:
+        for collection in ("batch_stats", "params"):
+            same = jax.tree_util.tree_all(
+                jax.tree_util.tree_map(
+                    np.array_equal, before[collection][name]["bn"], after[collection][name]["bn"]
+                )
+            )
+            assert same == name.startswith("enc"), (collection, name)
+    assert not np.array_equal(
+        before["params"]["enc1"]["conv"]["kernel"], after["params"]["enc1"]["conv"]["kernel"]
+    )
+
+
+def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(
+    tmp_path, image_dir, monkeypatch, capsys
+):
+    real = data.train_batches
+
+    class Poisoned:
+        """The real pipeline, with a NaN ground-truth pixel in the batch of step 3."""
+
+        def __init__(self, *args, **kwargs):
+            self.inner = real(*args, **kwargs)
+            self.step = kwargs.get("start_step", 0)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.inner.close()
+
+        def __next__(self):
+            batch = next(self.inner)
+            if self.step == 3:
+                batch["image"][0, 0, 0, 0] = np.nan
+            self.step += 1
+            return batch
+
+    monkeypatch.setattr(data, "train_batches", Poisoned)
+    workdir = tmp_path / "run"
+    code = cli.main(
+        [
+            "train",
+            "--config",
+            TINY,
+            "--workdir",
+            str(workdir),
+            "--set",
+            f"data.dir={image_dir}",
+            "--set",
+            "train.num_steps=6",
+        ]
+    )
+    assert code == 3
+    assert "non-finite loss at step 4" in capsys.readouterr().err
+    assert _finished_steps(workdir) == [2]
+    _, _, kept = pretrained.load_trained_model(workdir)
+    assert all(np.all(np.isfinite(x)) for x in jax.tree_util.tree_leaves(kept))
+
+
+def test_bad_overrides_are_errors(tmp_path, capsys):
+    assert cli.main(["train", "--workdir", str(tmp_path), "--set", "train.lr=1"]) == 2
+    assert "unknown config key 'train.lr'" in capsys.readouterr().err
+    assert cli.main(["train", "--workdir", str(tmp_path), "--set", "train.num_steps=x"]) == 2
+    assert "expects an int" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_embedded_default_runs(tmp_path):
+    """The README's first command, shortened to two steps of one image per device."""
+    workdir = tmp_path / "demo"
+    assert (
+        cli.main(
+            [
+                "train",
+                "--workdir",
+                str(workdir),
+                "--set",
+                "train.num_steps=2",
+                "--set",
+                "train.batch_size_per_device=1",
+            ]
+        )
+        == 0
+    )
+    assert (workdir / "checkpoints" / "2").is_dir()
+    assert list((workdir / "samples").glob("*.png"))
+    lines = (workdir / "metrics.jsonl").read_text().splitlines()
+    assert lines and "train/total" in lines[-1]
+    assert list((workdir / "tensorboard").glob("events.out.tfevents.*"))
