@@ -40,7 +40,10 @@ class Checkpoints:
         directory = checkpoint_dir(workdir)
         if read_only and not directory.is_dir():
             raise FileNotFoundError(f"no checkpoints in {workdir} (expected {directory})")
-        self._manager = ocp.CheckpointManager(directory, options=options)
+        # Explicit handlers: without them a manager that has not saved in this process (a
+        # resume, or a read-only reader) reports no metadata for the items and cannot restore.
+        handlers = {name: ocp.StandardCheckpointHandler() for name in ("model", "train")}
+        self._manager = ocp.CheckpointManager(directory, options=options, item_handlers=handlers)
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
