@@ -180,6 +180,31 @@ def _cmd_port_vgg16(args) -> int:
     return 0
 
 
+def _cmd_evaluate(args) -> int:
+    """Table 1 of the paper for a checkpoint or a classical baseline (resumable)."""
+    from pconv_jax import eval_table, evaluate
+
+    table = evaluate.evaluate(
+        args.method,
+        args.images,
+        args.masks,
+        args.out,
+        size=args.size,
+        seed=args.seed,
+        checkpoint=args.checkpoint,
+        step=args.step,
+        split=args.split,
+        limit=args.limit,
+        masks_per_image=args.masks_per_image,
+        batch_size=args.batch_size,
+        fid_weights=args.fid_weights,
+        num_workers=args.workers,
+    )
+    print(eval_table.to_markdown(table), end="")
+    print(f"wrote table.md, table.csv, table.json, results.jsonl and example grids to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pconv", description="Partial-convolution image inpainting (Liu et al., 2018)."
@@ -281,6 +306,38 @@ def build_parser() -> argparse.ArgumentParser:
     port.add_argument("src", help="torchvision vgg16 state dict (.pth), or an .npz")
     port.add_argument("dst", help="output .npz (keys conv1_1/kernel ... HWIO float32)")
     port.set_defaults(func=_cmd_port_vgg16)
+
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="the paper's Table 1 (6 buckets x N/B) for a checkpoint or a classical baseline",
+    )
+    evaluate.add_argument(
+        "--method", required=True, choices=("pconv", "conv", "patchmatch", "telea", "ns")
+    )
+    evaluate.add_argument("--checkpoint", help="pconv/conv: a `pconv train` run directory")
+    evaluate.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
+    evaluate.add_argument(
+        "--images", required=True, help='image folder, "skimage", or "tfds:NAME" (with --split)'
+    )
+    evaluate.add_argument("--split", help="tfds split (default: validation)")
+    evaluate.add_argument(
+        "--masks", required=True, help="test-mask folder (NVIDIA test masks or make-test-masks)"
+    )
+    evaluate.add_argument("--size", type=int, default=256, help="evaluation side in px")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the image-mask pairing")
+    evaluate.add_argument("--out", required=True, help="results folder (rerun = resume)")
+    evaluate.add_argument("--limit", type=int, help="use only the first N images")
+    evaluate.add_argument(
+        "--masks-per-image", type=int, default=1, help="distinct masks paired with each image"
+    )
+    evaluate.add_argument(
+        "--batch-size", type=int, help="pairs per step (default 4 per device; divisible by them)"
+    )
+    evaluate.add_argument(
+        "--fid-weights", help="FID Inception weights (.npz or .pt): adds FID, and IS with a head"
+    )
+    evaluate.add_argument("--workers", type=int, help="loading/baseline threads (default: CPUs)")
+    evaluate.set_defaults(func=_cmd_evaluate)
     return parser
 
 

