@@ -139,7 +139,7 @@ class Inpainter:
         self.num_compilations += 1  # Python side effect: runs once per new traced shape
         return self.model.apply(variables, image, mask).astype(jnp.float32)
 
-    def __call__(self, images, masks, *, strategy: str | None = None):
+    def __call__(self, images, masks, *, strategy: str | None = None, composite: bool = True):
         """Inpaints one image or a batch.
 
         Args:
@@ -149,6 +149,9 @@ class Inpainter:
           masks: matching [H,W] or [H,W,1] (list, or [N,H,W(,1)] array), bool or 0/1 numbers,
             1 = known, 0 = hole.
           strategy: 'full' or 'downscale' for this call (default: the Inpainter's).
+          composite: True (default): known pixels are returned as given. False: the network's
+            output everywhere, known pixels included (strategy 'full' only; a mask without hole
+            is run too). Super-resolution uses it, where the known value is not the truth.
         Returns:
           The same kind as `images` (array or list, same dtype and size): known pixels as given,
           holes filled (clipped to [0,1] or rounded to uint8).
@@ -158,6 +161,8 @@ class Inpainter:
           NoHoleWarning: a mask without hole; that image is returned unchanged.
         """
         strategy = _check_strategy(strategy or self.strategy, self.train_size)
+        if not composite and strategy != "full":
+            raise ValueError(f"composite=False needs strategy='full', got {strategy!r}")
         single = not isinstance(images, list | tuple) and np.ndim(images) == 3
         if single:
             images, masks = [images], [masks]
@@ -167,7 +172,7 @@ class Inpainter:
         results: list[np.ndarray | None] = [None] * len(items)
         buckets: dict[tuple[int, int], list[_Item]] = {}
         for item in items:
-            if item.known.all():
+            if composite and item.known.all():
                 warnings.warn(
                     f"image {item.index}: the mask has no hole; the image is returned unchanged",
                     NoHoleWarning,
@@ -183,7 +188,9 @@ class Inpainter:
             for start in range(0, len(group), self.batch_size):
                 chunk = group[start : start + self.batch_size]
                 for item, output in zip(chunk, self._run(chunk, shape)):
-                    results[item.index] = _composite(item, output)
+                    results[item.index] = (
+                        _composite(item, output) if composite else _network_output(item, output)
+                    )
         if single:
             return results[0]
         return results if isinstance(images, list | tuple) else np.stack(results)
@@ -301,6 +308,12 @@ def downscale_known(image_HxWx3: np.ndarray, known_HxW: np.ndarray, size: tuple[
     safe = np.where(known, coverage, 1.0)
     image = np.stack([np.where(known, ch / safe, 0.0) for ch in channels], axis=-1)
     return image.astype(np.float32), known
+
+
+def _network_output(item: _Item, output: np.ndarray) -> np.ndarray:
+    """The clipped network output at full resolution in the input's dtype, nothing kept."""
+    fill = np.clip(output, 0.0, 1.0)
+    return to_uint8(fill) if item.image.dtype == np.uint8 else fill.astype(item.image.dtype)
 
 
 def _composite(item: _Item, output: np.ndarray) -> np.ndarray:
