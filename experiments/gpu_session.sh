@@ -20,7 +20,6 @@ evaluate() {  # evaluate RUN METHOD NAME IMAGES SIZE K
     --masks "$MASKS" --size "$size" --seed 0 --masks-per-image "$k" --batch-size 32 \
     --out "runs/eval_${method}_${name}_${size}" 2>&1 | tail -n 25
   cp "runs/eval_${method}_${name}_${size}/table.md" "$OUT/table_${method}_${name}_${size}.md"
-  cp "runs/eval_${method}_${name}_${size}/table.json" "$OUT/table_${method}_${name}_${size}.json"
 }
 
 train_and_evaluate() {  # train_and_evaluate CONFIG RUN METHOD SECONDS
@@ -53,7 +52,6 @@ print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version
     ;;
   pconv)
     train_and_evaluate experiments/configs/imagenet_sample_256.py runs/pconv_in256 pconv "${2:-300}"
-    $PY -m pconv_jax export --checkpoint runs/pconv_in256 runs/pconv_in256.npz
     ;;
   conv)
     train_and_evaluate experiments/configs/imagenet_sample_256_conv.py runs/conv_in256 conv \
@@ -61,7 +59,9 @@ print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version
     ;;
   superres)
     $PY -m pconv_jax train --config experiments/configs/superres_256.py --workdir runs/sr_in256 \
-      --set data.dir=.gpu_data/imagenet_train --set train.max_seconds="${2:-150}" 2>&1 \
+      --set data.dir=.gpu_data/imagenet_train --set train.max_seconds="${2:-150}" \
+      --set train.batch_size_per_device=32 --set train.compute_dtype=bfloat16 \
+      --set data.num_workers=14 --set data.prefetch=6 --set train.log_every=100 2>&1 \
       | grep -v '^ \|^[{}]' | tail -n 20
     $PY experiments/eval_superres.py --checkpoint runs/sr_in256 --factors 2 4 \
       --images .gpu_data/kodak512 --out "$OUT/superres_kodak.md" 2>&1 | tail -n 12
