@@ -86,6 +86,18 @@ class Checkpoints:
         self._manager.close()
 
 
+def latest_step(workdir) -> int:
+    """The step of a run's newest complete checkpoint; FileNotFoundError when there is none."""
+    ckpts = Checkpoints(workdir, read_only=True)
+    try:
+        step = ckpts.latest_step()
+    finally:
+        ckpts.close()
+    if step is None:
+        raise FileNotFoundError(f"{workdir} holds no complete checkpoint")
+    return step
+
+
 def _abstract(tree):
     def one(x):
         sharding = getattr(x, "sharding", None)

@@ -74,11 +74,7 @@ def model_runner(method: str, workdir: str | None, step: int | None, size: int, 
             f"the model in {workdir} (num_layers={cfg.model.num_layers})"
         )
     if step is None:
-        ckpts = checkpoint.Checkpoints(workdir, read_only=True)
-        step = ckpts.latest_step()
-        ckpts.close()
-        if step is None:
-            raise FileNotFoundError(f"{workdir} holds no complete checkpoint")
+        step = checkpoint.latest_step(workdir)
     _, model, variables = pretrained.load_trained_model(workdir, step)
     mesh = sharding.make_mesh(jax.local_devices())
     sharding.check_batch_size(batch_size, mesh)

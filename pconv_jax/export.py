@@ -69,11 +69,7 @@ def export_npz(workdir: str | pathlib.Path, out_path: str | pathlib.Path, step: 
     if out_path.suffix != ".npz":
         raise ValueError(f"the export is a .npz file; got output path {out_path}")
     if step is None:
-        ckpts = checkpoint.Checkpoints(workdir, read_only=True)
-        step = ckpts.latest_step()
-        ckpts.close()
-        if step is None:
-            raise FileNotFoundError(f"{workdir} holds no complete checkpoint")
+        step = checkpoint.latest_step(workdir)
     cfg, _, variables = load_trained_model(workdir, step=step)
     arrays = flatten_variables({k: variables[k] for k in ("params", "batch_stats")})
     meta = {"format": FORMAT, "version": VERSION, "step": int(step), "source": str(workdir)}

@@ -180,11 +180,7 @@ def load_upscaler(
         from pconv_jax.pretrained import load_trained_model
 
         if step is None:
-            ckpts = checkpoint_lib.Checkpoints(path, read_only=True)
-            step = ckpts.latest_step()
-            ckpts.close()
-            if step is None:
-                raise FileNotFoundError(f"{path} holds no complete checkpoint")
+            step = checkpoint_lib.latest_step(path)
         cfg, model, variables = load_trained_model(path, step=step, dtype=dtype)
     # 'full' only: 'downscale' would average the sparse grid away (no wholly-known pixel left).
     inpainter = Inpainter(
