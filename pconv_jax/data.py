@@ -16,9 +16,10 @@ Workers (`data.num_workers`; 0 = everything in the caller) are processes by defa
 (`data.worker_type=process`): decoding, crop/resize and mask drawing hold the GIL much of the
 time, so threads stop scaling at ~1.5 cores, which starves a GPU. Processes are started with
 "spawn" (never fork: the parent may be running JAX's threads), import only numpy/OpenCV/Pillow
-(pconv_jax.train_examples, no jax), and send uint8 images and masks back; threads here convert
-them to float32. Each worker process imports the main script like any spawned process, so a
-script that builds a pipeline at top level needs the `if __name__ == "__main__":` guard.
+(pconv_jax.train_examples, no jax), and write uint8 images and masks into shared memory
+((prefetch + 2) x B x S x S x 4 bytes); threads here convert them to float32. Each worker
+imports the main script, like any spawned process, so a script that builds a pipeline at top
+level needs the `if __name__ == "__main__":` guard.
 The worker kind and count never change the batches (pconv_jax.train_examples).
 """
 
@@ -142,16 +143,21 @@ class TrainBatches:
         self._maker = train_examples.ExampleMaker(
             cfg, source, batch_size, seed, process_index, augmenter
         )
-        self._threads = self._processes = None
+        self._threads = self._processes = self._slots = None
         workers = cfg.num_workers
         if workers and cfg.worker_type == "process":
+            # Batch k uses slot k % slots. Step k + slots is scheduled once batch k + 1 was
+            # returned (prefetch + 1 batches in flight), so batch k was read out long before.
+            self._slots = train_examples.SharedSlots(
+                cfg.prefetch + 2, batch_size, cfg.image_size, with_holes=cfg.task == "inpaint"
+            )
             self._processes = concurrent.futures.ProcessPoolExecutor(
                 workers,
                 # Not fork: the parent may run JAX's threads, which a forked child would inherit
                 # in whatever state they were (locks held). spawn starts a clean interpreter.
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=train_examples.init_worker,
-                initargs=(self._maker,),
+                initargs=(self._maker, self._slots),
             )
             self._chunk = max(1, math.ceil(batch_size / (2 * workers)))
             # Converting the workers' uint8 results to float32 releases the GIL (numpy), so
@@ -182,6 +188,8 @@ class TrainBatches:
         step, batch, futures = self._pending.popleft()
         while len(self._pending) < self.cfg.prefetch:
             self._schedule()
+        # All of them first: a failed batch must not leave workers writing into its slot.
+        concurrent.futures.wait(futures)
         try:
             for future in futures:
                 future.result()  # re-raises a worker's exception here
@@ -206,6 +214,7 @@ class TrainBatches:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
         self._pending.clear()
+        self._slots = None  # frees the shared memory once the workers have exited
 
     def __enter__(self):
         return self
@@ -230,11 +239,11 @@ class TrainBatches:
         if self.cfg.task == "superres":
             batch["input"] = np.empty((count, size, size, 3), np.float32)
         if self._processes is not None:
-            futures = []
+            futures, slot = [], step % self._slots.shape[0]
             for start in range(0, count, self._chunk):
                 stop = min(count, start + self._chunk)
-                made = self._processes.submit(train_examples.make_examples, step, start, stop)
-                futures.append(self._threads.submit(self._write_rows, batch, start, made))
+                made = self._processes.submit(train_examples.make_examples, step, start, stop, slot)
+                futures.append(self._threads.submit(self._write_rows, batch, start, made, slot))
         elif self._threads is not None:
             futures = [self._threads.submit(self._fill, batch, step, j) for j in range(count)]
         else:
@@ -249,11 +258,12 @@ class TrainBatches:
         self._note_unreadable(example.bad)
         train_examples.write_example(batch, row, example)
 
-    def _write_rows(self, batch: dict[str, np.ndarray], start: int, made) -> None:
-        """Writes a worker process's examples (future `made`) as rows start, start + 1, ..."""
-        for offset, example in enumerate(made.result()):
-            self._note_unreadable(example.bad)
-            train_examples.write_example(batch, start + offset, example)
+    def _write_rows(self, batch: dict[str, np.ndarray], start: int, made, slot: int) -> None:
+        """Writes rows start, start + 1, ... that worker processes put into `slot` (future
+        `made` holds the rest of each example)."""
+        for row, rest in enumerate(made.result(), start):
+            self._note_unreadable(rest.bad)
+            train_examples.write_example(batch, row, self._slots.example(slot, row, rest))
 
     def _note_unreadable(self, bad) -> None:
         """Counts and warns once about each unreadable image (makers may each find it once)."""

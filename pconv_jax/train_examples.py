@@ -6,8 +6,9 @@ readable one), random crop/resize and flip, and the hole map (generated or an au
 or the super-resolution factor. `write_example` turns that into the float32 rows of a batch.
 pconv_jax.data runs `make` in the caller, in threads, or in worker processes (`init_worker` +
 `make_examples`) and always runs `write_example` in the parent, so every worker kind computes the
-same bits. The split also keeps inter-process traffic small: uint8 images and masks cross the
-pipe, float32 (4x the bytes) is made on the receiving side.
+same bits. Worker processes write the uint8 images and hole maps into `SharedSlots`, batch-sized
+buffers in shared memory, and send back only the small rest (factor, unreadable files): sending
+the arrays through a pipe cost more CPU than making them at 512 px (experiments/bench_data.py).
 
 This module and everything it imports must not import jax: worker processes import it, and a
 jax import would cost each of them seconds and hundreds of MB for nothing.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import math
+import multiprocessing
 import os
 import signal
 import sys
@@ -32,7 +34,7 @@ PERMUTATION, IMAGE, MASK = 0, 1, 2  # purposes mixed into the seeds
 
 
 class RawExample(typing.NamedTuple):
-    """The uint8 part of one training example (what a worker process sends back).
+    """The uint8 part of one training example.
 
     pixels: uint8 [S, S, 3], the flipped-or-not crop. holes: uint8 [S, S], 1 = hole (task
     inpaint) or None. factor: the super-resolution factor (task superres) or None. bad:
@@ -141,28 +143,75 @@ def write_example(batch: dict[str, np.ndarray], row: int, example: RawExample) -
         np.subtract(1.0, example.holes[..., None], out=batch["mask"][row], dtype=np.float32)
 
 
+class SharedSlots:
+    """uint8 batch buffers in shared memory: `pixels` [slots, B, S, S, 3], `holes` [slots, B, S, S].
+
+    Worker processes write the examples of a batch into one slot, the parent reads them from
+    there. The memory (`multiprocessing.RawArray`: /dev/shm when it has room, else a temporary
+    file; unlinked at once, freed with the last mapping) can only be handed to processes as they
+    are spawned (ProcessPoolExecutor initargs).
+    """
+
+    def __init__(self, slots: int, batch_size: int, size: int, with_holes: bool):
+        self.shape = (slots, batch_size, size, size)
+        context = multiprocessing.get_context("spawn")
+        self._pixels = context.RawArray("B", math.prod(self.shape) * 3)
+        self._holes = context.RawArray("B", math.prod(self.shape)) if with_holes else None
+        self._make_views()
+
+    def _make_views(self) -> None:
+        self.pixels = np.frombuffer(self._pixels, np.uint8).reshape(*self.shape, 3)
+        self.holes = None
+        if self._holes is not None:
+            self.holes = np.frombuffer(self._holes, np.uint8).reshape(self.shape)
+
+    def __getstate__(self) -> dict:  # the shared buffers travel, the numpy views are remade
+        return {"shape": self.shape, "_pixels": self._pixels, "_holes": self._holes}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._make_views()
+
+    def example(self, slot: int, row: int, rest: RawExample) -> RawExample:
+        """The full example from a worker's `rest` (arrays None) and the slot's row."""
+        holes = None if self.holes is None or rest.factor is not None else self.holes[slot, row]
+        return rest._replace(pixels=self.pixels[slot, row], holes=holes)
+
+
 # The worker-process side: a ProcessPoolExecutor runs init_worker once per process, then
 # make_examples for each task.
 _worker_maker: ExampleMaker | None = None
+_worker_slots: SharedSlots | None = None
 
 
-def init_worker(maker: ExampleMaker) -> None:
-    """Initialiser of a worker process: keeps `maker`, one OpenCV thread, ignores Ctrl-C.
+def init_worker(maker: ExampleMaker, slots: SharedSlots) -> None:
+    """Initialiser of a worker process: keeps `maker` and `slots`, one OpenCV thread, no Ctrl-C.
 
     Parallelism comes from the processes, so OpenCV's own thread pool would only oversubscribe
     the cores. SIGINT (Ctrl-C reaches the whole process group) is left to the parent, which
     shuts the pool down; a worker killed mid-task would only add tracebacks.
     """
-    global _worker_maker
-    _worker_maker = maker
+    global _worker_maker, _worker_slots
+    _worker_maker, _worker_slots = maker, slots
     cv2.setNumThreads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def make_examples(step: int, start: int, stop: int) -> list[RawExample]:
-    """Rows start..stop-1 of the batch of `step` (in a worker process set up by init_worker)."""
+def make_examples(step: int, start: int, stop: int, slot: int) -> list[RawExample]:
+    """Rows start..stop-1 of the batch of `step`, written into `slot` of the shared slots.
+
+    Runs in a worker process set up by init_worker. Returns the examples without their arrays
+    (pixels and holes None; SharedSlots.example puts them back).
+    """
     first = step * _worker_maker.batch_size
-    return [_worker_maker.make(first + row) for row in range(start, stop)]
+    rests = []
+    for row in range(start, stop):
+        example = _worker_maker.make(first + row)
+        _worker_slots.pixels[slot, row] = example.pixels
+        if example.holes is not None:
+            _worker_slots.holes[slot, row] = example.holes
+        rests.append(example._replace(pixels=None, holes=None))
+    return rests
 
 
 def worker_facts() -> dict:
