@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import math
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import sys
@@ -185,16 +186,26 @@ _worker_slots: SharedSlots | None = None
 
 
 def init_worker(maker: ExampleMaker, slots: SharedSlots) -> None:
-    """Initialiser of a worker process: keeps `maker` and `slots`, one OpenCV thread, no Ctrl-C.
+    """Initialiser of a worker process: keeps `maker` and `slots`, one OpenCV thread, no Ctrl-C,
+    exit with the parent.
 
     Parallelism comes from the processes, so OpenCV's own thread pool would only oversubscribe
     the cores. SIGINT (Ctrl-C reaches the whole process group) is left to the parent, which
-    shuts the pool down; a worker killed mid-task would only add tracebacks.
+    shuts the pool down; a worker killed mid-task would only add tracebacks. A parent killed
+    outright (SIGKILL, out of memory) cannot shut the pool down, and the workers, which hold
+    both ends of their task queue, would wait on it forever: a thread ends them instead.
     """
     global _worker_maker, _worker_slots
     _worker_maker, _worker_slots = maker, slots
     cv2.setNumThreads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, name="exit-with-parent", daemon=True).start()
+
+
+def _exit_with_parent() -> None:
+    # The parent's end of the spawn pipe closes only when the parent process is gone.
+    multiprocessing.connection.wait([multiprocessing.parent_process().sentinel])
+    os._exit(1)
 
 
 def make_examples(step: int, start: int, stop: int, slot: int) -> list[RawExample]:

@@ -356,11 +356,25 @@ def test_process_workers_read_tfds_sources():
 
 
 def _alive(pid: int) -> bool:
+    """Whether process `pid` runs (an exited orphan that nobody reaped counts as gone)."""
+    if not pathlib.Path("/proc").is_dir():  # not Linux: zombies would count as alive
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
-    return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _wait_gone(pids, seconds=20.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not any(_alive(pid) for pid in pids)
 
 
 def test_process_workers_are_clean_spawned_and_stop(image_dir):
@@ -390,10 +404,7 @@ def test_process_workers_are_clean_spawned_and_stop(image_dir):
     pids = set(batches._processes._processes)
     del batches  # forgotten without close(): the workers still exit
     gc.collect()
-    deadline = time.monotonic() + 20
-    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(_alive(pid) for pid in pids)
+    assert _wait_gone(pids)
 
 
 def test_a_dead_worker_process_is_a_clear_error(image_dir):
@@ -414,7 +425,7 @@ def test_worker_type_is_validated(image_dir):
 
 
 SCRIPT = """
-import json, sys
+import json, sys, time
 
 from pconv_jax import data, train_examples
 from pconv_jax.config import DataConfig
@@ -427,12 +438,16 @@ if __name__ == "__main__":  # spawned workers import this file too, without runn
     with data.train_batches(cfg, 4, seed=0, process_count=1) as batches:
         batch = next(batches)
         facts = [batches._processes.submit(train_examples.worker_facts).result() for _ in "ab"]
-    print(json.dumps({"sum": float(batch["image"].sum()), "facts": facts}))
+        pids = list(batches._processes._processes)
+        report = {"sum": float(batch["image"].sum()), "facts": facts, "pids": pids}
+        print(json.dumps(report), flush=True)
+        time.sleep(120)  # until the test kills this process
 """
 
 
-def test_process_workers_from_a_script_that_runs_jax(image_dir, tmp_path):
-    """The trainer's situation: a main script (re-imported by every spawned worker), JAX live."""
+def test_process_workers_from_a_script_that_runs_jax_and_dies(image_dir, tmp_path):
+    """The trainer's situation: a main script (re-imported by every spawned worker), JAX live;
+    then the trainer is killed outright (SIGKILL: no close()), and its workers must not stay."""
     script = tmp_path / "train_script.py"
     script.write_text(SCRIPT)
     root = pathlib.Path(__file__).resolve().parents[1]
@@ -440,16 +455,31 @@ def test_process_workers_from_a_script_that_runs_jax(image_dir, tmp_path):
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
     }
-    done = subprocess.run(
+    trainer = subprocess.Popen(
         [sys.executable, str(script), str(image_dir)],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
         env=env,
-        check=False,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    pids = []
+    try:
+        line = trainer.stdout.readline()  # blocks until the report (or the script's end)
+        if not line:
+            trainer.wait(timeout=60)
+            pytest.fail(f"the script printed no report: {trainer.stderr.read()[-3000:]}")
+        report = json.loads(line)
+        pids = report["pids"]
+        assert len(pids) == 2 and all(_alive(pid) for pid in pids)
+        trainer.kill()
+        trainer.wait(timeout=60)
+        assert _wait_gone(pids)  # orphaned workers notice and exit
+    finally:
+        trainer.kill()
+        for pid in filter(_alive, pids):  # only after a failure: do not leak them
+            os.kill(pid, signal.SIGKILL)
+        trainer.stdout.close()
+        trainer.stderr.close()
     assert all(not facts["jax_imported"] for facts in report["facts"])
     (expected,), _, _ = _take(_cfg(image_dir, **KINDS["caller"]), 1)
     assert report["sum"] == float(expected["image"].sum())
