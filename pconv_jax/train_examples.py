@@ -8,7 +8,7 @@ pconv_jax.data runs `make` in the caller, in threads, or in worker processes (`i
 `make_examples`) and always runs `write_example` in the parent, so every worker kind computes the
 same bits. Worker processes write the uint8 images and hole maps into `SharedSlots`, batch-sized
 buffers in shared memory, and send back only the small rest (factor, unreadable files): sending
-the arrays through a pipe cost more CPU than making them at 512 px (experiments/bench_data.py).
+the arrays through a pipe cost more CPU than making them at 512 px (README, Workers).
 
 This module and everything it imports must not import jax: worker processes import it, and a
 jax import would cost each of them seconds and hundreds of MB for nothing.
@@ -203,7 +203,7 @@ def init_worker(maker: ExampleMaker, slots: SharedSlots) -> None:
 
 
 def _exit_with_parent() -> None:
-    # The parent's end of the spawn pipe closes only when the parent process is gone.
+    # The parent's end of the spawn pipe stays open as long as the parent process lives.
     multiprocessing.connection.wait([multiprocessing.parent_process().sentinel])
     os._exit(1)
 
