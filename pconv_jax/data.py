@@ -10,7 +10,17 @@ and the file counted), which keeps batch shapes fixed and the stream determinist
 
 Batches are dicts of numpy arrays: `image` float32 [B, S, S, 3] in [0, 1] (ground truth), `mask`
 float32 [B, S, S, 1] in {0, 1} (1 = known), and for task=superres `input` float32 [B, S, S, 3]
-(the Sec. 5.2 canvas). Background threads prepare `prefetch` batches ahead.
+(the Sec. 5.2 canvas). `prefetch` batches are prepared ahead of the one being consumed.
+
+Workers (`data.num_workers`; 0 = everything in the caller) are processes by default
+(`data.worker_type=process`): decoding, crop/resize and mask drawing hold the GIL much of the
+time, so threads stop scaling at ~1.5 cores, which starves a GPU. Processes are started with
+"spawn" (never fork: the parent may be running JAX's threads), import only numpy/OpenCV/Pillow
+(pconv_jax.train_examples, no jax), and write uint8 images and masks into shared memory
+((prefetch + 2) x B x S x S x 4 bytes); threads here convert them to float32. Each worker
+imports the main script, like any spawned process, so a script that builds a pipeline at top
+level needs the `if __name__ == "__main__":` guard.
+The worker kind and count never change the batches (pconv_jax.train_examples).
 """
 
 from __future__ import annotations
@@ -19,23 +29,25 @@ import collections
 import concurrent.futures
 import logging
 import math
+import multiprocessing
 import os
 import threading
 
 import numpy as np
 
-from pconv_jax import images, mask_augment, mask_generator, superres
+from pconv_jax import images, mask_augment, train_examples
 from pconv_jax.config import DataConfig
 
 log = logging.getLogger(__name__)
 
-_PERMUTATION, _IMAGE, _MASK = 0, 1, 2  # purposes mixed into the seeds
+ASSEMBLERS = 2  # worker_type=process: threads converting the workers' uint8 results to float32
 
 
 def validate(cfg: DataConfig) -> None:
     """Raises ValueError naming the first inconsistent DataConfig field."""
     choices = {"source": ("skimage", "folder", "tfds"), "task": ("inpaint", "superres")}
     choices["masks"] = ("generate", "folder")
+    choices["worker_type"] = ("process", "thread")
     for field, allowed in choices.items():
         if getattr(cfg, field) not in allowed:
             raise ValueError(f"data.{field} must be one of {allowed}, got {getattr(cfg, field)!r}")
@@ -100,8 +112,11 @@ def open_source(cfg: DataConfig, split: str, process_index: int = 0, process_cou
 class TrainBatches:
     """Iterator over training batches for steps start_step, start_step + 1, ... (never ends).
 
-    Use as a context manager or call `close()` to stop the worker threads. `num_skipped` counts
-    the distinct unreadable images met so far (`skipped` names them).
+    Use as a context manager or call `close()` to stop the workers (threads or processes).
+    `num_skipped` counts the distinct unreadable images met so far (`skipped` names them; the
+    warnings too are logged in this process, once per file, whatever the worker kind).
+    Process workers take tasks of a few examples each (about two tasks per worker per batch,
+    so that one inter-process message carries several images).
     """
 
     def __init__(self, cfg, source, batch_size, seed, start_step, process_index):
@@ -114,10 +129,9 @@ class TrainBatches:
         self._next_scheduled = start_step
         self._bad: dict[int, str] = {}
         self._lock = threading.Lock()
-        self._permutations: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
-        self._augmenter = None
+        augmenter = None
         if cfg.task == "inpaint" and cfg.masks == "folder":
-            self._augmenter = mask_augment.RawMaskAugmenter(
+            augmenter = mask_augment.RawMaskAugmenter(
                 cfg.mask_dir,
                 cfg.image_size,
                 threshold=cfg.mask_threshold,
@@ -126,8 +140,31 @@ class TrainBatches:
                 hole_ratio=(cfg.hole_ratio_min, cfg.hole_ratio_max),
                 force_test_masks=cfg.force_test_masks,
             )
+        self._maker = train_examples.ExampleMaker(
+            cfg, source, batch_size, seed, process_index, augmenter
+        )
+        self._threads = self._processes = self._slots = None
         workers = cfg.num_workers
-        self._pool = concurrent.futures.ThreadPoolExecutor(workers) if workers > 0 else None
+        if workers and cfg.worker_type == "process":
+            # Batch k uses slot k % slots. Step k + slots is scheduled once batch k + 1 was
+            # returned (prefetch + 1 batches in flight), so batch k was read out long before.
+            self._slots = train_examples.SharedSlots(
+                cfg.prefetch + 2, batch_size, cfg.image_size, with_holes=cfg.task == "inpaint"
+            )
+            self._processes = concurrent.futures.ProcessPoolExecutor(
+                workers,
+                # Not fork: the parent may run JAX's threads, which a forked child would inherit
+                # in whatever state they were (locks held). spawn starts a clean interpreter.
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=train_examples.init_worker,
+                initargs=(self._maker, self._slots),
+            )
+            self._chunk = max(1, math.ceil(batch_size / (2 * workers)))
+            # Converting the workers' uint8 results to float32 releases the GIL (numpy), so
+            # threads in this process can do it beside the caller's training loop.
+            self._threads = concurrent.futures.ThreadPoolExecutor(min(workers, ASSEMBLERS))
+        elif workers:
+            self._threads = concurrent.futures.ThreadPoolExecutor(workers)
         self._pending: collections.deque = collections.deque()
         self._closed = False
 
@@ -151,16 +188,33 @@ class TrainBatches:
         step, batch, futures = self._pending.popleft()
         while len(self._pending) < self.cfg.prefetch:
             self._schedule()
-        for future in futures:
-            future.result()  # re-raises a worker's exception here
+        # All of them first: a failed batch must not leave workers writing into its slot.
+        concurrent.futures.wait(futures)
+        try:
+            for future in futures:
+                future.result()  # re-raises a worker's exception here
+        except concurrent.futures.process.BrokenProcessPool as e:
+            raise RuntimeError(
+                "a data worker process died or could not start (its traceback, if any, is on "
+                "stderr): killed or out of memory, a source that does not unpickle, or a main "
+                "script without the `if __name__ == '__main__':` guard (each spawned worker "
+                "imports it); data.worker_type=thread runs the workers as threads instead"
+            ) from e
         self.step = step + 1
         return batch
 
     def close(self) -> None:
+        """Stops the workers: queued work is dropped, running examples finish, processes exit."""
         self._closed = True
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        for _, _, futures in self._pending:
+            for future in futures:
+                future.cancel()
+        # Processes first: the threads of process mode wait on their results.
+        for pool in (self._processes, self._threads):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
         self._pending.clear()
+        self._slots = None  # frees the shared memory once the workers have exited
 
     def __enter__(self):
         return self
@@ -169,8 +223,10 @@ class TrainBatches:
         self.close()
 
     def __del__(self):  # a forgotten close(): drop queued work, let running examples finish
-        if getattr(self, "_pool", None) is not None and not self._closed:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        if not getattr(self, "_closed", True):
+            for pool in (self._processes, self._threads):
+                if pool is not None:
+                    pool.shutdown(wait=False, cancel_futures=True)
 
     def _schedule(self) -> None:
         step = self._next_scheduled
@@ -182,65 +238,41 @@ class TrainBatches:
         }
         if self.cfg.task == "superres":
             batch["input"] = np.empty((count, size, size, 3), np.float32)
-        if self._pool is None:
+        if self._processes is not None:
+            futures, slot = [], step % self._slots.shape[0]
+            for start in range(0, count, self._chunk):
+                stop = min(count, start + self._chunk)
+                made = self._processes.submit(train_examples.make_examples, step, start, stop, slot)
+                futures.append(self._threads.submit(self._write_rows, batch, start, made, slot))
+        elif self._threads is not None:
+            futures = [self._threads.submit(self._fill, batch, step, j) for j in range(count)]
+        else:
             for j in range(count):
                 self._fill(batch, step, j)
             futures = []
-        else:
-            futures = [self._pool.submit(self._fill, batch, step, j) for j in range(count)]
         self._pending.append((step, batch, futures))
 
-    def _fill(self, batch: dict[str, np.ndarray], step: int, j: int) -> None:
-        """Writes example j of `step` into the batch arrays (runs in a worker thread)."""
-        cfg = self.cfg
-        position = step * self.batch_size + j
-        image_rng = np.random.default_rng([self.seed, self.process_index, position, _IMAGE])
-        mask_rng = np.random.default_rng([self.seed, self.process_index, position, _MASK])
-        pixels = self._read(position)
-        box = images.crop_box(*pixels.shape[:2], image_rng, cfg.train_scale_max)
-        crop = images.crop_resize(pixels, box, cfg.image_size)
-        if image_rng.random() < 0.5:
-            crop = crop[:, ::-1]
-        image = batch["image"][j]
-        np.multiply(crop, np.float32(1 / 255), out=image)
-        if cfg.task == "superres":
-            factor = cfg.sr_factors[int(mask_rng.integers(len(cfg.sr_factors)))]
-            batch["input"][j], batch["mask"][j] = superres.make_sr_example(image, factor)
-            return
-        if self._augmenter is not None:
-            holes = self._augmenter.sample_holes(mask_rng)
-        else:
-            ratio = (cfg.hole_ratio_min, cfg.hole_ratio_max)
-            holes = mask_generator.generate_holes(mask_rng, cfg.image_size, ratio)
-        np.subtract(1.0, holes[..., None], out=batch["mask"][j], dtype=np.float32)
+    def _fill(self, batch: dict[str, np.ndarray], step: int, row: int) -> None:
+        """Makes and writes example `row` of `step` (in the caller or a worker thread)."""
+        example = self._maker.make(step * self.batch_size + row)
+        self._note_unreadable(example.bad)
+        train_examples.write_example(batch, row, example)
 
-    def _permutation(self, epoch: int) -> np.ndarray:
-        with self._lock:
-            if epoch not in self._permutations:
-                rng = np.random.default_rng([self.seed, self.process_index, epoch, _PERMUTATION])
-                self._permutations[epoch] = rng.permutation(len(self.source))
-                while len(self._permutations) > 3:  # workers span at most two epochs at once
-                    self._permutations.popitem(last=False)
-            return self._permutations[epoch]
+    def _write_rows(self, batch: dict[str, np.ndarray], start: int, made, slot: int) -> None:
+        """Writes rows start, start + 1, ... that worker processes put into `slot` (future
+        `made` holds the rest of each example)."""
+        for row, rest in enumerate(made.result(), start):
+            self._note_unreadable(rest.bad)
+            train_examples.write_example(batch, row, self._slots.example(slot, row, rest))
 
-    def _read(self, position: int) -> np.ndarray:
-        """The image at a stream position; unreadable ones are replaced by the next readable."""
-        count = len(self.source)
-        epoch, offset = divmod(position, count)
-        order = self._permutation(epoch)
-        min_side = math.ceil(self.cfg.image_size * self.cfg.train_scale_max)
-        for attempt in range(count):
-            index = int(order[(offset + attempt) % count])
-            if index in self._bad:
-                continue
-            try:
-                return self.source.load(index, min_side)
-            except Exception as e:  # any decoder failure: corrupt, truncated, not an image
-                with self._lock:
-                    if index not in self._bad:
-                        self._bad[index] = self.source.name(index)
-                        log.warning("skipping unreadable image %s: %s", self.source.name(index), e)
-        raise ValueError(f"{self.source.description}: none of the {count} images is readable")
+    def _note_unreadable(self, bad) -> None:
+        """Counts and warns once about each unreadable image (makers may each find it once)."""
+        for index, name, message in bad:
+            with self._lock:
+                if index in self._bad:
+                    continue
+                self._bad[index] = name
+            log.warning("skipping unreadable image %s: %s", name, message)
 
 
 def train_batches(

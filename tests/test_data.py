@@ -1,13 +1,23 @@
 """Input pipelines: decoding, sources, deterministic/resumable batches, corrupt files, tfds mock."""
 
+import dataclasses
+import gc
+import json
 import logging
+import multiprocessing
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
 
 import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
-from pconv_jax import data, images, masks, superres
+from pconv_jax import config, data, images, masks, superres, train_examples
 from pconv_jax.config import DataConfig
 
 SIZE = 16
@@ -281,3 +291,202 @@ def test_validate_names_the_bad_field(image_dir):
             data.validate(cfg)
     with pytest.raises(ValueError, match="seed"):
         data.train_batches(_cfg(image_dir), 4, seed=-1)
+
+
+# Worker kinds: processes (the default), threads, in the caller. Batches must not depend on them.
+
+KINDS = {
+    "processes": {"num_workers": 2, "worker_type": "process"},
+    "3 processes, no prefetch": {"num_workers": 3, "worker_type": "process", "prefetch": 0},
+    "threads": {"num_workers": 2, "worker_type": "thread"},
+    "caller": {"num_workers": 0, "prefetch": 0},
+}
+
+
+def _assert_same_batches(expected, actual):
+    assert len(expected) == len(actual)
+    for one, other in zip(expected, actual):
+        assert set(one) == set(other)
+        for key in one:  # bitwise, dtype and shape included
+            assert one[key].dtype == other[key].dtype and one[key].shape == other[key].shape
+            assert one[key].tobytes() == other[key].tobytes(), key
+
+
+def test_worker_kinds_give_identical_batches_resume_and_skips(image_dir, caplog):
+    results = {}
+    for kind, fields in KINDS.items():
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="pconv_jax.data"):
+            results[kind] = _take(_cfg(image_dir, **fields), 9)  # 3 epochs: meets b/corrupt
+        warnings = [r.getMessage() for r in caplog.records if "b/corrupt" in r.getMessage()]
+        assert len(warnings) == 1, (kind, warnings)  # reported in this process, once
+        assert results[kind][1:] == (1, ["b/corrupt"]), kind
+    for kind in KINDS:
+        _assert_same_batches(results["caller"][0], results[kind][0])
+    resumed, _, _ = _take(_cfg(image_dir, **KINDS["processes"]), 3, start_step=6)
+    _assert_same_batches(results["caller"][0][6:], resumed)
+
+
+def test_process_workers_superres_and_mask_folder_batches(image_dir, tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for i in range(3):
+        gray = np.zeros((40, 40), np.uint8)
+        cv2.circle(gray, (8 + 12 * i, 20), 5, 255, -1)
+        assert cv2.imwrite(str(raw / f"r{i}.png"), gray)
+    for fields in (
+        {"task": "superres", "sr_factors": (2, 4)},
+        {"masks": "folder", "mask_dir": str(raw), "mask_dilation": (3, 9)},
+    ):
+        caller, _, _ = _take(_cfg(image_dir, **fields, **KINDS["caller"]), 2, batch=8)
+        processes, _, _ = _take(_cfg(image_dir, **fields, **KINDS["processes"]), 2, batch=8)
+        _assert_same_batches(caller, processes)
+    assert set(processes[0]) == {"image", "mask"} and set(caller[0]) == {"image", "mask"}
+
+
+def test_process_workers_read_tfds_sources():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=6):
+        cfg = DataConfig(source="tfds", tfds_name="places365_small", image_size=SIZE)
+        caller, _, _ = _take(dataclasses.replace(cfg, **KINDS["caller"]), 2)
+        # The tfds data source is pickled to the workers (it reopens its files there).
+        processes, skipped, _ = _take(dataclasses.replace(cfg, **KINDS["processes"]), 2)
+    _assert_same_batches(caller, processes)
+    assert skipped == 0
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` runs (an exited orphan that nobody reaped counts as gone)."""
+    if not pathlib.Path("/proc").is_dir():  # not Linux: zombies would count as alive
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    try:
+        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _wait_gone(pids, seconds=20.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not any(_alive(pid) for pid in pids)
+
+
+def test_process_workers_are_clean_spawned_and_stop(image_dir):
+    cfg = _cfg(image_dir, **KINDS["processes"])
+    with data.train_batches(cfg, 4, seed=0) as batches:
+        next(batches)
+        pids = set(batches._processes._processes)
+        assert len(pids) == 2 and os.getpid() not in pids
+        assert all(_alive(pid) for pid in pids)
+        for _ in range(4):  # ask the workers: jax (imported here) must not be in them
+            facts = batches._processes.submit(train_examples.worker_facts).result()
+            assert facts["pid"] in pids and not facts["jax_imported"]
+    assert not any(_alive(pid) for pid in pids)  # the context manager joined them
+    with pytest.raises(StopIteration):
+        next(batches)
+    assert not multiprocessing.active_children()
+
+    batches = data.train_batches(cfg, 4, seed=0)
+    next(batches)
+    pids = set(batches._processes._processes)
+    batches.close()
+    assert not any(_alive(pid) for pid in pids)
+    batches.close()  # closing twice is harmless
+
+    batches = data.train_batches(cfg, 4, seed=0)
+    next(batches)
+    pids = set(batches._processes._processes)
+    del batches  # forgotten without close(): the workers still exit
+    gc.collect()
+    assert _wait_gone(pids)
+
+
+def test_a_dead_worker_process_is_a_clear_error(image_dir):
+    with data.train_batches(_cfg(image_dir, **KINDS["processes"]), 4, seed=0) as batches:
+        next(batches)
+        for pid in batches._processes._processes:
+            os.kill(pid, signal.SIGKILL)
+        with pytest.raises(RuntimeError, match="data worker process died"):
+            for _ in range(4):  # the prefetched batches may have been finished already
+                next(batches)
+
+
+def test_worker_type_is_validated(image_dir):
+    with pytest.raises(
+        ValueError, match=r"data.worker_type must be one of \('process', 'thread'\)"
+    ):
+        data.validate(_cfg(image_dir, worker_type="fork"))
+
+
+SCRIPT = """
+import json, sys, time
+
+from pconv_jax import data, train_examples
+from pconv_jax.config import DataConfig
+
+if __name__ == "__main__":  # spawned workers import this file too, without running this part
+    import jax
+
+    jax.numpy.ones(3).block_until_ready()  # JAX initialised, its threads running
+    cfg = DataConfig(source="folder", dir=sys.argv[1], image_size=16, num_workers=2)
+    with data.train_batches(cfg, 4, seed=0, process_count=1) as batches:
+        batch = next(batches)
+        facts = [batches._processes.submit(train_examples.worker_facts).result() for _ in "ab"]
+        pids = list(batches._processes._processes)
+        report = {"sum": float(batch["image"].sum()), "facts": facts, "pids": pids}
+        print(json.dumps(report), flush=True)
+        time.sleep(120)  # until the test kills this process
+"""
+
+
+def test_process_workers_from_a_script_that_runs_jax_and_dies(image_dir, tmp_path):
+    """The trainer's situation: a main script (re-imported by every spawned worker), JAX live;
+    then the trainer is killed outright (SIGKILL: no close()), and its workers must not stay."""
+    script = tmp_path / "train_script.py"
+    script.write_text(SCRIPT)
+    root = pathlib.Path(__file__).resolve().parents[1]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+    }
+    trainer = subprocess.Popen(
+        [sys.executable, str(script), str(image_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    pids = []
+    try:
+        line = trainer.stdout.readline()  # blocks until the report (or the script's end)
+        if not line:
+            trainer.wait(timeout=60)
+            pytest.fail(f"the script printed no report: {trainer.stderr.read()[-3000:]}")
+        report = json.loads(line)
+        pids = report["pids"]
+        assert len(pids) == 2 and all(_alive(pid) for pid in pids)
+        trainer.kill()
+        trainer.wait(timeout=60)
+        assert _wait_gone(pids)  # orphaned workers notice and exit
+    finally:
+        trainer.kill()
+        for pid in filter(_alive, pids):  # only after a failure: do not leak them
+            os.kill(pid, signal.SIGKILL)
+        trainer.stdout.close()
+        trainer.stderr.close()
+    assert all(not facts["jax_imported"] for facts in report["facts"])
+    (expected,), _, _ = _take(_cfg(image_dir, **KINDS["caller"]), 1)
+    assert report["sum"] == float(expected["image"].sum())
+
+
+def test_gpu_configs_use_process_workers():
+    configs = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "configs"
+    for name in ("imagenet_sample_256.py", "imagenet_sample_256_conv.py", "superres_256.py"):
+        cfg = config.load(str(configs / name)).data
+        assert cfg.worker_type == "process" and cfg.num_workers >= 8, name
