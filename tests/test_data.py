@@ -219,13 +219,18 @@ def test_superres_batches(image_dir):
     assert factors == {2, 4}
 
 
-def test_mask_folder_training_and_test_set_refusal(image_dir, tmp_path):
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    for i in range(2):
+def _raw_mask_folder(folder, centres_x, radius):
+    """Writes one 40x40 raw mask PNG per centre: a white disc (hole) at (x, 20) on black."""
+    folder.mkdir()
+    for i, x in enumerate(centres_x):
         gray = np.zeros((40, 40), np.uint8)
-        cv2.circle(gray, (10 + 15 * i, 20), 6, 255, -1)
-        assert cv2.imwrite(str(raw / f"r{i}.png"), gray)
+        cv2.circle(gray, (x, 20), radius, 255, -1)
+        assert cv2.imwrite(str(folder / f"r{i}.png"), gray)
+    return folder
+
+
+def test_mask_folder_training_and_test_set_refusal(image_dir, tmp_path):
+    raw = _raw_mask_folder(tmp_path / "raw", centres_x=(10, 25), radius=6)
     cfg = _cfg(image_dir, masks="folder", mask_dir=str(raw), mask_dilation=(3, 9))
     (batch,), _, _ = _take(cfg, 1)
     assert set(np.unique(batch["mask"])) <= {0.0, 1.0}
@@ -328,12 +333,7 @@ def test_worker_kinds_give_identical_batches_resume_and_skips(image_dir, caplog)
 
 
 def test_process_workers_superres_and_mask_folder_batches(image_dir, tmp_path):
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    for i in range(3):
-        gray = np.zeros((40, 40), np.uint8)
-        cv2.circle(gray, (8 + 12 * i, 20), 5, 255, -1)
-        assert cv2.imwrite(str(raw / f"r{i}.png"), gray)
+    raw = _raw_mask_folder(tmp_path / "raw", centres_x=(8, 20, 32), radius=5)
     for fields in (
         {"task": "superres", "sr_factors": (2, 4)},
         {"masks": "folder", "mask_dir": str(raw), "mask_dilation": (3, 9)},
