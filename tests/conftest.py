@@ -21,3 +21,13 @@ def shared_path(*parts: str) -> pathlib.Path:
     if not path.exists():
         pytest.skip(f"shared data not present: {path}")
     return path
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A tiny trained-looking inpainting run directory (tests/tiny_run.py), one per test module."""
+    from tiny_run import make_tiny_run
+
+    workdir = tmp_path_factory.mktemp("run")
+    make_tiny_run(workdir)
+    return workdir

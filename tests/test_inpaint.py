@@ -3,19 +3,11 @@
 import jax
 import numpy as np
 import pytest
-from tiny_run import make_tiny_run
 
 from pconv_jax import Inpainter
 from pconv_jax.inpaint import NoHoleWarning, bucket_side, downscale_known
 from pconv_jax.pretrained import load_trained_model
 from pconv_jax.writers import to_uint8
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("run")
-    make_tiny_run(workdir)
-    return workdir
 
 
 @pytest.fixture(scope="module")

@@ -8,18 +8,10 @@ import textwrap
 import numpy as np
 import pytest
 from PIL import Image
-from tiny_run import make_tiny_run
 
 from pconv_jax import Inpainter, cli
 from pconv_jax.export import load_export
 from pconv_jax.inpaint_files import pair_by_stem, read_image, read_mask
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("run")
-    make_tiny_run(workdir)
-    return workdir
 
 
 def _write_pair(folder, stem, height, width, seed=0, mask_folder=None):

@@ -32,10 +32,12 @@ def image_dir(tmp_path_factory):
 
 
 def _train_command(workdir, image_dir, *overrides):
+    """`python -m pconv_jax train ...` on the tiny config and `image_dir`."""
+    return [sys.executable, "-m", "pconv_jax", *_train_args(workdir, image_dir, *overrides)]
+
+
+def _train_args(workdir, image_dir, *overrides):
     return [
-        sys.executable,
-        "-m",
-        "pconv_jax",
         "train",
         "--config",
         TINY,
@@ -161,19 +163,7 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(
 
     monkeypatch.setattr(data, "train_batches", Poisoned)
     workdir = tmp_path / "run"
-    code = cli.main(
-        [
-            "train",
-            "--config",
-            TINY,
-            "--workdir",
-            str(workdir),
-            "--set",
-            f"data.dir={image_dir}",
-            "--set",
-            "train.num_steps=6",
-        ]
-    )
+    code = cli.main(_train_args(workdir, image_dir, "train.num_steps=6"))
     assert code == 3
     assert "non-finite loss at step 4" in capsys.readouterr().err
     assert _finished_steps(workdir) == [2]

@@ -32,13 +32,6 @@ def sr_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def inpaint_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("inpaint_run")
-    make_tiny_run(workdir)
-    return workdir
-
-
-@pytest.fixture(scope="module")
 def upscaler(sr_run):
     inpainter, cfg, step = superres.load_upscaler(sr_run)
     assert cfg.data.task == "superres" and step == 7 and inpainter.strategy == "full"
@@ -136,8 +129,8 @@ def test_bicubic_baseline_is_keys_a_half_at_pixel_centres():
     np.testing.assert_array_equal(superres.bicubic_upscale(constant, 3), np.full((15, 21, 3), 77))
 
 
-def test_check_trained_for(sr_run, inpaint_run):
-    sr_cfg, inpaint_cfg = checkpoint.read_config(sr_run), checkpoint.read_config(inpaint_run)
+def test_check_trained_for(sr_run, run_dir):
+    sr_cfg, inpaint_cfg = checkpoint.read_config(sr_run), checkpoint.read_config(run_dir)
     superres.check_trained_for(sr_cfg, 4)
     with pytest.warns(superres.UntrainedFactorWarning, match=r"factor 3 .*\(2, 4\)"):
         superres.check_trained_for(sr_cfg, 3)
@@ -174,15 +167,15 @@ def test_cli_upscale_run_dir_and_export_agree(sr_run, upscaler, tmp_path, capsys
     assert (raw[2::4, 2::4] != low).any()
 
 
-def test_cli_upscale_errors_and_warnings(sr_run, inpaint_run, tmp_path, capsys):
+def test_cli_upscale_errors_and_warnings(sr_run, run_dir, tmp_path, capsys):
     low_path = tmp_path / "low.png"
     Image.fromarray(_photo(9, 11)).save(low_path)
     out = tmp_path / "o.png"
-    assert _upscale("--checkpoint", inpaint_run, "--factor", 4, low_path, "-o", out) == 2
+    assert _upscale("--checkpoint", run_dir, "--factor", 4, low_path, "-o", out) == 2
     err = capsys.readouterr().err
     assert "trained for data.task='inpaint', not 'superres'" in err and "--force" in err
     assert not out.exists()
-    assert _upscale("--checkpoint", inpaint_run, "--factor", 4, low_path, "-o", out, "--force") == 0
+    assert _upscale("--checkpoint", run_dir, "--factor", 4, low_path, "-o", out, "--force") == 0
     assert "running a 'inpaint' model (--force)" in capsys.readouterr().err
     assert np.asarray(Image.open(out)).shape == (36, 44, 3)
 
@@ -217,7 +210,7 @@ def _skimage_scores(output_uint8, target_uint8):
 
 
 def test_eval_superres_table_matches_an_independent_computation(
-    sr_run, inpaint_run, upscaler, tmp_path, capsys
+    sr_run, run_dir, upscaler, tmp_path, capsys
 ):
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -261,7 +254,7 @@ def test_eval_superres_table_matches_an_independent_computation(
     assert expected[eval_superres.ROWS[1]] != expected[eval_superres.ROWS[2]]
 
     # A non-SR checkpoint is refused (exit 2) unless --force.
-    bad = ["--checkpoint", str(inpaint_run), "--images", str(folder), "--crop", "32"]
+    bad = ["--checkpoint", str(run_dir), "--images", str(folder), "--crop", "32"]
     assert eval_superres.main([*bad, "--out", str(tmp_path / "bad.md")]) == 2
     assert "not 'superres'" in capsys.readouterr().err
     assert eval_superres.main([*argv, "--crop", "30", "--out", str(tmp_path / "c.md")]) == 2
