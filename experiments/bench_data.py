@@ -2,7 +2,7 @@
 
     python experiments/bench_data.py [--workers N] [--seconds 4] [--batch 32]
 
-Runs `pconv_jax.data.train_batches` (generated masks, inpainting) over real photos from
+Runs `pconv_jax.data.pipeline.train_batches` (generated masks, inpainting) over real photos from
 ../shared: ImageNet JPEGs (~500x375) and Kodak PNGs (768x512); without ../shared it falls back
 to scikit-image's photos (which the pipeline keeps decoded in memory, so those rows are not
 representative). OpenCV's internal threads are off (cv2.setNumThreads(1); worker processes set
@@ -30,8 +30,10 @@ import time
 import cv2
 import numpy as np
 
-from pconv_jax import data, images, mask_generator
 from pconv_jax.config import DataConfig
+from pconv_jax.data import pipeline as data
+from pconv_jax.data import sources as image_sources
+from pconv_jax.masks import generator as mask_generator
 
 SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -87,8 +89,8 @@ def stage_costs(cfg: DataConfig, count: int = 100) -> dict[str, float]:
         t0 = time.thread_time()
         pixels = source.load(i % len(source), min_side)
         t1 = time.thread_time()
-        box = images.crop_box(*pixels.shape[:2], rng, cfg.train_scale_max)
-        crop = images.crop_resize(pixels, box, cfg.image_size)
+        box = image_sources.crop_box(*pixels.shape[:2], rng, cfg.train_scale_max)
+        crop = image_sources.crop_resize(pixels, box, cfg.image_size)
         t2 = time.thread_time()
         np.multiply(np.ascontiguousarray(crop[:, ::-1]), np.float32(1 / 255), out=out_image)
         t3 = time.thread_time()

@@ -119,7 +119,7 @@ def torch_step_fns(num_layers: int, image, mask) -> dict:
     """The same two passes for the official-style PyTorch U-Net, run eagerly on the CPU."""
     import torch
 
-    from experiments.torch_ref.unet import PConvUNetTorch
+    from tests.torch_ref.unet import PConvUNetTorch
 
     torch.manual_seed(0)
     model = PConvUNetTorch(num_layers)

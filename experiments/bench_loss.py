@@ -26,9 +26,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from experiments.torch_ref import loss as torch_loss  # noqa: E402
 from pconv_jax import losses, vgg  # noqa: E402
 from pconv_jax.config import LossConfig  # noqa: E402
+from tests.torch_ref import loss as torch_loss  # noqa: E402
 
 
 def make_inputs(size: int, batch: int):

@@ -21,7 +21,9 @@ import time
 import cv2
 import numpy as np
 
-from pconv_jax import mask_augment, mask_generator, masks
+from pconv_jax.masks import augment as mask_augment
+from pconv_jax.masks import generator as mask_generator
+from pconv_jax.masks import protocol as masks
 
 SHARED_MASKS = pathlib.Path(__file__).resolve().parents[2] / "shared/data/nvidia_test_masks"
 

@@ -105,8 +105,8 @@ def step_flops(num_layers: int, side: int) -> float:
 def torch_step(num_layers: int, side: int, batch: int):
     import torch
 
-    from experiments.torch_ref.loss import VGG16Pool3, paper_loss
-    from experiments.torch_ref.unet import PConvUNetTorch
+    from tests.torch_ref.loss import VGG16Pool3, paper_loss
+    from tests.torch_ref.unet import PConvUNetTorch
 
     torch.manual_seed(0)
     weights = vgg.load_vgg16_params("")

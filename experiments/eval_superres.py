@@ -6,7 +6,7 @@
 Protocol: the centred crop x crop square of every image in --images (sorted by name; images
 with a shorter side are skipped and listed); low-res = the crop box-downsampled by K (the mean
 of each KxK cell, as in training) and rounded to 8 bits, as a low-res file would be; each
-method upscales it back by K to 8 bits; PSNR and SSIM (pconv_jax.metrics: data range 1, RGB,
+method upscales it back by K to 8 bits; PSNR and SSIM (pconv_jax.eval.metrics: data range 1, RGB,
 the whole image, no border shaved; SSIM as scikit-image's Gaussian SSIM) against the crop,
 averaged over images. Rows:
   bicubic: Pillow's BICUBIC (a = -0.5, pixel-centre alignment), `superres.bicubic_upscale`
@@ -32,7 +32,9 @@ import jax
 import numpy as np
 
 from pconv_jax import images as images_lib
-from pconv_jax import metrics, superres
+from pconv_jax import superres
+from pconv_jax.data import sources, sr_canvas
+from pconv_jax.eval import metrics
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 KODAK = ROOT.parent / "shared" / "data" / "kodak"
@@ -50,12 +52,12 @@ def centre_crop(image_HxWx3: np.ndarray, side: int) -> np.ndarray | None:
 
 def make_low_res(high_res_uint8: np.ndarray, factor: int) -> np.ndarray:
     """Box downsampling by `factor`, rounded to uint8 [S/K, S/K, 3] (an 8-bit low-res image)."""
-    return np.round(superres.downsample_box(high_res_uint8, factor)).astype(np.uint8)
+    return np.round(sr_canvas.downsample_box(high_res_uint8, factor)).astype(np.uint8)
 
 
 def load_crops(folder: str | pathlib.Path, side: int, limit: int | None = None):
     """([(name, uint8 [side, side, 3])], [names skipped as too small]) from an image folder."""
-    files = images_lib.list_image_files(folder)
+    files = sources.list_image_files(folder)
     if not files:
         raise ValueError(f"no images in {folder}")
     crops, skipped = [], []

@@ -7,7 +7,7 @@ __version__ = "0.1.0"
 __all__ = ["Config", "Inpainter", "PConvUNet", "PartialConv", "count_kernel_weights", "__version__"]
 
 # The public names are imported on first use (PEP 562), so that importing a submodule such as
-# pconv_jax.train_examples does not import jax: the data pipeline's worker processes need only
+# pconv_jax.data.examples does not import jax: the data pipeline's worker processes need only
 # numpy, OpenCV and Pillow.
 _LAZY = {
     "Config": "pconv_jax.config",

@@ -71,7 +71,8 @@ def _cmd_train(args) -> int:
 
 def _cmd_make_test_masks(args) -> int:
     """A fixed test-mask set in the paper's layout: 6 hole-ratio buckets x N/B, with a manifest."""
-    from pconv_jax import mask_set, masks
+    from pconv_jax.masks import protocol as masks
+    from pconv_jax.masks import test_sets as mask_set
 
     records = mask_set.make_test_mask_set(
         args.out,
@@ -93,7 +94,7 @@ def _cmd_make_test_masks(args) -> int:
 
 def _cmd_port_fid_inception(args) -> int:
     """Converts the TorchScript FID Inception weights (needs torch) to an .npz (does not)."""
-    from pconv_jax import fid
+    from pconv_jax.eval import fid
 
     try:
         params = fid.load_fid_inception(args.src)
@@ -219,7 +220,8 @@ def _cmd_port_vgg16(args) -> int:
 
 def _cmd_evaluate(args) -> int:
     """Table 1 of the paper for a checkpoint or a classical baseline (resumable)."""
-    from pconv_jax import eval_table, evaluate
+    from pconv_jax.eval import evaluate
+    from pconv_jax.eval import tables as eval_table
 
     table = evaluate.evaluate(
         args.method,

@@ -43,7 +43,7 @@ class LossConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    """Input pipelines (pconv_jax/data.py): image source, crops, masks, prefetching."""
+    """Input pipelines (pconv_jax/data/): image source, crops, masks, prefetching."""
 
     source: str = "skimage"  # skimage (photos shipped with scikit-image) | folder | tfds
     dir: str = ""  # source=folder: a folder of images (searched recursively)

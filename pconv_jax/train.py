@@ -22,8 +22,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from pconv_jax import checkpoint, data, losses, sharding, vgg, writers
+from pconv_jax import checkpoint, losses, sharding, vgg, writers
 from pconv_jax.config import Config
+from pconv_jax.data import pipeline as data
 from pconv_jax.model import PConvUNet, build_model
 
 log = logging.getLogger("pconv_jax.train")

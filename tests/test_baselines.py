@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from pconv_jax import baselines
+from pconv_jax.eval import baselines
 
 
 def _image_with_hole():

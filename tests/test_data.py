@@ -17,8 +17,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pconv_jax import config, data, images, masks, superres, train_examples
+from pconv_jax import config, images
 from pconv_jax.config import DataConfig
+from pconv_jax.data import examples as train_examples
+from pconv_jax.data import pipeline as data
+from pconv_jax.data import sources, sr_canvas
+from pconv_jax.masks import protocol as masks
 
 SIZE = 16
 
@@ -75,7 +79,7 @@ def test_decode_converts_every_mode_to_rgb(image_dir):
 
 
 def test_folder_source_is_sorted_recursive_and_sharded(image_dir):
-    source = images.folder_source(image_dir)
+    source = sources.folder_source(image_dir)
     names = [source.name(i) for i in range(len(source))]
     assert names == [
         "a/rgb",
@@ -100,8 +104,8 @@ def test_folder_source_is_sorted_recursive_and_sharded(image_dir):
 
 
 def test_skimage_photos_are_rgb():
-    source = images.skimage_source()
-    assert 1 <= len(source) <= len(images.SKIMAGE_PHOTOS)
+    source = sources.skimage_source()
+    assert 1 <= len(source) <= len(sources.SKIMAGE_PHOTOS)
     assert source.name(0) == "astronaut"
     image = source.load(0)
     assert image.dtype == np.uint8 and image.shape == (512, 512, 3)
@@ -109,15 +113,15 @@ def test_skimage_photos_are_rgb():
 
 
 def test_crop_box_and_resize():
-    assert images.crop_box(10, 20, None) == (0, 5, 10)
-    assert images.crop_box(21, 8, None) == (6, 0, 8)
+    assert sources.crop_box(10, 20, None) == (0, 5, 10)
+    assert sources.crop_box(21, 8, None) == (6, 0, 8)
     rng = np.random.default_rng(0)
     for _ in range(20):
-        top, left, side = images.crop_box(30, 50, rng, scale_max=1.5)
+        top, left, side = sources.crop_box(30, 50, rng, scale_max=1.5)
         assert 20 <= side <= 30 and 0 <= top <= 30 - side and 0 <= left <= 50 - side
     image = np.arange(6 * 10 * 3, dtype=np.uint8).reshape(6, 10, 3)
-    np.testing.assert_array_equal(images.crop_resize(image, (0, 2, 6), 6), image[:, 2:8])
-    assert images.crop_resize(image, (0, 2, 6), 3).shape == (3, 3, 3)
+    np.testing.assert_array_equal(sources.crop_resize(image, (0, 2, 6), 6), image[:, 2:8])
+    assert sources.crop_resize(image, (0, 2, 6), 3).shape == (3, 3, 3)
 
 
 def _cfg(image_dir, **kwargs):
@@ -178,7 +182,7 @@ def test_batch_size_must_divide_over_devices(image_dir):
 
 def test_corrupt_files_are_skipped_counted_and_replaced(image_dir, caplog):
     cfg = _cfg(image_dir)
-    with caplog.at_level(logging.WARNING, logger="pconv_jax.data"):
+    with caplog.at_level(logging.WARNING, logger="pconv_jax.data.pipeline"):
         batches, skipped, names = _take(cfg, 9)  # 36 examples: every image of 3 epochs
     assert skipped == 1 and names == ["b/corrupt"]
     assert sum("b/corrupt" in r.getMessage() for r in caplog.records) == 1  # warned once
@@ -213,7 +217,7 @@ def test_superres_batches(image_dir):
     for image, mask, canvas in zip(batch["image"], batch["mask"], batch["input"]):
         factor = {64: 2, 16: 4}[int(mask.sum())]  # one known pixel per cell
         factors.add(factor)
-        expected_canvas, expected_mask = superres.make_sr_example(image, factor)
+        expected_canvas, expected_mask = sr_canvas.make_sr_example(image, factor)
         np.testing.assert_array_equal(canvas, expected_canvas)
         np.testing.assert_array_equal(mask, expected_mask)
     assert factors == {2, 4}
@@ -321,7 +325,7 @@ def test_worker_kinds_give_identical_batches_resume_and_skips(image_dir, caplog)
     results = {}
     for kind, fields in KINDS.items():
         caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="pconv_jax.data"):
+        with caplog.at_level(logging.WARNING, logger="pconv_jax.data.pipeline"):
             results[kind] = _take(_cfg(image_dir, **fields), 9)  # 3 epochs: meets b/corrupt
         warnings = [r.getMessage() for r in caplog.records if "b/corrupt" in r.getMessage()]
         assert len(warnings) == 1, (kind, warnings)  # reported in this process, once
@@ -427,7 +431,9 @@ def test_worker_type_is_validated(image_dir):
 SCRIPT = """
 import json, sys, time
 
-from pconv_jax import data, train_examples
+from pconv_jax.data import pipeline as data
+
+from pconv_jax.data import examples as train_examples
 from pconv_jax.config import DataConfig
 
 if __name__ == "__main__":  # spawned workers import this file too, without running this part

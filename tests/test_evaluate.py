@@ -10,17 +10,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pconv_jax import (
-    baselines,
-    checkpoint,
-    cli,
-    config,
-    eval_table,
-    evaluate,
-    mask_set,
-    masks,
-    pretrained,
-)
+from pconv_jax import checkpoint, cli, config, pretrained
+from pconv_jax.eval import baselines, evaluate
+from pconv_jax.eval import tables as eval_table
+from pconv_jax.masks import protocol as masks
+from pconv_jax.masks import test_sets as mask_set
 from pconv_jax.model import build_model
 
 from conftest import shared_path
@@ -188,7 +182,7 @@ def test_each_baseline_fills_a_tiny_set(tmp_path, manifest_masks, method):
     assert [r["pair"] for r in rows] == [0, 1, 2, 3]
     # Each metric recomputed independently for one pair (numpy, from the files).
     pair = evaluate.pair_masks(4, masks.load_mask_set(manifest_masks), seed=1)[2]
-    from pconv_jax import data
+    from pconv_jax.data import pipeline as data
 
     truth = data.eval_images("skimage", 32).load(pair.image_index)
     mask = masks.read_mask(pair.mask.path, 32)
@@ -243,7 +237,7 @@ def test_pconv_model_on_all_devices_and_config_checks(tmp_path, manifest_masks, 
     # Recomputed with the model outside the evaluation: input truth * mask, clip, composite.
     cfg, model, variables = pretrained.load_trained_model(run)
     pairs = evaluate.pair_masks(6, masks.load_mask_set(manifest_masks), seed=0)
-    from pconv_jax import data
+    from pconv_jax.data import pipeline as data
 
     source = data.eval_images("skimage", 32)
     truth = np.stack([source.load(p.image_index) for p in pairs]) / np.float32(255)
@@ -305,7 +299,7 @@ def test_resume_skips_finished_pairs_and_other_arguments_are_an_error(
 
 @pytest.mark.slow
 def test_fid_and_is_rows(tmp_path, manifest_masks):
-    from pconv_jax import fid
+    from pconv_jax.eval import fid
 
     shapes = jax.eval_shape(
         fid.InceptionV3FID().init, jax.random.key(0), jnp.zeros((1, 299, 299, 3))

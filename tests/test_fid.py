@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from flax.traverse_util import flatten_dict
 
-from pconv_jax import cli, fid, fid_inception
+from pconv_jax import cli
+from pconv_jax.eval import fid
+from pconv_jax.eval import inception as fid_inception
 
 from conftest import shared_path
 

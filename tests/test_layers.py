@@ -58,7 +58,7 @@ def test_ratio_uses_all_input_channels():
 def test_matches_pytorch_official_semantics(k, stride, channels, per_channel):
     import torch
 
-    from experiments.torch_ref.pconv import PartialConv2d
+    from torch_ref.pconv import PartialConv2d
 
     rng = np.random.default_rng(k * 100 + stride * 10 + channels + per_channel)
     n, h, w, features = 2, 17, 14, 8

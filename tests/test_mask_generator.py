@@ -4,7 +4,9 @@ import cv2
 import numpy as np
 import pytest
 
-from pconv_jax import mask_augment, mask_generator, masks
+from pconv_jax.masks import augment as mask_augment
+from pconv_jax.masks import generator as mask_generator
+from pconv_jax.masks import protocol as masks
 
 
 @pytest.mark.parametrize("bucket", range(6))

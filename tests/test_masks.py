@@ -7,7 +7,10 @@ import cv2
 import numpy as np
 import pytest
 
-from pconv_jax import cli, mask_augment, mask_set, masks
+from pconv_jax import cli
+from pconv_jax.masks import augment as mask_augment
+from pconv_jax.masks import protocol as masks
+from pconv_jax.masks import test_sets as mask_set
 
 from conftest import shared_path
 

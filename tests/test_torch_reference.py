@@ -13,13 +13,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from experiments.torch_ref.unet import (  # noqa: E402
+from pconv_jax.model import PConvUNet  # noqa: E402
+from pconv_jax.model import count_kernel_weights as count_flax_kernel_weights  # noqa: E402
+
+from torch_ref.unet import (  # noqa: E402
     PConvUNetTorch,
     count_kernel_weights,
     load_flax_variables,
 )
-from pconv_jax.model import PConvUNet  # noqa: E402
-from pconv_jax.model import count_kernel_weights as count_flax_kernel_weights  # noqa: E402
 
 # Appendix table totals: sum of k*k*C_in*C_out over PConv1..PConv16 (L=8) or without PConv8 and
 # its decoder twin (L=7).

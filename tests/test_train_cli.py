@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pconv_jax import cli, data, pretrained
+from pconv_jax import cli, pretrained
+from pconv_jax.data import pipeline as data
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "experiments" / "configs" / "tiny.py")

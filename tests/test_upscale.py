@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-from tiny_run import make_tiny_run
 
 from experiments import eval_superres
 from pconv_jax import Inpainter, checkpoint, cli, superres
+
+from tiny_run import make_tiny_run
 
 TINY = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "configs" / "tiny.py"
 

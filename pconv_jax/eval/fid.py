@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pconv_jax.fid_inception import (
+from pconv_jax.eval.inception import (
     FEATURE_DIM,
     FID_IMAGE_SIZE_PX,
     NUM_CLASSES,

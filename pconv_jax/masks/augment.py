@@ -19,7 +19,7 @@ import pathlib
 import cv2
 import numpy as np
 
-from pconv_jax import masks as masks_lib
+from pconv_jax.masks import protocol as masks_lib
 
 CROP_SCALE = (0.5, 1.0)  # crop side as a fraction of the raw mask's short side
 

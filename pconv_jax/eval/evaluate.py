@@ -23,8 +23,9 @@ import pathlib
 
 import numpy as np
 
-from pconv_jax import eval_table, masks
-from pconv_jax.eval_table import CELLS
+from pconv_jax.eval import tables as eval_table
+from pconv_jax.eval.tables import CELLS
+from pconv_jax.masks import protocol as masks
 
 MODEL_METHODS = ("pconv", "conv")
 METHODS = MODEL_METHODS + ("patchmatch", "telea", "ns")
@@ -160,7 +161,8 @@ def evaluate(
     """
     import jax
 
-    from pconv_jax import data, eval_run
+    from pconv_jax.data import pipeline as data
+    from pconv_jax.eval import runners as eval_run
 
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")

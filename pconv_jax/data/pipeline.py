@@ -16,11 +16,11 @@ Workers (`data.num_workers`; 0 = everything in the caller) are processes by defa
 (`data.worker_type=process`): decoding, crop/resize and mask drawing hold the GIL much of the
 time, so threads stop scaling at ~1.5 cores, which starves a GPU. Processes are started with
 "spawn" (never fork: the parent may be running JAX's threads), import only numpy/OpenCV/Pillow
-(pconv_jax.train_examples, no jax), and write uint8 images and masks into shared memory
+(pconv_jax.data.examples, no jax), and write uint8 images and masks into shared memory
 ((prefetch + 2) x B x S x S x 4 bytes); threads here convert them to float32. Each worker
 imports the main script, like any spawned process, so a script that builds a pipeline at top
 level needs the `if __name__ == "__main__":` guard.
-The worker kind and count never change the batches (pconv_jax.train_examples).
+The worker kind and count never change the batches (pconv_jax.data.examples).
 """
 
 from __future__ import annotations
@@ -35,8 +35,10 @@ import threading
 
 import numpy as np
 
-from pconv_jax import images, mask_augment, train_examples
 from pconv_jax.config import DataConfig
+from pconv_jax.data import examples as train_examples
+from pconv_jax.data import sources
+from pconv_jax.masks import augment as mask_augment
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +104,11 @@ def local_batch_size(global_batch_size: int, process_count: int | None = None) -
 def open_source(cfg: DataConfig, split: str, process_index: int = 0, process_count: int = 1):
     """The image source of `cfg` (folder/skimage sharded by striding, tfds by split)."""
     if cfg.source == "tfds":
-        return images.tfds_source(
+        return sources.tfds_source(
             cfg.tfds_name, split, cfg.tfds_data_dir, cfg.tfds_download, process_index, process_count
         )
-    source = images.skimage_source() if cfg.source == "skimage" else images.folder_source(cfg.dir)
-    return images.shard_files(source, process_index, process_count)
+    source = sources.skimage_source() if cfg.source == "skimage" else sources.folder_source(cfg.dir)
+    return sources.shard_files(source, process_index, process_count)
 
 
 class TrainBatches:
@@ -335,7 +337,7 @@ class EvalImages:
 
     def load(self, index: int) -> np.ndarray:
         pixels = self.source.load(index, self.size)
-        return images.crop_resize(pixels, images.crop_box(*pixels.shape[:2], None), self.size)
+        return sources.crop_resize(pixels, sources.crop_box(*pixels.shape[:2], None), self.size)
 
     def __iter__(self):
         self.skipped = []

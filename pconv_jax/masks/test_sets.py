@@ -21,8 +21,9 @@ import pathlib
 
 import numpy as np
 
-from pconv_jax import mask_augment, mask_generator
-from pconv_jax import masks as masks_lib
+from pconv_jax.masks import augment as mask_augment
+from pconv_jax.masks import generator as mask_generator
+from pconv_jax.masks import protocol as masks_lib
 
 MAX_CANDIDATES_PER_MASK = 50  # from a folder: give up when the raw masks cannot fill a cell
 

@@ -17,8 +17,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pconv_jax import metrics, writers
-from pconv_jax.eval_table import CELLS, TableRow
+from pconv_jax import writers
+from pconv_jax.eval import metrics
+from pconv_jax.eval.tables import CELLS, TableRow
 
 
 def score(truth_u8, mask, output):
@@ -107,7 +108,7 @@ def baseline_runner(name: str, batch_size: int, pool):
     Returns:
       (run_batch, a description for the table's notes).
     """
-    from pconv_jax import baselines
+    from pconv_jax.eval import baselines
 
     fill = baselines.get_baseline(name)
     score_fn = jax.jit(score)
@@ -118,7 +119,7 @@ def baseline_runner(name: str, batch_size: int, pool):
         padded = pad_to(batch_size, truth_u8, mask, filled.astype(np.float32) / 255.0)
         return _trim(score_fn(*padded), len(truth_u8))
 
-    return run_batch, f"classical baseline {name} (pconv_jax.baselines, CPU)"
+    return run_batch, f"classical baseline {name} (pconv_jax.eval.baselines, CPU)"
 
 
 def prefetched_batches(pending: list, batch_size: int, load, pool):
@@ -143,7 +144,7 @@ def load_fid_params(path: str | None):
     """FID Inception weights as device arrays (moved once, not per batch), or None."""
     if not path:
         return None
-    from pconv_jax import fid
+    from pconv_jax.eval import fid
 
     return jax.tree.map(jnp.asarray, fid.load_fid_inception(path))
 
@@ -159,7 +160,7 @@ def save_extras(
             writers.save_png(output[j], out / "examples" / f"{pair.index:06d}.png")
     if fid_params is None:
         return
-    from pconv_jax import fid
+    from pconv_jax.eval import fid
 
     # Padded to the full batch: one shape, so the Inception network compiles once.
     comp, real = pad_to(batch_size, composite, truth)
@@ -225,7 +226,7 @@ def write_example_grids(out: pathlib.Path, examples_by_bucket: dict, load) -> No
 
 def fid_rows(pairs: list, fid_dir: pathlib.Path, params: dict):
     """FID (composites vs their ground truths, `svd` method) and IS rows per column."""
-    from pconv_jax import fid
+    from pconv_jax.eval import fid
 
     features = {p.index: np.load(fid_dir / f"{p.index:06d}.npy") for p in pairs}
     groups = {c: [p.index for p in pairs if p.mask.label == c] for c in CELLS}

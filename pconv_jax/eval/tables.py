@@ -13,7 +13,7 @@ import dataclasses
 import io
 import math
 
-from pconv_jax.masks import HOLE_RATIO_BUCKETS
+from pconv_jax.masks.protocol import HOLE_RATIO_BUCKETS
 
 CELLS = tuple(f"{b}{side}" for b in range(len(HOLE_RATIO_BUCKETS)) for side in "NB")
 COLUMNS = CELLS + ("all",)

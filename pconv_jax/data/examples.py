@@ -4,7 +4,7 @@
 image (the permutation of its epoch picks it, an unreadable file is replaced by the next
 readable one), random crop/resize and flip, and the hole map (generated or an augmented raw mask)
 or the super-resolution factor. `write_example` turns that into the float32 rows of a batch.
-pconv_jax.data runs `make` in the caller, in threads, or in worker processes (`init_worker` +
+`pipeline` runs `make` in the caller, in threads, or in worker processes (`init_worker` +
 `make_examples`) and always runs `write_example` in the parent, so every worker kind computes the
 same bits. Worker processes write the uint8 images and hole maps into `SharedSlots`, batch-sized
 buffers in shared memory, and send back only the small rest (factor, unreadable files): sending
@@ -29,7 +29,8 @@ import typing
 import cv2
 import numpy as np
 
-from pconv_jax import images, mask_generator, superres
+from pconv_jax.data import sources, sr_canvas
+from pconv_jax.masks import generator as mask_generator
 
 PERMUTATION, IMAGE, MASK = 0, 1, 2  # purposes mixed into the seeds
 
@@ -91,8 +92,8 @@ class ExampleMaker:
         image_rng = np.random.default_rng([self.seed, self.process_index, position, IMAGE])
         mask_rng = np.random.default_rng([self.seed, self.process_index, position, MASK])
         pixels, bad = self._read(position)
-        box = images.crop_box(*pixels.shape[:2], image_rng, cfg.train_scale_max)
-        crop = images.crop_resize(pixels, box, cfg.image_size)
+        box = sources.crop_box(*pixels.shape[:2], image_rng, cfg.train_scale_max)
+        crop = sources.crop_resize(pixels, box, cfg.image_size)
         if image_rng.random() < 0.5:
             crop = np.ascontiguousarray(crop[:, ::-1])
         if cfg.task == "superres":
@@ -135,11 +136,11 @@ class ExampleMaker:
 
 
 def write_example(batch: dict[str, np.ndarray], row: int, example: RawExample) -> None:
-    """Writes `example` as row `row` of the float32 batch arrays (see pconv_jax.data)."""
+    """Writes `example` as row `row` of the float32 batch arrays (see pconv_jax.data.pipeline)."""
     image = batch["image"][row]
     np.multiply(example.pixels, np.float32(1 / 255), out=image)
     if example.factor is not None:
-        batch["input"][row], batch["mask"][row] = superres.make_sr_example(image, example.factor)
+        batch["input"][row], batch["mask"][row] = sr_canvas.make_sr_example(image, example.factor)
     else:
         np.subtract(1.0, example.holes[..., None], out=batch["mask"][row], dtype=np.float32)
 

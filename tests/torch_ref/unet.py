@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from experiments.torch_ref.pconv import PartialConv2d
+from .pconv import PartialConv2d
 
 
 def encoder_spec(num_layers: int) -> list[tuple[int, int]]:
