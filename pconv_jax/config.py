@@ -65,8 +65,7 @@ class DataConfig:
     hole_ratio_max: float = 0.6  # up to 4 augmentations are tried, then the closest is used)
     force_test_masks: bool = False  # allow training on a folder that looks like a TEST mask set
     prefetch: int = 2  # batches prepared ahead of the train step
-    num_workers: int = 2  # workers decoding images and drawing masks (0 = in the caller)
-    worker_type: str = "process"  # process (scales with cores) | thread (GIL-bound, ~1.5 cores)
+    num_workers: int = 2  # grain worker processes making batches (0 = in the caller)
 
 
 @dataclasses.dataclass(frozen=True)

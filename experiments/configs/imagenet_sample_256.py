@@ -25,8 +25,7 @@ def get_config() -> Config:
             dir=".gpu_data/imagenet_train",
             image_size=256,
             masks="generate",
-            num_workers=14,  # the GPU machine has 16 cores: 14 loader processes + the trainer
-            worker_type="process",  # threads reached only ~300-450 images/s there (GIL)
+            num_workers=14,  # 16 cores: 14 grain worker processes + the trainer
             prefetch=6,
         ),
         train=TrainConfig(

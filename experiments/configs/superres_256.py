@@ -38,7 +38,6 @@ def get_config() -> Config:
             task="superres",
             sr_factors=(2, 4),
             num_workers=8,
-            worker_type="process",  # threads stop at ~1.5 cores (the GIL)
             prefetch=4,
         ),
         train=TrainConfig(

@@ -1,17 +1,15 @@
-"""One training example as a pure function of its stream position, and the worker-process side.
+"""One training example as a pure function of its stream position, and the worker-process hooks.
 
 `ExampleMaker.make(position)` does the CPU-heavy part of a training example in uint8: read the
 image (the permutation of its epoch picks it, an unreadable file is replaced by the next
 readable one), random crop/resize and flip, and the hole map (generated or an augmented raw mask)
-or the super-resolution factor. `write_example` turns that into the float32 rows of a batch.
-`pipeline` runs `make` in the caller, in threads, or in worker processes (`init_worker` +
-`make_examples`) and always runs `write_example` in the parent, so every worker kind computes the
-same bits. Worker processes write the uint8 images and hole maps into `SharedSlots`, batch-sized
-buffers in shared memory, and send back only the small rest (factor, unreadable files): sending
-the arrays through a pipe cost more CPU than making them at 512 px (README, Workers).
+or the super-resolution factor. `example_arrays` turns that into float32 arrays, `stack_examples`
+stacks them into a batch; `pipeline` runs them as grain map and batch functions, in the caller or
+in grain's worker processes (`init_worker` is their worker_init_fn). Being pure functions of the
+position, they compute the same bits wherever they run.
 
-This module and everything it imports must not import jax: worker processes import it, and a
-jax import would cost each of them seconds and hundreds of MB for nothing.
+This module and everything it imports from pconv_jax must not import jax (grain itself does, in
+every process, when jax is installed: see the README's data section for what that costs).
 """
 
 from __future__ import annotations
@@ -22,7 +20,6 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
-import sys
 import threading
 import typing
 
@@ -40,8 +37,8 @@ class RawExample(typing.NamedTuple):
 
     pixels: uint8 [S, S, 3], the flipped-or-not crop. holes: uint8 [S, S], 1 = hole (task
     inpaint) or None. factor: the super-resolution factor (task superres) or None. bad:
-    ((index, name, error message), ...) of unreadable images met for the first time by this
-    maker while reading this example.
+    ((index, name, message), ...) of unreadable images met for the first time by this maker
+    while reading this example; the message says the error and which image replaced them.
     """
 
     pixels: np.ndarray
@@ -86,6 +83,10 @@ class ExampleMaker:
         self.__dict__.update(state)
         self._init_caches()
 
+    def __call__(self, position: int) -> dict:
+        """The example at `position` as float32 arrays (example_arrays): grain's map function."""
+        return example_arrays(self.make(position))
+
     def make(self, position: int) -> RawExample:
         """The example at stream position `position` (= step * batch_size + row)."""
         cfg = self.cfg
@@ -127,77 +128,46 @@ class ExampleMaker:
             if index in self._bad:
                 continue
             try:
-                return self.source.load(index, min_side), tuple(bad)
+                pixels = self.source.load(index, min_side)
             except Exception as e:  # any decoder failure: corrupt, truncated, not an image
                 with self._lock:
                     self._bad.add(index)
                 bad.append((index, self.source.name(index), f"{type(e).__name__}: {e}"))
+                continue
+            instead = f"; replaced by {self.source.name(index)}"
+            return pixels, tuple((i, name, error + instead) for i, name, error in bad)
         raise ValueError(f"{self.source.description}: none of the {count} images is readable")
 
 
-def write_example(batch: dict[str, np.ndarray], row: int, example: RawExample) -> None:
-    """Writes `example` as row `row` of the float32 batch arrays (see pconv_jax.data.pipeline)."""
-    image = batch["image"][row]
-    np.multiply(example.pixels, np.float32(1 / 255), out=image)
+def example_arrays(example: RawExample) -> dict:
+    """The float32 arrays of one example (keys and ranges as in pconv_jax.data.pipeline) and
+    `skipped`, the unreadable images first met while making it."""
+    image = np.multiply(example.pixels, np.float32(1 / 255), dtype=np.float32)
+    arrays = {"image": image, "skipped": example.bad}
     if example.factor is not None:
-        batch["input"][row], batch["mask"][row] = sr_canvas.make_sr_example(image, example.factor)
+        arrays["input"], arrays["mask"] = sr_canvas.make_sr_example(image, example.factor)
     else:
-        np.subtract(1.0, example.holes[..., None], out=batch["mask"][row], dtype=np.float32)
+        arrays["mask"] = np.subtract(1.0, example.holes[..., None], dtype=np.float32)
+    return arrays
 
 
-class SharedSlots:
-    """uint8 batch buffers in shared memory: `pixels` [slots, B, S, S, 3], `holes` [slots, B, S, S].
-
-    Worker processes write the examples of a batch into one slot, the parent reads them from
-    there. The memory (`multiprocessing.RawArray`: /dev/shm when it has room, else a temporary
-    file; unlinked at once, freed with the last mapping) can only be handed to processes as they
-    are spawned (ProcessPoolExecutor initargs).
-    """
-
-    def __init__(self, slots: int, batch_size: int, size: int, with_holes: bool):
-        self.shape = (slots, batch_size, size, size)
-        context = multiprocessing.get_context("spawn")
-        self._pixels = context.RawArray("B", math.prod(self.shape) * 3)
-        self._holes = context.RawArray("B", math.prod(self.shape)) if with_holes else None
-        self._make_views()
-
-    def _make_views(self) -> None:
-        self.pixels = np.frombuffer(self._pixels, np.uint8).reshape(*self.shape, 3)
-        self.holes = None
-        if self._holes is not None:
-            self.holes = np.frombuffer(self._holes, np.uint8).reshape(self.shape)
-
-    def __getstate__(self) -> dict:  # the shared buffers travel, the numpy views are remade
-        return {"shape": self.shape, "_pixels": self._pixels, "_holes": self._holes}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._make_views()
-
-    def example(self, slot: int, row: int, rest: RawExample) -> RawExample:
-        """The full example from a worker's `rest` (arrays None) and the slot's row."""
-        holes = None if self.holes is None or rest.factor is not None else self.holes[slot, row]
-        return rest._replace(pixels=self.pixels[slot, row], holes=holes)
+def stack_examples(examples: list[dict]) -> dict:
+    """grain batch_fn: stacks the arrays of `examples`, concatenates their `skipped` entries."""
+    batch = {key: np.stack([e[key] for e in examples]) for key in examples[0] if key != "skipped"}
+    batch["skipped"] = tuple(entry for e in examples for entry in e["skipped"])
+    return batch
 
 
-# The worker-process side: a ProcessPoolExecutor runs init_worker once per process, then
-# make_examples for each task.
-_worker_maker: ExampleMaker | None = None
-_worker_slots: SharedSlots | None = None
-
-
-def init_worker(maker: ExampleMaker, slots: SharedSlots) -> None:
-    """Initialiser of a worker process: keeps `maker` and `slots`, one OpenCV thread, no Ctrl-C,
-    exit with the parent.
+def init_worker(worker_index: int, worker_count: int) -> None:
+    """grain worker_init_fn: one OpenCV thread, no Ctrl-C, exit with the parent.
 
     Parallelism comes from the processes, so OpenCV's own thread pool would only oversubscribe
     the cores. SIGINT (Ctrl-C reaches the whole process group) is left to the parent, which
-    shuts the pool down; a worker killed mid-task would only add tracebacks. A parent killed
-    outright (SIGKILL, out of memory) cannot shut the pool down, and the workers, which hold
-    both ends of their task queue, would wait on it forever: a thread ends them instead.
+    closes the pipeline. A parent killed outright (SIGKILL, out of memory) cannot close it, and
+    grain's workers would wait on their full output queue forever: a thread ends them instead
+    (the one thing here grain does not do, tests/test_data.py shows it).
     """
-    global _worker_maker, _worker_slots
-    _worker_maker, _worker_slots = maker, slots
+    del worker_index, worker_count
     cv2.setNumThreads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, name="exit-with-parent", daemon=True).start()
@@ -207,25 +177,3 @@ def _exit_with_parent() -> None:
     # The parent's end of the spawn pipe stays open as long as the parent process lives.
     multiprocessing.connection.wait([multiprocessing.parent_process().sentinel])
     os._exit(1)
-
-
-def make_examples(step: int, start: int, stop: int, slot: int) -> list[RawExample]:
-    """Rows start..stop-1 of the batch of `step`, written into `slot` of the shared slots.
-
-    Runs in a worker process set up by init_worker. Returns the examples without their arrays
-    (pixels and holes None; SharedSlots.example puts them back).
-    """
-    first = step * _worker_maker.batch_size
-    rests = []
-    for row in range(start, stop):
-        example = _worker_maker.make(first + row)
-        _worker_slots.pixels[slot, row] = example.pixels
-        if example.holes is not None:
-            _worker_slots.holes[slot, row] = example.holes
-        rests.append(example._replace(pixels=None, holes=None))
-    return rests
-
-
-def worker_facts() -> dict:
-    """What a worker process looks like from inside: pid, whether jax was imported (tests)."""
-    return {"pid": os.getpid(), "jax_imported": "jax" in sys.modules}

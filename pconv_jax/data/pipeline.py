@@ -12,27 +12,23 @@ Batches are dicts of numpy arrays: `image` float32 [B, S, S, 3] in [0, 1] (groun
 float32 [B, S, S, 1] in {0, 1} (1 = known), and for task=superres `input` float32 [B, S, S, 3]
 (the Sec. 5.2 canvas). `prefetch` batches are prepared ahead of the one being consumed.
 
-Workers (`data.num_workers`; 0 = everything in the caller) are processes by default
-(`data.worker_type=process`): decoding, crop/resize and mask drawing hold the GIL much of the
-time, so threads stop scaling at ~1.5 cores, which starves a GPU. Processes are started with
-"spawn" (never fork: the parent may be running JAX's threads), import only numpy/OpenCV/Pillow
-(pconv_jax.data.examples, no jax), and write uint8 images and masks into shared memory
-((prefetch + 2) x B x S x S x 4 bytes); threads here convert them to float32. Each worker
+Workers (`data.num_workers`; 0 = everything in the caller) are grain's worker processes
+(`mp_prefetch`): decoding, crop/resize and mask drawing hold the GIL much of the time, so only
+processes scale with cores. grain starts them with "spawn" (never fork: the parent may be running
+JAX's threads); each makes whole batches and hands them over in shared memory. Each worker
 imports the main script, like any spawned process, so a script that builds a pipeline at top
-level needs the `if __name__ == "__main__":` guard.
-The worker kind and count never change the batches (pconv_jax.data.examples).
+level needs the `if __name__ == "__main__":` guard. The worker count never changes the batches.
 """
 
 from __future__ import annotations
 
-import collections
-import concurrent.futures
 import logging
 import math
-import multiprocessing
 import os
-import threading
+import sys
 
+import absl.flags
+import grain
 import numpy as np
 
 from pconv_jax.config import DataConfig
@@ -42,14 +38,13 @@ from pconv_jax.masks import augment as mask_augment
 
 log = logging.getLogger(__name__)
 
-ASSEMBLERS = 2  # worker_type=process: threads converting the workers' uint8 results to float32
+STREAM_END = sys.maxsize  # the training stream's positions: never reached
 
 
 def validate(cfg: DataConfig) -> None:
     """Raises ValueError naming the first inconsistent DataConfig field."""
     choices = {"source": ("skimage", "folder", "tfds"), "task": ("inpaint", "superres")}
     choices["masks"] = ("generate", "folder")
-    choices["worker_type"] = ("process", "thread")
     for field, allowed in choices.items():
         if getattr(cfg, field) not in allowed:
             raise ValueError(f"data.{field} must be one of {allowed}, got {getattr(cfg, field)!r}")
@@ -114,23 +109,16 @@ def open_source(cfg: DataConfig, split: str, process_index: int = 0, process_cou
 class TrainBatches:
     """Iterator over training batches for steps start_step, start_step + 1, ... (never ends).
 
-    Use as a context manager or call `close()` to stop the workers (threads or processes).
-    `num_skipped` counts the distinct unreadable images met so far (`skipped` names them; the
-    warnings too are logged in this process, once per file, whatever the worker kind).
-    Process workers take tasks of a few examples each (about two tasks per worker per batch,
-    so that one inter-process message carries several images).
+    A grain pipeline: MapDataset.range over stream positions (from start_step * B), mapped by the
+    ExampleMaker, batched by B, read in the caller (data.num_workers=0) or by grain's worker
+    processes (mp_prefetch), each making whole batches. Use as a context manager or call
+    `close()` to stop the workers. `num_skipped` counts the distinct unreadable images met so far
+    (`skipped` names them; the warnings are logged in this process, once per file).
     """
 
     def __init__(self, cfg, source, batch_size, seed, start_step, process_index):
-        self.cfg = cfg
-        self.source = source
-        self.batch_size = batch_size
-        self.seed = seed
-        self.process_index = process_index
         self.step = start_step  # the step of the next batch returned
-        self._next_scheduled = start_step
         self._bad: dict[int, str] = {}
-        self._lock = threading.Lock()
         augmenter = None
         if cfg.task == "inpaint" and cfg.masks == "folder":
             augmenter = mask_augment.RawMaskAugmenter(
@@ -142,32 +130,23 @@ class TrainBatches:
                 hole_ratio=(cfg.hole_ratio_min, cfg.hole_ratio_max),
                 force_test_masks=cfg.force_test_masks,
             )
-        self._maker = train_examples.ExampleMaker(
-            cfg, source, batch_size, seed, process_index, augmenter
-        )
-        self._threads = self._processes = self._slots = None
-        workers = cfg.num_workers
-        if workers and cfg.worker_type == "process":
-            # Batch k uses slot k % slots. Step k + slots is scheduled once batch k + 1 was
-            # returned (prefetch + 1 batches in flight), so batch k was read out long before.
-            self._slots = train_examples.SharedSlots(
-                cfg.prefetch + 2, batch_size, cfg.image_size, with_holes=cfg.task == "inpaint"
+        maker = train_examples.ExampleMaker(cfg, source, batch_size, seed, process_index, augmenter)
+        positions = grain.MapDataset.range(start_step * batch_size, STREAM_END)
+        batches = positions.map(maker).batch(batch_size, batch_fn=train_examples.stack_examples)
+        # No reading threads: each process (the caller or a worker) makes its batches in one
+        # thread (threads would only contend for the GIL).
+        dataset = batches.to_iter_dataset(grain.ReadOptions(num_threads=0, prefetch_buffer_size=0))
+        if cfg.num_workers:
+            if not absl.flags.FLAGS.is_parsed():
+                # grain 0.2.18 reads an absl flag when it starts workers, which fails unless
+                # some absl.app parsed the command line (google/grain#1355, fixed after 0.2.18).
+                absl.flags.FLAGS.mark_as_parsed()
+            per_worker = max(1, math.ceil(cfg.prefetch / cfg.num_workers))
+            dataset = dataset.mp_prefetch(
+                grain.MultiprocessingOptions(cfg.num_workers, per_worker_buffer_size=per_worker),
+                worker_init_fn=train_examples.init_worker,
             )
-            self._processes = concurrent.futures.ProcessPoolExecutor(
-                workers,
-                # Not fork: the parent may run JAX's threads, which a forked child would inherit
-                # in whatever state they were (locks held). spawn starts a clean interpreter.
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=train_examples.init_worker,
-                initargs=(self._maker, self._slots),
-            )
-            self._chunk = max(1, math.ceil(batch_size / (2 * workers)))
-            # Converting the workers' uint8 results to float32 releases the GIL (numpy), so
-            # threads in this process can do it beside the caller's training loop.
-            self._threads = concurrent.futures.ThreadPoolExecutor(min(workers, ASSEMBLERS))
-        elif workers:
-            self._threads = concurrent.futures.ThreadPoolExecutor(workers)
-        self._pending: collections.deque = collections.deque()
+        self._iterator = iter(dataset)
         self._closed = False
 
     @property
@@ -176,8 +155,7 @@ class TrainBatches:
 
     @property
     def skipped(self) -> list[str]:
-        with self._lock:
-            return sorted(self._bad.values())
+        return sorted(self._bad.values())
 
     def __iter__(self):
         return self
@@ -185,96 +163,27 @@ class TrainBatches:
     def __next__(self) -> dict[str, np.ndarray]:
         if self._closed:
             raise StopIteration
-        if not self._pending:
-            self._schedule()
-        step, batch, futures = self._pending.popleft()
-        while len(self._pending) < self.cfg.prefetch:
-            self._schedule()
-        # All of them first: a failed batch must not leave workers writing into its slot.
-        concurrent.futures.wait(futures)
-        try:
-            for future in futures:
-                future.result()  # re-raises a worker's exception here
-        except concurrent.futures.process.BrokenProcessPool as e:
-            raise RuntimeError(
-                "a data worker process died or could not start (its traceback, if any, is on "
-                "stderr): killed or out of memory, a source that does not unpickle, or a main "
-                "script without the `if __name__ == '__main__':` guard (each spawned worker "
-                "imports it); data.worker_type=thread runs the workers as threads instead"
-            ) from e
-        self.step = step + 1
-        return batch
+        # Worker batches arrive as arrays in shared memory (grain's SharedMemoryArray, freed
+        # with the array): plain ndarray views of them, no copy.
+        batch = {key: value for key, value in next(self._iterator).items()}
+        for index, name, message in batch.pop("skipped"):
+            if index not in self._bad:  # each worker process reports a file it met once
+                self._bad[index] = name
+                log.warning("skipping unreadable image %s: %s", name, message)
+        self.step += 1
+        return {key: np.asarray(value) for key, value in batch.items()}
 
     def close(self) -> None:
-        """Stops the workers: queued work is dropped, running examples finish, processes exit."""
-        self._closed = True
-        for _, _, futures in self._pending:
-            for future in futures:
-                future.cancel()
-        # Processes first: the threads of process mode wait on their results.
-        for pool in (self._processes, self._threads):
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
-        self._pending.clear()
-        self._slots = None  # frees the shared memory once the workers have exited
+        """Stops the workers (grain joins them); closing twice is harmless."""
+        if not self._closed:
+            self._closed = True
+            self._iterator.close()
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
-
-    def __del__(self):  # a forgotten close(): drop queued work, let running examples finish
-        if not getattr(self, "_closed", True):
-            for pool in (self._processes, self._threads):
-                if pool is not None:
-                    pool.shutdown(wait=False, cancel_futures=True)
-
-    def _schedule(self) -> None:
-        step = self._next_scheduled
-        self._next_scheduled += 1
-        size, count = self.cfg.image_size, self.batch_size
-        batch = {
-            "image": np.empty((count, size, size, 3), np.float32),
-            "mask": np.empty((count, size, size, 1), np.float32),
-        }
-        if self.cfg.task == "superres":
-            batch["input"] = np.empty((count, size, size, 3), np.float32)
-        if self._processes is not None:
-            futures, slot = [], step % self._slots.shape[0]
-            for start in range(0, count, self._chunk):
-                stop = min(count, start + self._chunk)
-                made = self._processes.submit(train_examples.make_examples, step, start, stop, slot)
-                futures.append(self._threads.submit(self._write_rows, batch, start, made, slot))
-        elif self._threads is not None:
-            futures = [self._threads.submit(self._fill, batch, step, j) for j in range(count)]
-        else:
-            for j in range(count):
-                self._fill(batch, step, j)
-            futures = []
-        self._pending.append((step, batch, futures))
-
-    def _fill(self, batch: dict[str, np.ndarray], step: int, row: int) -> None:
-        """Makes and writes example `row` of `step` (in the caller or a worker thread)."""
-        example = self._maker.make(step * self.batch_size + row)
-        self._note_unreadable(example.bad)
-        train_examples.write_example(batch, row, example)
-
-    def _write_rows(self, batch: dict[str, np.ndarray], start: int, made, slot: int) -> None:
-        """Writes rows start, start + 1, ... that worker processes put into `slot` (future
-        `made` holds the rest of each example)."""
-        for row, rest in enumerate(made.result(), start):
-            self._note_unreadable(rest.bad)
-            train_examples.write_example(batch, row, self._slots.example(slot, row, rest))
-
-    def _note_unreadable(self, bad) -> None:
-        """Counts and warns once about each unreadable image (makers may each find it once)."""
-        for index, name, message in bad:
-            with self._lock:
-                if index in self._bad:
-                    continue
-                self._bad[index] = name
-            log.warning("skipping unreadable image %s: %s", name, message)
 
 
 def train_batches(
