@@ -1,53 +1,47 @@
-"""Training-input throughput at 256 and 512: in the caller, N threads, N processes, per core.
+"""Training-input cost of the grain pipeline against the previous hand-written one, in one run.
 
-    python experiments/bench_data.py [--workers N] [--seconds 4] [--batch 32]
+    python experiments/bench_data.py [--previous dea41b2] [--rounds 3] [--workers 2]
 
-Runs `pconv_jax.data.pipeline.train_batches` (generated masks, inpainting) over real photos from
-../shared: ImageNet JPEGs (~500x375) and Kodak PNGs (768x512); without ../shared it falls back
-to scikit-image's photos (which the pipeline keeps decoded in memory, so those rows are not
-representative). OpenCV's internal threads are off (cv2.setNumThreads(1); worker processes set
-it themselves).
+`--previous` names a commit whose `pconv_jax` (the pipeline before grain: a process pool with
+shared-memory slots) is extracted with `git archive` into a temporary folder; each measurement
+runs in a fresh subprocess with PYTHONPATH pointing at that folder or at this checkout, and the
+two alternate (rounds x sizes x modes), so both see the same load on a shared machine. Both
+build `pconv_jax.data.pipeline.train_batches` (generated masks, inpainting, batch 32, prefetch 4)
+over the ImageNet JPEGs of ../shared/data/imagenet_sample (or `--dir`), and consume each batch as
+a trainer does (copied once into preallocated host buffers, like a device transfer).
 
-Rows: "caller" runs everything in the calling thread (num_workers=0); "N threads" and
-"N processes" use data.worker_type=thread/process with num_workers=N (default: all cores) and
-prefetch 4. Columns: img/wall-s = images per wall-clock second (what a trainer would see on
-this machine); img/CPU-s = images per CPU-second of this process plus its worker processes (the
-per-core figure; robust to other jobs on a shared machine); parent ms/img = CPU milliseconds of
-this process per image (for processes: converting the uint8 rows the workers wrote into shared
-memory to float32; the part that does not spread over workers). A second table splits the in-caller
-per-image cost into its stages. Targets: >= 100 images/s per core at 256, and wall rates that
-grow with N for processes (threads stop at ~1.5 cores: the GIL).
+Columns (median over rounds): img/CPU-s = images per CPU-second of the trainer process plus its
+worker processes (robust to other jobs, unlike wall time); trainer ms/img = CPU milliseconds of
+the trainer's process per image (the part that does not spread over workers); start CPU-s = CPU
+of all processes from building the pipeline through N + 2 warm-up batches; worker MB = private
+memory of each worker process at the end (/proc smaps_rollup Anonymous). Modes: in the caller
+(num_workers=0) and N worker processes.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import json
+import multiprocessing
 import os
 import pathlib
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
 import time
 
-import cv2
 import numpy as np
 
-from pconv_jax.config import DataConfig
-from pconv_jax.data import pipeline as data
-from pconv_jax.data import sources as image_sources
-from pconv_jax.masks import generator as mask_generator
-
-SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+REPO = pathlib.Path(__file__).resolve().parents[1]
+IMAGES = REPO.parent.parent / "shared" / "data" / "imagenet_sample"
+if not IMAGES.is_dir():  # a worktree under /work/wt: shared data beside the main checkout
+    IMAGES = pathlib.Path("/work/shared/data/imagenet_sample")
 
 
-def sources() -> list[tuple[str, DataConfig]]:
-    found = []
-    for name, folder in (("imagenet jpg", "imagenet_sample"), ("kodak png", "kodak")):
-        if (SHARED / folder).is_dir():
-            found.append((name, DataConfig(source="folder", dir=str(SHARED / folder))))
-    return found or [("skimage (cached)", DataConfig(source="skimage"))]
-
-
-def children_cpu_seconds(pids) -> float:
-    """User + system CPU seconds of live processes (Linux /proc; 0 elsewhere)."""
+def cpu_seconds(pids) -> float:
+    """User + system CPU seconds of live processes (Linux /proc)."""
     tick, total = os.sysconf("SC_CLK_TCK"), 0.0
     for pid in pids:
         try:
@@ -58,82 +52,110 @@ def children_cpu_seconds(pids) -> float:
     return total
 
 
-def pipeline_rate(cfg: DataConfig, batch: int, seconds: float) -> tuple[float, float, float]:
-    """(images per wall second, per CPU-second of all processes, parent CPU ms per image)."""
-    with data.train_batches(cfg, batch, seed=0) as batches:
-        for _ in range(2):  # warm-up: worker start, file cache
-            next(batches)
-        pool = batches._processes
-        pids = list(pool._processes) if pool is not None else []
-        count = 0
-        cpu_start, children_start = time.process_time(), children_cpu_seconds(pids)
-        wall_start = time.perf_counter()
-        while time.perf_counter() - wall_start < seconds:
-            next(batches)
-            count += batch
-        wall = time.perf_counter() - wall_start
-        parent = time.process_time() - cpu_start
-        children = children_cpu_seconds(pids) - children_start
-    return count / wall, count / (parent + children), 1000 * parent / count
+def private_mb(pid: int) -> float:
+    for line in pathlib.Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Anonymous:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
-def stage_costs(cfg: DataConfig, count: int = 100) -> dict[str, float]:
-    """Mean CPU milliseconds per image of each stage, in the caller."""
-    source = data.open_source(cfg, cfg.train_split)
-    min_side = int(np.ceil(cfg.image_size * cfg.train_scale_max))
-    rng = np.random.default_rng(0)
-    totals = dict.fromkeys(("decode", "crop+resize", "flip+float", "mask"), 0.0)
-    out_image = np.empty((cfg.image_size, cfg.image_size, 3), np.float32)
-    out_mask = np.empty((cfg.image_size, cfg.image_size, 1), np.float32)
-    for i in range(count):
-        t0 = time.thread_time()
-        pixels = source.load(i % len(source), min_side)
-        t1 = time.thread_time()
-        box = image_sources.crop_box(*pixels.shape[:2], rng, cfg.train_scale_max)
-        crop = image_sources.crop_resize(pixels, box, cfg.image_size)
-        t2 = time.thread_time()
-        np.multiply(np.ascontiguousarray(crop[:, ::-1]), np.float32(1 / 255), out=out_image)
-        t3 = time.thread_time()
-        holes = mask_generator.generate_holes(rng, cfg.image_size, (0.01, 0.6))
-        np.subtract(1.0, holes[..., None], out=out_mask, dtype=np.float32)
-        t4 = time.thread_time()
-        for key, value in zip(totals, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
-            totals[key] += value
-    return {key: 1000 * value / count for key, value in totals.items()}
+def measure(directory: str, size: int, workers: int, batch: int, batches: int) -> dict:
+    """One measurement in this process, with whichever pconv_jax PYTHONPATH selects."""
+    import cv2
+
+    from pconv_jax.config import DataConfig
+    from pconv_jax.data import pipeline
+
+    cv2.setNumThreads(1)  # as in the workers: OpenCV's own threads would blur the per-core cost
+    prefetch = 4 if workers else 0
+    cfg = DataConfig(
+        source="folder", dir=directory, image_size=size, num_workers=workers, prefetch=prefetch
+    )
+    sinks = {}
+    start = time.process_time()
+    with pipeline.train_batches(cfg, batch, seed=0, process_count=1) as stream:
+        for _ in range(workers + 2):  # every worker started (grain: on its first batch), warm
+            first = next(stream)
+        pids = [p.pid for p in multiprocessing.active_children()]
+        start_cpu = time.process_time() - start + cpu_seconds(pids)
+        sinks = {key: np.empty_like(value) for key, value in first.items()}
+        del first
+        parent, children = time.process_time(), cpu_seconds(pids)
+        for _ in range(batches):
+            for key, value in next(stream).items():
+                np.copyto(sinks[key], value)  # what a host-to-device copy reads
+        parent = time.process_time() - parent
+        children = cpu_seconds(pids) - children
+        memory = [private_mb(pid) for pid in pids]
+    count = batches * batch
+    return {
+        "img_per_cpu_s": count / (parent + children),
+        "trainer_ms_per_img": 1000 * parent / count,
+        "start_cpu_s": start_cpu,
+        "worker_mb": statistics.mean(memory) if memory else 0.0,
+    }
+
+
+def extract(commit: str, into: str) -> None:
+    """Writes `pconv_jax` as of `commit` under `into` (git archive)."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", commit, "pconv_jax"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    with tempfile.TemporaryFile() as file:
+        file.write(archive)
+        file.seek(0)
+        with tarfile.open(fileobj=file) as tar:
+            tar.extractall(into, filter="data")
+
+
+def run_one(path: str, args, size: int, workers: int) -> dict:
+    command = [sys.executable, __file__, "--measure", str(size), str(workers)]
+    command += ["--dir", args.dir, "--batch", str(args.batch), "--batches", str(args.batches)]
+    env = {**os.environ, "PYTHONPATH": path}
+    out = subprocess.run(command, env=env, capture_output=True, text=True, cwd=path)
+    if out.returncode:
+        raise RuntimeError(f"measurement failed ({path}):\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--previous", default="dea41b2", help="commit of the previous pipeline")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
     parser.add_argument("--workers", type=int, default=os.cpu_count(), help="N (default: cores)")
-    parser.add_argument("--seconds", type=float, default=4.0, help="wall time per row")
     parser.add_argument("--batch", type=int, default=32, help="local batch size")
+    parser.add_argument("--batches", type=int, default=12, help="measured batches per run")
+    parser.add_argument("--dir", default=str(IMAGES), help="folder of training images")
+    parser.add_argument("--measure", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    cv2.setNumThreads(1)
-    workers = args.workers
-    modes = (
-        ("caller", {"num_workers": 0, "prefetch": 0}),
-        (f"{workers} threads", {"num_workers": workers, "worker_type": "thread", "prefetch": 4}),
-        (f"{workers} processes", {"num_workers": workers, "worker_type": "process", "prefetch": 4}),
-    )
-    rows, stages = [], []
-    for name, base in sources():
-        for size in (256, 512):
-            for label, fields in modes:
-                cfg = dataclasses.replace(base, image_size=size, **fields)
-                rows.append((name, size, label, *pipeline_rate(cfg, args.batch, args.seconds)))
-            stages.append((name, size, stage_costs(dataclasses.replace(base, image_size=size))))
-    print(f"{os.cpu_count()} CPU cores, batch {args.batch}")
-    header = f"{'images':<17} {'size':>4}  {'mode':<13} {'img/wall-s':>10} {'img/CPU-s':>9}"
-    print(header + f" {'parent ms/img':>13}")
-    for name, size, label, per_wall, per_cpu, parent in rows:
+    if args.measure:
+        size, workers = args.measure
+        print(json.dumps(measure(args.dir, size, workers, args.batch, args.batches)))
+        return
+    results: dict = {}
+    with tempfile.TemporaryDirectory() as previous:
+        extract(args.previous, previous)
+        for _ in range(args.rounds):
+            for size in (256, 512):
+                for workers in (0, args.workers):
+                    for name, path in ((args.previous, previous), ("grain", str(REPO))):
+                        one = run_one(path, args, size, workers)
+                        results.setdefault((size, workers, name), []).append(one)
+                        print(size, workers, name, one, file=sys.stderr, flush=True)
+    keys = ("img_per_cpu_s", "trainer_ms_per_img", "start_cpu_s", "worker_mb")
+    print(f"{os.cpu_count()} CPU cores, batch {args.batch}, {args.rounds} rounds (medians)")
+    print("| size | mode | pipeline | img/CPU-s | trainer ms/img | start CPU-s | worker MB |")
+    print("|---|---|---|---|---|---|---|")
+    for (size, workers, name), runs in results.items():
+        mode = f"{workers} processes" if workers else "in the caller"
+        label = "grain" if name == "grain" else f"previous ({name})"
+        cells = [statistics.median(run[key] for run in runs) for key in keys]
         print(
-            f"{name:<17} {size:>4}  {label:<13} {per_wall:>10.0f} {per_cpu:>9.0f} {parent:>13.2f}"
+            f"| {size} | {mode} | {label} | {cells[0]:.0f} | {cells[1]:.2f} | {cells[2]:.2f} "
+            f"| {cells[3]:.0f} |"
         )
-    print()
-    keys = list(stages[0][2])
-    print(f"{'images':<17} {'size':>4}  " + " ".join(f"{k:>11}" for k in keys) + "  (CPU ms/img)")
-    for name, size, costs in stages:
-        print(f"{name:<17} {size:>4}  " + " ".join(f"{costs[k]:>11.2f}" for k in keys))
 
 
 if __name__ == "__main__":

@@ -124,7 +124,8 @@ def test_crop_box_and_resize():
 
 
 def _cfg(image_dir, **kwargs):
-    kwargs = {"num_workers": 2, "prefetch": 2, **kwargs}
+    """In the caller unless kwargs ask for workers (the worker tests below compare them)."""
+    kwargs = {"num_workers": 0, "prefetch": 0, **kwargs}
     return DataConfig(source="folder", dir=str(image_dir), image_size=SIZE, **kwargs)
 
 
@@ -146,11 +147,11 @@ def test_batches_shapes_ranges_and_masks(image_dir):
             assert 0.1 < masks.hole_ratio(mask) <= 0.3
 
 
-def test_batches_deterministic_resumable_and_thread_independent(image_dir):
+def test_batches_deterministic_resumable_and_worker_independent(image_dir):
     cfg = _cfg(image_dir)
     run, _, _ = _take(cfg, 6)
     again, _, _ = _take(cfg, 6)
-    serial, _, _ = _take(_cfg(image_dir, num_workers=0, prefetch=0), 6)
+    serial, _, _ = _take(_cfg(image_dir, num_workers=2, prefetch=2), 6)
     resumed, _, _ = _take(cfg, 2, start_step=4)
     other_seed, _, _ = _take(cfg, 1, seed=1)
     for step in range(6):
@@ -206,7 +207,7 @@ def test_corrupt_files_are_skipped_counted_and_replaced(image_dir, caplog):
 def test_single_image_crop_is_whole_image_or_its_mirror(tmp_path):
     image = np.random.default_rng(1).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
     _save(tmp_path / "one" / "x.png", image)
-    cfg = DataConfig(source="folder", dir=str(tmp_path / "one"), image_size=SIZE, train_scale_max=1)
+    cfg = _cfg(tmp_path / "one", train_scale_max=1)
     batches, _, _ = _take(cfg, 3)
     expected = image * np.float32(1 / 255)
     flips = 0
@@ -279,9 +280,9 @@ def test_tfds_sources_under_mock_data():
     tfds = pytest.importorskip("tensorflow_datasets")
     with tfds.testing.mock_data(num_examples=6):
         cfg = DataConfig(source="tfds", tfds_name="places365_small", image_size=SIZE)
-        batches, skipped, _ = _take(cfg, 2)
+        batches, skipped, _ = _take(dataclasses.replace(cfg, num_workers=0), 2)
         assert batches[0]["image"].shape == (4, SIZE, SIZE, 3) and skipped == 0
-        again, _, _ = _take(cfg, 2)
+        again, _, _ = _take(dataclasses.replace(cfg, num_workers=0), 2)
         np.testing.assert_array_equal(batches[1]["image"], again[1]["image"])
         evaluation = data.eval_images("tfds:places365_small", 32, split="validation")
         items = list(evaluation)
@@ -396,11 +397,18 @@ def _worker_pids() -> set[int]:
     return {p.pid for p in multiprocessing.active_children()}
 
 
+def _next(batches, count):
+    """The last of `count` batches (grain starts each worker for its first batch)."""
+    for _ in range(count):
+        batch = next(batches)
+    return batch
+
+
 def test_process_workers_are_spawned_and_stop(image_dir):
     cfg = _cfg(image_dir, **KINDS["processes"])
     assert not _worker_pids()
     with data.train_batches(cfg, 4, seed=0) as batches:
-        next(batches)
+        _next(batches, 3)
         pids = _worker_pids()
         assert len(pids) == 2 and os.getpid() not in pids
         assert all(_alive(pid) for pid in pids)
@@ -413,14 +421,14 @@ def test_process_workers_are_spawned_and_stop(image_dir):
     assert not multiprocessing.active_children()
 
     batches = data.train_batches(cfg, 4, seed=0)
-    next(batches)
+    _next(batches, 3)
     pids = _worker_pids()
     batches.close()
     assert _wait_gone(pids)
     batches.close()  # closing twice is harmless
 
     batches = data.train_batches(cfg, 4, seed=0)
-    next(batches)
+    _next(batches, 3)
     pids = _worker_pids()
     del batches  # forgotten without close(): the workers still exit
     gc.collect()
@@ -447,7 +455,7 @@ def test_worker_side_modules_import_no_jax():
 
 def test_a_dead_worker_process_is_a_clear_error(image_dir):
     with data.train_batches(_cfg(image_dir, **KINDS["processes"]), 4, seed=0) as batches:
-        next(batches)
+        _next(batches, 3)
         for pid in _worker_pids():
             os.kill(pid, signal.SIGKILL)
         with pytest.raises(RuntimeError, match="terminated unexpectedly"):
@@ -468,6 +476,8 @@ if __name__ == "__main__":  # spawned workers import this file too, without runn
     cfg = DataConfig(source="folder", dir=sys.argv[1], image_size=16, num_workers=2)
     with data.train_batches(cfg, 4, seed=0, process_count=1) as batches:
         batch = next(batches)
+        for _ in range(2):  # grain starts each worker for its first batch
+            next(batches)
         pids = [p.pid for p in multiprocessing.active_children()]
         print(json.dumps({"sum": float(batch["image"].sum()), "pids": pids}), flush=True)
         time.sleep(120)  # until the test kills this process

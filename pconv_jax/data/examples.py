@@ -3,10 +3,11 @@
 `ExampleMaker.make(position)` does the CPU-heavy part of a training example in uint8: read the
 image (the permutation of its epoch picks it, an unreadable file is replaced by the next
 readable one), random crop/resize and flip, and the hole map (generated or an augmented raw mask)
-or the super-resolution factor. `example_arrays` turns that into float32 arrays, `stack_examples`
-stacks them into a batch; `pipeline` runs them as grain map and batch functions, in the caller or
-in grain's worker processes (`init_worker` is their worker_init_fn). Being pure functions of the
-position, they compute the same bits wherever they run.
+or the super-resolution factor. `stack_examples` batches them (uint8) and `float_batch` makes
+the float32 batch; `pipeline` runs them as grain map and batch functions, in the caller or in
+grain's worker processes (`init_worker` is their worker_init_fn); `float_batch` always runs in
+the trainer's process. Being pure functions of the position, they compute the same bits
+wherever they run.
 
 This module and everything it imports from pconv_jax must not import jax (grain itself does, in
 every process, when jax is installed: see the README's data section for what that costs).
@@ -83,9 +84,9 @@ class ExampleMaker:
         self.__dict__.update(state)
         self._init_caches()
 
-    def __call__(self, position: int) -> dict:
-        """The example at `position` as float32 arrays (example_arrays): grain's map function."""
-        return example_arrays(self.make(position))
+    def __call__(self, position: int) -> RawExample:
+        """grain's map function: the same as make."""
+        return self.make(position)
 
     def make(self, position: int) -> RawExample:
         """The example at stream position `position` (= step * batch_size + row)."""
@@ -139,23 +140,57 @@ class ExampleMaker:
         raise ValueError(f"{self.source.description}: none of the {count} images is readable")
 
 
-def example_arrays(example: RawExample) -> dict:
-    """The float32 arrays of one example (keys and ranges as in pconv_jax.data.pipeline) and
-    `skipped`, the unreadable images first met while making it."""
-    image = np.multiply(example.pixels, np.float32(1 / 255), dtype=np.float32)
-    arrays = {"image": image, "skipped": example.bad}
-    if example.factor is not None:
-        arrays["input"], arrays["mask"] = sr_canvas.make_sr_example(image, example.factor)
+def stack_examples(examples: list[RawExample]) -> dict:
+    """grain batch_fn: the uint8 part of a batch (B = len(examples), S = image side).
+
+    Returns `pixels` uint8 [B, S, S, 3], `holes` uint8 [B, S, S] (1 = hole; task inpaint) or
+    `factors` int64 [B] (task superres), and `skipped`: the unreadable images first met while
+    making them ((index, name, message), ...). In a worker process the arrays are allocated in
+    shared memory (grain's SharedMemoryArray), which grain hands to the trainer without a copy;
+    uint8, a quarter of the float32 batch, because each batch's memory is fresh, and its page
+    faults cost more CPU than the float32 conversion (README, Workers).
+    """
+    count, size = len(examples), examples[0].pixels.shape[0]
+    shapes = {"pixels": (count, size, size, 3)}
+    if examples[0].holes is not None:
+        shapes["holes"] = (count, size, size)
+    if _in_worker:
+        # grain (and, through it, jax) is imported in grain's workers anyway; not at the top,
+        # so that this module stays free of both in the trainer's own imports.
+        from grain.multiprocessing import SharedMemoryArray
+
+        batch = {key: SharedMemoryArray(shape, np.uint8) for key, shape in shapes.items()}
     else:
-        arrays["mask"] = np.subtract(1.0, example.holes[..., None], dtype=np.float32)
-    return arrays
-
-
-def stack_examples(examples: list[dict]) -> dict:
-    """grain batch_fn: stacks the arrays of `examples`, concatenates their `skipped` entries."""
-    batch = {key: np.stack([e[key] for e in examples]) for key in examples[0] if key != "skipped"}
-    batch["skipped"] = tuple(entry for e in examples for entry in e["skipped"])
+        batch = {key: np.empty(shape, np.uint8) for key, shape in shapes.items()}
+    for row, example in enumerate(examples):
+        batch["pixels"][row] = example.pixels
+        if "holes" in batch:
+            batch["holes"][row] = example.holes
+    if examples[0].factor is not None:
+        batch["factors"] = np.array([example.factor for example in examples])
+    batch["skipped"] = tuple(entry for example in examples for entry in example.bad)
     return batch
+
+
+def float_batch(raw: dict) -> dict:
+    """The float32 batch (keys and ranges as in pconv_jax.data.pipeline) of `stack_examples`'
+    output, and its `skipped` entries. Runs in the trainer's process."""
+    pixels = raw["pixels"]
+    count, size = pixels.shape[:2]
+    image = np.multiply(pixels, np.float32(1 / 255), dtype=np.float32)
+    batch = {"image": image, "skipped": raw["skipped"]}
+    if "factors" in raw:
+        batch["input"] = np.empty_like(image)
+        batch["mask"] = np.empty((count, size, size, 1), np.float32)
+        for row, factor in enumerate(raw["factors"]):
+            made = sr_canvas.make_sr_example(image[row], int(factor))
+            batch["input"][row], batch["mask"][row] = made
+    else:
+        batch["mask"] = np.subtract(1.0, raw["holes"][..., None], dtype=np.float32)
+    return batch
+
+
+_in_worker = False  # set by init_worker
 
 
 def init_worker(worker_index: int, worker_count: int) -> None:
@@ -167,7 +202,9 @@ def init_worker(worker_index: int, worker_count: int) -> None:
     grain's workers would wait on their full output queue forever: a thread ends them instead
     (the one thing here grain does not do, tests/test_data.py shows it).
     """
+    global _in_worker
     del worker_index, worker_count
+    _in_worker = True
     cv2.setNumThreads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, name="exit-with-parent", daemon=True).start()

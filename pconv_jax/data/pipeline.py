@@ -29,6 +29,7 @@ import sys
 
 import absl.flags
 import grain
+import grain.experimental
 import numpy as np
 
 from pconv_jax.config import DataConfig
@@ -110,8 +111,9 @@ class TrainBatches:
     """Iterator over training batches for steps start_step, start_step + 1, ... (never ends).
 
     A grain pipeline: MapDataset.range over stream positions (from start_step * B), mapped by the
-    ExampleMaker, batched by B, read in the caller (data.num_workers=0) or by grain's worker
-    processes (mp_prefetch), each making whole batches. Use as a context manager or call
+    ExampleMaker, batched by B (uint8), read in the caller (data.num_workers=0) or by grain's
+    worker processes (mp_prefetch), each making whole batches, and converted to float32 here
+    (by one grain thread when there are workers). Use as a context manager or call
     `close()` to stop the workers. `num_skipped` counts the distinct unreadable images met so far
     (`skipped` names them; the warnings are logged in this process, once per file).
     """
@@ -146,6 +148,11 @@ class TrainBatches:
                 grain.MultiprocessingOptions(cfg.num_workers, per_worker_buffer_size=per_worker),
                 worker_init_fn=train_examples.init_worker,
             )
+        dataset = dataset.map(train_examples.float_batch)
+        if cfg.num_workers:
+            # One thread of the trainer's process converts to float32 ahead of the train step
+            # (numpy releases the GIL there).
+            dataset = grain.experimental.ThreadPrefetchIterDataset(dataset, prefetch_buffer_size=1)
         self._iterator = iter(dataset)
         self._closed = False
 
@@ -163,15 +170,13 @@ class TrainBatches:
     def __next__(self) -> dict[str, np.ndarray]:
         if self._closed:
             raise StopIteration
-        # Worker batches arrive as arrays in shared memory (grain's SharedMemoryArray, freed
-        # with the array): plain ndarray views of them, no copy.
-        batch = {key: value for key, value in next(self._iterator).items()}
+        batch = next(self._iterator)
         for index, name, message in batch.pop("skipped"):
             if index not in self._bad:  # each worker process reports a file it met once
                 self._bad[index] = name
                 log.warning("skipping unreadable image %s: %s", name, message)
         self.step += 1
-        return {key: np.asarray(value) for key, value in batch.items()}
+        return batch
 
     def close(self) -> None:
         """Stops the workers (grain joins them); closing twice is harmless."""
