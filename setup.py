@@ -27,6 +27,8 @@ setup(
         "tensorboard>=2.18",
         "tqdm>=4.66",
         "opencv-python-headless>=4.9",
+        "grain>=0.2.18,<0.3",
+        "absl-py>=1.0",
     ],
     extras_require={
         "test": [
