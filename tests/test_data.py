@@ -200,8 +200,9 @@ def test_corrupt_files_are_skipped_counted_and_replaced(image_dir, caplog):
     bad = image_dir.parent / "bad"
     bad.mkdir()
     (bad / "x.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
-    with pytest.raises(ValueError, match="none of the 1 images is readable"):
-        _take(_cfg(bad), 1)
+    for workers in (0, 2):  # a worker's exception reaches the trainer as itself
+        with pytest.raises(ValueError, match="none of the 1 images is readable"):
+            _take(_cfg(bad, num_workers=workers), 1)
 
 
 def test_single_image_crop_is_whole_image_or_its_mirror(tmp_path):
