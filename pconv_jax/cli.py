@@ -131,7 +131,7 @@ def _cmd_inpaint(args) -> int:
     if all(single) == all(folder) or any(single) != all(single) or any(folder) != all(folder):
         raise ValueError("give either IMAGE MASK, or both --images DIR and --masks DIR")
     inpainter = _load_inpainter(args)
-    options = dict(hole_color=args.hole_color, threshold=args.threshold)
+    options = dict(hole_is_white=args.hole_color == "white", threshold=args.threshold)
     if all(single):
         inpaint_files.inpaint_file(inpainter, args.image, args.mask, args.output, **options)
         print(f"wrote {args.output}")
@@ -165,7 +165,7 @@ def _cmd_upscale(args) -> int:
     import warnings
 
     from pconv_jax import superres
-    from pconv_jax.inpaint_files import read_image
+    from pconv_jax.images import read_image
     from pconv_jax.writers import save_png
 
     output = pathlib.Path(args.output)

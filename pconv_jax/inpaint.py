@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from pconv_jax import sharding
+from pconv_jax import sharding, trained
 from pconv_jax.writers import to_uint8
 
 STRATEGIES = ("full", "downscale")
@@ -122,18 +122,18 @@ class Inpainter:
         cls, workdir: str | pathlib.Path, step: int | None = None, dtype=None, **kw
     ):
         """An Inpainter for a training run directory (latest checkpoint unless `step`)."""
-        from pconv_jax.pretrained import load_trained_model
-
-        cfg, model, variables = load_trained_model(workdir, step=step, dtype=dtype)
-        return cls(model, variables, **{"train_size": cfg.data.image_size, **kw})
+        return cls.from_trained(trained.load_run(workdir, step, dtype), **kw)
 
     @classmethod
     def from_export(cls, path: str | pathlib.Path, dtype=None, **kw):
         """An Inpainter for a `pconv export` .npz file (no orbax or training code needed)."""
-        from pconv_jax.export import load_export
+        return cls.from_trained(trained.load_export(path, dtype), **kw)
 
-        cfg, model, variables = load_export(path, dtype=dtype)
-        return cls(model, variables, **{"train_size": cfg.data.image_size, **kw})
+    @classmethod
+    def from_trained(cls, model: trained.TrainedModel, **kw):
+        """An Inpainter for a loaded `trained.TrainedModel` (train_size from its config)."""
+        kw = {"train_size": model.config.data.image_size, **kw}
+        return cls(model.model, model.variables, **kw)
 
     def _traced_forward(self, variables, image, mask):
         self.num_compilations += 1  # Python side effect: runs once per new traced shape

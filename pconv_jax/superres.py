@@ -33,14 +33,15 @@ K*i + (K-1)/2: the alignment of box downsampling, so the baseline is not shifted
 
 from __future__ import annotations
 
-import json
 import pathlib
 import warnings
 
 import numpy as np
 from PIL import Image
 
+from pconv_jax import trained
 from pconv_jax.data.sr_canvas import make_sr_canvas
+from pconv_jax.inpaint import Inpainter
 
 
 class UntrainedFactorWarning(UserWarning):
@@ -97,29 +98,10 @@ def load_upscaler(
     Returns:
       (Inpainter with strategy 'full', the run's Config, the step of the weights).
     """
-    from pconv_jax.inpaint import Inpainter
-
-    path = pathlib.Path(checkpoint)
-    if path.is_file():
-        from pconv_jax.export import load_export
-
-        if step is not None:
-            raise ValueError("a step applies to a run directory, not to an exported .npz")
-        cfg, model, variables = load_export(path, dtype=dtype)
-        with np.load(path, allow_pickle=False) as data:
-            step = int(json.loads(str(data["__meta__"]))["step"])
-    else:
-        from pconv_jax import checkpoint as checkpoint_lib
-        from pconv_jax.pretrained import load_trained_model
-
-        if step is None:
-            step = checkpoint_lib.latest_step(path)
-        cfg, model, variables = load_trained_model(path, step=step, dtype=dtype)
+    model = trained.load(checkpoint, step, dtype)
     # 'full' only: 'downscale' would average the sparse grid away (no wholly-known pixel left).
-    inpainter = Inpainter(
-        model, variables, batch_size=batch_size, train_size=cfg.data.image_size, strategy="full"
-    )
-    return inpainter, cfg, int(step)
+    inpainter = Inpainter.from_trained(model, batch_size=batch_size, strategy="full")
+    return inpainter, model.config, model.step
 
 
 def _check_low_res(index: int, low_res) -> np.ndarray:

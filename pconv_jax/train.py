@@ -22,10 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from pconv_jax import checkpoint, losses, sharding, vgg, writers
+from pconv_jax import checkpoint, losses, sharding, trained, vgg, writers
 from pconv_jax.config import Config
 from pconv_jax.data import pipeline as data
-from pconv_jax.model import PConvUNet, build_model
+from pconv_jax.model import PConvUNet, abstract_variables, build_model
 
 log = logging.getLogger("pconv_jax.train")
 
@@ -196,7 +196,7 @@ def _log_frozen(cfg: Config, params) -> None:
     labels = jax.tree_util.tree_leaves_with_path(
         param_labels(params, cfg.train.freeze_encoder_bn_params)
     )
-    frozen = [checkpoint._path_str(p) for p, label in labels if label == "frozen"]
+    frozen = [trained.path_str(p) for p, label in labels if label == "frozen"]
     if cfg.train.freeze_encoder_bn_stats:
         log.info("frozen: encoder BN running statistics (used, never updated)")
     if frozen:
@@ -260,9 +260,7 @@ def train_and_evaluate(cfg: Config, workdir: str) -> dict:
     vgg_model = vgg.VGG16Features(dtype=dtype)
     vgg_params = jax.device_put(vgg.load_vgg16_params(cfg.loss.vgg_weights), replicated)
 
-    abstract_params = jax.eval_shape(
-        lambda: init_variables(model, cfg.data.image_size, cfg.train.seed)
-    )["params"]
+    abstract_params = abstract_variables(model)["params"]
     tx = make_optimizer(cfg, abstract_params)
     _log_frozen(cfg, abstract_params)
     ckpts = checkpoint.Checkpoints(workdir, cfg.train.keep_last, cfg.train.keep_every)

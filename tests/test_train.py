@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pconv_jax import checkpoint, config, sharding, train, vgg
+from pconv_jax import checkpoint, config, sharding, train, trained, vgg
 from pconv_jax.model import build_model
 
 
@@ -190,7 +190,7 @@ def test_param_labels_freeze_only_encoder_bn():
     model = build_model(config.ModelConfig(num_layers=4))
     params = jax.eval_shape(lambda: train.init_variables(model, 32, 0))["params"]
     labels = jax.tree_util.tree_leaves_with_path(train.param_labels(params, True))
-    frozen = sorted(checkpoint._path_str(p) for p, label in labels if label == "frozen")
+    frozen = sorted(trained.path_str(p) for p, label in labels if label == "frozen")
     assert frozen == [f"enc{i}/bn/{k}" for i in (2, 3, 4) for k in ("bias", "scale")]
     none = train.param_labels(params, False)
     assert set(jax.tree_util.tree_leaves(none)) == {"trainable"}

@@ -25,6 +25,7 @@ import numpy as np
 
 from pconv_jax.eval import tables as eval_table
 from pconv_jax.eval.tables import CELLS
+from pconv_jax.images import read_mask
 from pconv_jax.masks import protocol as masks
 
 MODEL_METHODS = ("pconv", "conv")
@@ -205,7 +206,7 @@ def evaluate(
         done = read_results(out / RESULTS, pairs, names)
 
         def load(pair: Pair):
-            return source.load(pair.image_index), masks.read_mask(pair.mask.path, size)
+            return source.load(pair.image_index), read_mask(pair.mask.path, size)
 
         examples = {p.index for shown in example_pairs(pairs).values() for p in shown}
         pending = [p for p in pairs if p.index not in done]

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pconv_jax import writers
+from pconv_jax import sharding, trained, writers
 from pconv_jax.eval import metrics
 from pconv_jax.eval.tables import CELLS, TableRow
 
@@ -58,11 +58,10 @@ def model_runner(method: str, workdir: str | None, step: int | None, size: int, 
     Returns:
       (run_batch, the checkpoint step used, a description for the table's notes).
     """
-    from pconv_jax import checkpoint, pretrained, sharding
-
     if workdir is None:
         raise ValueError(f"--method {method} needs --checkpoint RUN_DIR (a `pconv train` run)")
-    cfg = checkpoint.read_config(workdir)
+    loaded = trained.load(workdir, step)
+    cfg, model, variables, step = loaded.config, loaded.model, loaded.variables, loaded.step
     if cfg.model.partial != (method == "pconv"):
         held, right = ("PConv", "pconv") if cfg.model.partial else ("Conv baseline", "conv")
         raise ValueError(
@@ -74,9 +73,6 @@ def model_runner(method: str, workdir: str | None, step: int | None, size: int, 
             f"--size {size} is not divisible by 2**num_layers = {2**cfg.model.num_layers} of "
             f"the model in {workdir} (num_layers={cfg.model.num_layers})"
         )
-    if step is None:
-        step = checkpoint.latest_step(workdir)
-    _, model, variables = pretrained.load_trained_model(workdir, step)
     mesh = sharding.make_mesh(jax.local_devices())
     sharding.check_batch_size(batch_size, mesh)
     replicated, batched = sharding.replicated(mesh), sharding.batch_sharded(mesh)

@@ -21,6 +21,7 @@ import pathlib
 
 import numpy as np
 
+from pconv_jax import images
 from pconv_jax.masks import augment as mask_augment
 from pconv_jax.masks import generator as mask_generator
 from pconv_jax.masks import protocol as masks_lib
@@ -73,7 +74,7 @@ def make_test_mask_set(
     width = max(5, len(str(len(holes_by_index) - 1)))
     names = [f"{index:0{width}d}.png" for index in range(len(holes_by_index))]
     with concurrent.futures.ThreadPoolExecutor(max(1, num_workers)) as pool:
-        list(pool.map(lambda n, h: masks_lib.write_holes(out / n, h), names, holes_by_index))
+        list(pool.map(lambda n, h: images.write_holes(out / n, h), names, holes_by_index))
     records = []
     for index, (name, holes) in enumerate(zip(names, holes_by_index)):
         bucket, border = cells[index // per_bucket]
