@@ -23,6 +23,7 @@ import numpy as np
 import optax
 
 from pconv_jax import checkpoint, losses, sharding, trained, vgg, writers
+from pconv_jax import config as config_lib
 from pconv_jax.config import Config
 from pconv_jax.data import pipeline as data
 from pconv_jax.model import PConvUNet, abstract_variables, build_model
@@ -46,10 +47,7 @@ class TrainState:
 
 
 def compute_dtype(cfg: Config):
-    if cfg.train.compute_dtype not in ("float32", "bfloat16"):
-        raise ValueError(
-            f"train.compute_dtype must be float32 or bfloat16, got {cfg.train.compute_dtype!r}"
-        )
+    """The model's compute dtype (None = float32); `config.validate` checked the choice."""
     return jnp.bfloat16 if cfg.train.compute_dtype == "bfloat16" else None
 
 
@@ -249,8 +247,12 @@ def train_and_evaluate(cfg: Config, workdir: str) -> dict:
     Raises FloatingPointError (after keeping the last good checkpoint) on a non-finite loss.
     """
     workdir = pathlib.Path(workdir)
+    # Bad choices (a Config built in Python) and inconsistent data settings fail before anything
+    # is written or loaded.
+    config_lib.validate(cfg)
+    data.validate(cfg.data)
     checkpoint.write_config(workdir, cfg)
-    log.info("config:\n%s", checkpoint.config_lib.to_json(cfg))
+    log.info("config:\n%s", config_lib.to_json(cfg))
     mesh = sharding.make_mesh()
     global_batch = cfg.train.batch_size_per_device * mesh.size
     sharding.check_batch_size(global_batch, mesh)
