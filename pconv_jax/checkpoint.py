@@ -18,6 +18,7 @@ import jax
 import orbax.checkpoint as ocp
 
 from pconv_jax import config as config_lib
+from pconv_jax.errors import UserError
 from pconv_jax.trained import check_same_tree
 
 
@@ -76,7 +77,7 @@ class Checkpoints:
             items["train"] = train_target
         for name, target in items.items():
             if metadata[name] is None:
-                raise ValueError(f"checkpoint step {step} has no '{name}' item")
+                raise UserError(f"checkpoint step {step} has no '{name}' item")
             check_same_tree(metadata[name], target, f"checkpoint item '{name}'")
         args = {k: ocp.args.StandardRestore(_abstract(v)) for k, v in items.items()}
         restored = self._manager.restore(step, args=ocp.args.Composite(**args))

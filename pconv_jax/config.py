@@ -19,6 +19,8 @@ import types
 import typing
 from typing import Any, Literal
 
+from pconv_jax.errors import UserError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -136,10 +138,10 @@ def load(path: str | None) -> Config:
     finally:
         sys.path.pop(0)
     if not hasattr(module, "get_config"):
-        raise ValueError(f"config file {path} defines no get_config()")
+        raise UserError(f"config file {path} defines no get_config()")
     cfg = module.get_config()
     if not isinstance(cfg, Config):
-        raise ValueError(f"get_config() in {path} returned {type(cfg).__name__}, not Config")
+        raise UserError(f"get_config() in {path} returned {type(cfg).__name__}, not Config")
     return validate(cfg)
 
 
@@ -147,7 +149,7 @@ def _check_choice(key: str, value: Any, annotation: Any) -> None:
     choices = typing.get_args(annotation)
     if value not in choices:
         allowed = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"{key} must be one of {allowed}; got {value!r}")
+        raise UserError(f"{key} must be one of {allowed}; got {value!r}")
 
 
 def validate(cfg: Any, prefix: str = "") -> Any:
@@ -169,23 +171,23 @@ def validate(cfg: Any, prefix: str = "") -> Any:
 def _parse_value(key: str, text: str, annotation: Any) -> Any:
     origin = typing.get_origin(annotation)
     if origin in (types.UnionType, typing.Union):
-        raise ValueError(f"{key}: union types are not supported in overrides")
+        raise UserError(f"{key}: union types are not supported in overrides")
     if annotation is bool:
         if text.lower() in ("true", "1", "yes"):
             return True
         if text.lower() in ("false", "0", "no"):
             return False
-        raise ValueError(f"{key} expects a bool (true/false), got {text!r}")
+        raise UserError(f"{key} expects a bool (true/false), got {text!r}")
     if annotation is int:
         try:
             return int(text)
         except ValueError:
-            raise ValueError(f"{key} expects an int, got {text!r}") from None
+            raise UserError(f"{key} expects an int, got {text!r}") from None
     if annotation is float:
         try:
             return float(text)
         except ValueError:
-            raise ValueError(f"{key} expects a float, got {text!r}") from None
+            raise UserError(f"{key} expects a float, got {text!r}") from None
     if annotation is str:
         return text
     if origin is Literal:
@@ -198,17 +200,17 @@ def _parse_value(key: str, text: str, annotation: Any) -> Any:
             element_types = [args[0]] * len(parts)
         else:
             if len(parts) != len(args):
-                raise ValueError(f"{key} expects {len(args)} comma-separated values, got {text!r}")
+                raise UserError(f"{key} expects {len(args)} comma-separated values, got {text!r}")
             element_types = list(args)
         return tuple(_parse_value(key, p.strip(), t) for p, t in zip(parts, element_types))
-    raise ValueError(f"{key}: cannot override a field of type {annotation}")
+    raise UserError(f"{key}: cannot override a field of type {annotation}")
 
 
 def override(cfg: Config, assignments: list[str]) -> Config:
     """Applies "section.field=value" assignments; unknown keys and bad values raise ValueError."""
     for assignment in assignments:
         if "=" not in assignment:
-            raise ValueError(f"override {assignment!r} is not of the form key=value")
+            raise UserError(f"override {assignment!r} is not of the form key=value")
         key, text = assignment.split("=", 1)
         path = key.strip().split(".")
         cfg = _replace_path(cfg, path, text, key.strip())
@@ -219,16 +221,16 @@ def _replace_path(node: Any, path: list[str], text: str, key: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(node)}
     if path[0] not in fields:
         known = ", ".join(sorted(fields))
-        raise ValueError(f"unknown config key {key!r} (at {path[0]!r}; known: {known})")
+        raise UserError(f"unknown config key {key!r} (at {path[0]!r}; known: {known})")
     hints = typing.get_type_hints(type(node))
     current = getattr(node, path[0])
     if len(path) == 1:
         if dataclasses.is_dataclass(current):
-            raise ValueError(f"config key {key!r} is a section; set one of its fields")
+            raise UserError(f"config key {key!r} is a section; set one of its fields")
         value = _parse_value(key, text, hints[path[0]])
     else:
         if not dataclasses.is_dataclass(current):
-            raise ValueError(f"unknown config key {key!r} ({path[0]!r} has no fields)")
+            raise UserError(f"unknown config key {key!r} ({path[0]!r} has no fields)")
         value = _replace_path(current, path[1:], text, key)
     return dataclasses.replace(node, **{path[0]: value})
 
@@ -251,7 +253,7 @@ def _build(cls: type, data: dict, prefix: str) -> Any:
     fields = {f.name for f in dataclasses.fields(cls)}
     unknown = set(data) - fields
     if unknown:
-        raise ValueError(f"unknown config keys: {sorted(prefix + k for k in unknown)}")
+        raise UserError(f"unknown config keys: {sorted(prefix + k for k in unknown)}")
     kwargs = {}
     for name, value in data.items():
         hint = hints[name]

@@ -22,6 +22,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from pconv_jax.errors import UserError
+
 # Every folder reader (training folders, mask folders, `pconv inpaint --images`) lists these.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I")
@@ -34,11 +36,11 @@ def to_rgb(array: np.ndarray) -> np.ndarray:
     if array.dtype == np.uint16:
         array = (array.astype(np.uint32) * 255 // 65535).astype(np.uint8)
     if array.dtype != np.uint8:
-        raise ValueError(f"images must be uint8 or uint16, got {array.dtype}")
+        raise UserError(f"images must be uint8 or uint16, got {array.dtype}")
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or array.shape[-1] not in (1, 2, 3, 4):
-        raise ValueError(f"expected an image [H, W] or [H, W, 1..4], got shape {array.shape}")
+        raise UserError(f"expected an image [H, W] or [H, W, 1..4], got shape {array.shape}")
     channels = array.shape[-1]
     if channels in (2, 4):  # grey+alpha or RGBA
         alpha = array[..., -1:].astype(np.uint16)
@@ -90,7 +92,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     try:
         return decode_file(path)
     except DECODE_ERRORS as e:
-        raise ValueError(f"cannot read image {path}: {e}") from e
+        raise UserError(f"cannot read image {path}: {e}") from e
 
 
 def holes_from_gray(gray: np.ndarray, threshold: float = 0.5, hole_is_white: bool = True):
@@ -105,7 +107,7 @@ def holes_from_gray(gray: np.ndarray, threshold: float = 0.5, hole_is_white: boo
       bool [H, W], True = hole.
     """
     if not 0.0 <= threshold < 1.0:
-        raise ValueError(f"mask threshold must lie in [0, 1), got {threshold}")
+        raise UserError(f"mask threshold must lie in [0, 1), got {threshold}")
     full = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(gray.dtype, 1.0)
     white = gray > threshold * full
     return white if hole_is_white else ~white
@@ -126,7 +128,7 @@ def read_gray(path: str | os.PathLike) -> np.ndarray:
                 return cv2.cvtColor(decode_file(path), cv2.COLOR_RGB2GRAY)
             return np.asarray(image if image.mode == "L" else image.convert("L"))
     except DECODE_ERRORS as e:
-        raise ValueError(f"cannot read mask file {path}: {e}") from e
+        raise UserError(f"cannot read mask file {path}: {e}") from e
 
 
 def resize_nearest(array: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
@@ -147,7 +149,7 @@ def fit_holes(holes: np.ndarray, size: int | tuple[int, int], name: str = "mask"
     height, width = (size, size) if isinstance(size, int) else size
     mh, mw = holes.shape[:2]
     if abs(mh * width - mw * height) > max(height, width, mh, mw):  # > ~1 pixel of aspect
-        raise ValueError(
+        raise UserError(
             f"{name} is {mh}x{mw} (HxW) but must become {height}x{width}: different aspect ratios"
         )
     return resize_nearest(holes, (height, width))
@@ -181,4 +183,4 @@ def read_mask(path, size=None, threshold: float = 0.5, hole_is_white: bool = Tru
 def write_holes(path: str | os.PathLike, holes: np.ndarray) -> None:
     """Writes a hole map [H, W] (nonzero = hole) as an 8-bit PNG, white (255) = hole."""
     if not cv2.imwrite(os.fspath(path), np.where(holes != 0, 255, 0).astype(np.uint8)):
-        raise ValueError(f"cannot write mask file {path}")
+        raise UserError(f"cannot write mask file {path}")

@@ -18,6 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pconv_jax import images
+from pconv_jax.errors import UserError
 from pconv_jax.writers import save_png
 
 
@@ -39,7 +40,7 @@ def read_known(path, size_hw: tuple[int, int], *, hole_is_white=True, threshold=
 
 def _check_png(path: pathlib.Path) -> None:
     if path.suffix.lower() != ".png":
-        raise ValueError(f"output must be a .png file (lossless, keeps known pixels); got {path}")
+        raise UserError(f"output must be a .png file (lossless, keeps known pixels); got {path}")
 
 
 def inpaint_file(inpainter, image_path, mask_path, out_path, *, hole_is_white=True, threshold=0.5):

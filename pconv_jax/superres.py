@@ -41,6 +41,7 @@ from PIL import Image
 
 from pconv_jax import trained
 from pconv_jax.data.sr_canvas import make_sr_canvas
+from pconv_jax.errors import UserError
 from pconv_jax.inpaint import Inpainter
 
 
@@ -62,7 +63,7 @@ def check_trained_for(cfg, factor: int, *, force: bool = False) -> None:
     """
     if cfg.data.task != "superres":
         if not force:
-            raise ValueError(
+            raise UserError(
                 f"this checkpoint was trained for data.task={cfg.data.task!r}, not 'superres': "
                 f"an inpainting model fills the canvas's regular grid of holes poorly. Train "
                 f"with experiments/configs/superres_256.py, or pass --force (force=True) to run "
@@ -107,11 +108,9 @@ def load_upscaler(
 def _check_low_res(index: int, low_res) -> np.ndarray:
     low_res = np.asarray(low_res)
     if low_res.ndim != 3 or low_res.shape[-1] != 3:
-        raise ValueError(
-            f"low-res image {index}: expected [h, w, 3] RGB, got shape {low_res.shape}"
-        )
+        raise UserError(f"low-res image {index}: expected [h, w, 3] RGB, got shape {low_res.shape}")
     if low_res.dtype != np.uint8 and not np.issubdtype(low_res.dtype, np.floating):
-        raise ValueError(f"low-res image {index}: expected uint8 or float, got {low_res.dtype}")
+        raise UserError(f"low-res image {index}: expected uint8 or float, got {low_res.dtype}")
     return low_res
 
 
@@ -136,7 +135,7 @@ def upscale(inpainter, low_res, factor: int, *, keep_low_res: bool = True):
       ValueError: a factor below 2, a bad shape, dtype or value range.
     """
     if isinstance(factor, bool) or not isinstance(factor, int | np.integer) or factor < 2:
-        raise ValueError(f"the upscaling factor must be an integer >= 2, got {factor!r}")
+        raise UserError(f"the upscaling factor must be an integer >= 2, got {factor!r}")
     single = not isinstance(low_res, list | tuple)
     images = [low_res] if single else list(low_res)
     canvases, masks = [], []
@@ -160,7 +159,7 @@ def bicubic_upscale(low_res: np.ndarray, factor: int) -> np.ndarray:
     """
     low_res = _check_low_res(0, low_res)
     if factor < 1:
-        raise ValueError(f"the upscaling factor must be >= 1, got {factor}")
+        raise UserError(f"the upscaling factor must be >= 1, got {factor}")
     height, width = low_res.shape[:2]
     size = (factor * width, factor * height)  # PIL sizes are (width, height)
     if low_res.dtype == np.uint8:

@@ -27,6 +27,7 @@ import numpy as np
 from flax import traverse_util
 
 from pconv_jax import config as config_lib
+from pconv_jax.errors import UserError
 from pconv_jax.model import PConvUNet, abstract_variables, build_model
 
 FORMAT = "pconv_jax.inpainter"
@@ -68,7 +69,7 @@ def load(path: str | os.PathLike, step: int | None = None, dtype=None) -> Traine
     """
     if is_export(path):
         if step is not None:
-            raise ValueError("a step applies to a run directory, not to an exported .npz")
+            raise UserError("a step applies to a run directory, not to an exported .npz")
         return load_export(path, dtype)
     return load_run(path, step, dtype)
 
@@ -108,12 +109,12 @@ def load_export(path: str | os.PathLike, dtype=None) -> TrainedModel:
         with np.load(path, allow_pickle=False) as data:
             flat = {k: data[k] for k in data.files}
     except Exception as e:  # zipfile.BadZipFile, ValueError, OSError: all mean "not readable"
-        raise ValueError(f"cannot read {path} as a pconv_jax export (.npz): {e}") from e
+        raise UserError(f"cannot read {path} as a pconv_jax export (.npz): {e}") from e
     if "__meta__" not in flat or "__config__" not in flat:
-        raise ValueError(f"{path} is an .npz but not a pconv_jax export (no __meta__/__config__)")
+        raise UserError(f"{path} is an .npz but not a pconv_jax export (no __meta__/__config__)")
     meta = json.loads(str(flat.pop("__meta__")))
     if meta.get("format") != FORMAT or meta.get("version") != VERSION:
-        raise ValueError(
+        raise UserError(
             f"{path}: unsupported export format {meta.get('format')} v{meta.get('version')} "
             f"(this version reads {FORMAT} v{VERSION})"
         )
@@ -141,19 +142,19 @@ def check_same_tree(saved, target, item: str) -> None:
     target_leaves = leaves_by_path(target)
     for key in sorted(target_leaves):
         if key not in saved_leaves:
-            raise ValueError(f"{item} lacks {key} that the model expects")
+            raise UserError(f"{item} lacks {key} that the model expects")
     for key in sorted(saved_leaves):
         if key not in target_leaves:
-            raise ValueError(f"{item} holds {key} that the model does not have")
+            raise UserError(f"{item} holds {key} that the model does not have")
         saved_shape = tuple(getattr(saved_leaves[key], "shape", ()) or ())
         target_shape = tuple(np.shape(target_leaves[key]))
         if saved_shape != target_shape:
-            raise ValueError(
+            raise UserError(
                 f"{item} {key} has shape {saved_shape}, the model expects {target_shape}"
             )
         saved_dtype = getattr(saved_leaves[key], "dtype", None)
         if isinstance(saved_leaves[key], np.ndarray) and saved_dtype != target_leaves[key].dtype:
-            raise ValueError(
+            raise UserError(
                 f"{item} {key} has dtype {saved_dtype}, the model expects "
                 f"{target_leaves[key].dtype}"
             )
@@ -163,7 +164,7 @@ def write_export(trained: TrainedModel, out_path: str | os.PathLike) -> pathlib.
     """Writes `trained` as an inference .npz (its folder is created; written atomically)."""
     out_path = pathlib.Path(out_path)
     if out_path.suffix != ".npz":
-        raise ValueError(f"the export is a .npz file; got output path {out_path}")
+        raise UserError(f"the export is a .npz file; got output path {out_path}")
     variables = {k: trained.variables[k] for k in ("params", "batch_stats")}
     arrays = {k: np.asarray(v) for k, v in traverse_util.flatten_dict(variables, sep="/").items()}
     meta = {"format": FORMAT, "version": VERSION, "step": trained.step, "source": trained.source}

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pconv_jax import sharding, trained, writers
+from pconv_jax.errors import UserError
 from pconv_jax.eval import metrics
 from pconv_jax.eval.tables import CELLS, TableRow
 
@@ -59,17 +60,17 @@ def model_runner(method: str, workdir: str | None, step: int | None, size: int, 
       (run_batch, the checkpoint step used, a description for the table's notes).
     """
     if workdir is None:
-        raise ValueError(f"--method {method} needs --checkpoint RUN_DIR (a `pconv train` run)")
+        raise UserError(f"--method {method} needs --checkpoint RUN_DIR (a `pconv train` run)")
     loaded = trained.load(workdir, step)
     cfg, model, variables, step = loaded.config, loaded.model, loaded.variables, loaded.step
     if cfg.model.partial != (method == "pconv"):
         held, right = ("PConv", "pconv") if cfg.model.partial else ("Conv baseline", "conv")
-        raise ValueError(
+        raise UserError(
             f"{workdir} holds a {held} model (model.partial={cfg.model.partial}), not what "
             f"--method {method} evaluates; use --method {right}"
         )
     if size % 2**cfg.model.num_layers:
-        raise ValueError(
+        raise UserError(
             f"--size {size} is not divisible by 2**num_layers = {2**cfg.model.num_layers} of "
             f"the model in {workdir} (num_layers={cfg.model.num_layers})"
         )
@@ -162,7 +163,7 @@ def save_extras(
     comp, real = pad_to(batch_size, composite, truth)
     features = fid.fid_features(fid_params, np.concatenate([comp, real]), 2 * batch_size)
     if not np.isfinite(features).all():
-        raise ValueError("the FID Inception features are not finite: broken --fid-weights?")
+        raise UserError("the FID Inception features are not finite: broken --fid-weights?")
     (out / "fid").mkdir(exist_ok=True)
     for j, pair in enumerate(chunk):
         np.save(out / "fid" / f"{pair.index:06d}.npy", features[[j, batch_size + j]])

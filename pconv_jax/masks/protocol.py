@@ -18,6 +18,7 @@ import re
 
 import numpy as np
 
+from pconv_jax.errors import UserError
 from pconv_jax.images import IMAGE_EXTENSIONS, read_holes
 
 HOLE_RATIO_BUCKETS = ((0.01, 0.1), (0.1, 0.2), (0.2, 0.3), (0.3, 0.4), (0.4, 0.5), (0.5, 0.6))
@@ -98,7 +99,7 @@ def list_mask_files(directory: str | os.PathLike) -> list[pathlib.Path]:
     """Mask files directly inside `directory`, sorted by name."""
     root = pathlib.Path(directory)
     if not root.is_dir():
-        raise ValueError(f"mask folder not found: {directory}")
+        raise UserError(f"mask folder not found: {directory}")
     return sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
@@ -110,25 +111,25 @@ def _expected_layout(directory: pathlib.Path) -> dict[str, tuple[int, bool]]:
         with open(manifest, newline="") as f:
             reader = csv.DictReader(f)
             if tuple(reader.fieldnames or ()) != MANIFEST_COLUMNS:
-                raise ValueError(
+                raise UserError(
                     f"{manifest}: expected columns {MANIFEST_COLUMNS}, got {reader.fieldnames}"
                 )
             for row in reader:
                 bucket = int(row["bucket"])
                 if not 0 <= bucket < len(HOLE_RATIO_BUCKETS):
-                    raise ValueError(f"{manifest}: {row['file']} has bucket {bucket}, not 0..5")
+                    raise UserError(f"{manifest}: {row['file']} has bucket {bucket}, not 0..5")
                 layout[row["file"]] = (bucket, row["border"] in ("1", "B", "True"))
         if not layout:
-            raise ValueError(f"{manifest} lists no masks")
+            raise UserError(f"{manifest} lists no masks")
         return layout
     layout = {}
     files = list_mask_files(directory)
     if not files:
-        raise ValueError(f"no mask files ({'/'.join(IMAGE_EXTENSIONS)}) in {directory}")
+        raise UserError(f"no mask files ({'/'.join(IMAGE_EXTENSIONS)}) in {directory}")
     for path in files:
         match = NVIDIA_NAME.match(path.stem)
         if not match or int(match.group(1)) >= 12 * NVIDIA_PER_HALF:
-            raise ValueError(
+            raise UserError(
                 f"{directory} has no {MANIFEST_NAME} and {path.name} is not an NVIDIA test-mask "
                 "name (00000.png ... 11999.png): cannot tell its bucket"
             )
@@ -174,7 +175,7 @@ def load_mask_set(
     paths = [directory / name for name in sorted(layout)]
     missing = [p.name for p in paths if not p.is_file()]
     if missing:
-        raise ValueError(f"{directory}: {len(missing)} listed masks are missing, e.g. {missing[0]}")
+        raise UserError(f"{directory}: {len(missing)} listed masks are missing, e.g. {missing[0]}")
     with concurrent.futures.ThreadPoolExecutor(max(1, num_workers)) as pool:
         measured = list(pool.map(lambda p: _measure(p, threshold, hole_is_white), paths))
     records, wrong, inverted_fit, too_close = [], [], 0, []
@@ -195,12 +196,12 @@ def load_mask_set(
             if inverted_fit > len(wrong) // 2
             else ""
         )
-        raise ValueError(
+        raise UserError(
             f"{directory}: {len(wrong)} of {len(paths)} masks have a hole ratio outside their "
             f"bucket, e.g. {wrong[0]}{hint}"
         )
     if too_close:
-        raise ValueError(
+        raise UserError(
             f"{directory}: {len(too_close)} 'no border' masks have holes near the border, "
             f"e.g. {too_close[0]}"
         )
@@ -235,7 +236,7 @@ def check_training_mask_dir(directory: str | os.PathLike, force: bool = False) -
     """Refuses a test-mask folder as training masks (test-set contamination) unless forced."""
     reason = looks_like_test_set(directory)
     if reason and not force:
-        raise ValueError(
+        raise UserError(
             f"refusing to train on {directory}: {reason}. Training on test masks contaminates "
             "the evaluation; set data.force_test_masks=true if this is really intended"
         )
