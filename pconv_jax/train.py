@@ -92,11 +92,18 @@ def create_train_state(model, tx, image_size: int, seed: int) -> TrainState:
     )
 
 
+def network_input(batch):
+    """What the network is fed: `batch['input']` (SR canvases) or the image with holes zeroed.
+
+    The network never sees the ground truth in the holes (it matters for the Conv baseline with
+    hole_fill=(), which keeps the input's hole pixels). [N, H, W, 3] in [0, 1].
+    """
+    return batch["input"] if "input" in batch else batch["image"] * batch["mask"]
+
+
 def loss_and_updates(params, batch_stats, batch, vgg_params, *, model, vgg_model, cfg: Config):
     """Returns (L_total, (terms, new_batch_stats)) for one global batch."""
-    # The network never sees the ground truth in the holes (it matters for the Conv baseline
-    # with hole_fill=(), which keeps the input's hole pixels).
-    inputs = batch.get("input", batch["image"] * batch["mask"])
+    inputs = network_input(batch)
     output, updates = model.apply(
         {"params": params, "batch_stats": batch_stats},
         inputs,
@@ -207,12 +214,20 @@ def _log_frozen(cfg: Config, params) -> None:
         log.info("frozen: nothing (BN trains everywhere)")
 
 
-def _sample_grid(batch, output) -> np.ndarray:
-    inputs = np.asarray(batch.get("input", batch["image"]))[:4]
+def sample_grid(batch, output, model_cfg) -> np.ndarray:
+    """A PNG grid of up to 4 examples: input, output, composite, truth (uint8).
+
+    The input column is what the network sees: `network_input(batch)` with, for the Conv
+    baseline, its hole_fill colour in the holes (PConv sees zeros there, and the mask).
+    Args: batch of numpy arrays ('image', 'mask' [N,H,W,1], maybe 'input'), output [N,H,W,3].
+    """
     mask = np.asarray(batch["mask"])[:4]
     truth = np.asarray(batch["image"])[:4]
+    shown_input = np.asarray(network_input(batch))[:4]
+    if not model_cfg.partial and model_cfg.hole_fill:
+        fill = np.asarray(model_cfg.hole_fill, np.float32).reshape(1, 1, 1, 3)
+        shown_input = shown_input * mask + fill * (1.0 - mask)
     output = np.clip(np.asarray(output)[:4], 0.0, 1.0)
-    shown_input = inputs * mask + (1.0 - mask)  # holes in white
     composite = truth * mask + output * (1.0 - mask)
     return writers.image_grid([shown_input, output, composite, truth])
 
@@ -343,10 +358,9 @@ def train_and_evaluate(cfg: Config, workdir: str) -> dict:
                 if step % cfg.train.log_every == 0 or done:
                     flush(step)
                 if step % cfg.train.sample_every == 0 or done:
-                    output = predict_fn(
-                        state.model_vars(), batch.get("input", batch["image"]), batch["mask"]
-                    )
-                    grid = _sample_grid(jax.device_get(host_batch), jax.device_get(output))
+                    output = predict_fn(state.model_vars(), network_input(batch), batch["mask"])
+                    host_output = jax.device_get(output)
+                    grid = sample_grid(jax.device_get(host_batch), host_output, cfg.model)
                     if jax.process_index() == 0:
                         writers.save_png(grid, workdir / "samples" / f"{step:07d}.png")
                 if step % cfg.train.ckpt_every == 0 or done:
