@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from tqdm import tqdm
 
 from pconv_jax import checkpoint, losses, sharding, trained, vgg, writers
 from pconv_jax import config as config_lib
@@ -238,8 +239,6 @@ class _Progress:
     def __init__(self, start: int, total: int):
         self.bar = None
         if jax.process_index() == 0 and sys.stderr.isatty():
-            from tqdm import tqdm
-
             self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
 
     def update(self, steps: int, scalars: dict) -> None:

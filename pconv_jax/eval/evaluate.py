@@ -21,9 +21,12 @@ import json
 import os
 import pathlib
 
+import jax
 import numpy as np
 
+from pconv_jax.data import pipeline as data
 from pconv_jax.errors import UserError
+from pconv_jax.eval import runners as eval_run
 from pconv_jax.eval import tables as eval_table
 from pconv_jax.eval.tables import CELLS
 from pconv_jax.images import read_mask
@@ -161,11 +164,6 @@ def evaluate(
     Returns:
       The Table also written as table.md / table.csv / table.json.
     """
-    import jax
-
-    from pconv_jax.data import pipeline as data
-    from pconv_jax.eval import runners as eval_run
-
     if method not in METHODS:
         raise UserError(f"unknown method {method!r}; expected one of {METHODS}")
     if size < 11 or (limit is not None and limit < 1):
