@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import logging
 import pathlib
-import sys
 import time
 from typing import Any
 
@@ -21,7 +20,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from tqdm import tqdm
 
 from pconv_jax import checkpoint, losses, sharding, trained, vgg, writers
 from pconv_jax import config as config_lib
@@ -233,26 +231,6 @@ def sample_grid(batch, output, model_cfg) -> np.ndarray:
     return writers.image_grid([shown_input, output, composite, truth])
 
 
-class _Progress:
-    """tqdm bar (ETA, images/s) on a terminal, log lines otherwise; process 0 only."""
-
-    def __init__(self, start: int, total: int):
-        self.bar = None
-        if jax.process_index() == 0 and sys.stderr.isatty():
-            self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
-
-    def update(self, steps: int, scalars: dict) -> None:
-        if self.bar is not None:
-            self.bar.update(steps)
-            self.bar.set_postfix(
-                loss=f"{scalars['train/total']:.4f}", img_s=f"{scalars['train/images_per_sec']:.1f}"
-            )
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def train_and_evaluate(cfg: Config, workdir: str) -> dict:
     """Trains per `cfg`, writing config, checkpoints, metrics and samples into `workdir`.
 
@@ -290,7 +268,7 @@ def train_and_evaluate(cfg: Config, workdir: str) -> dict:
     )
     predict_fn = jax.jit(functools.partial(predict, model=model))
     writer = writers.MetricWriter(workdir)
-    progress = _Progress(start, cfg.train.num_steps)
+    progress = writers.ProgressBar(start, cfg.train.num_steps)
     pending: list[tuple[int, dict]] = []
     last: dict = {}
     t_start = time.time()

@@ -1,4 +1,4 @@
-"""Run outputs: JSON-lines metrics, TensorBoard event files and PNG sample grids.
+"""Run outputs: JSON-lines metrics, TensorBoard event files, PNG sample grids, a progress bar.
 
 TensorBoard events are written with tensorboardX's public `SummaryWriter` (no TensorFlow).
 Only process 0 writes; other processes get a writer that does nothing.
@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import pathlib
+import sys
 
 import jax
 import numpy as np
 from PIL import Image
 from tensorboardX import SummaryWriter
+from tqdm import tqdm
 
 
 class MetricWriter:
@@ -42,6 +44,26 @@ class MetricWriter:
         if self.enabled:
             self._jsonl.close()
             self._events.close()
+
+
+class ProgressBar:
+    """Training progress: a tqdm bar (ETA, loss, images/s) on a terminal, process 0 only."""
+
+    def __init__(self, start: int, total: int):
+        self.bar = None
+        if jax.process_index() == 0 and sys.stderr.isatty():
+            self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
+
+    def update(self, steps: int, scalars: dict) -> None:
+        if self.bar is not None:
+            self.bar.update(steps)
+            self.bar.set_postfix(
+                loss=f"{scalars['train/total']:.4f}", img_s=f"{scalars['train/images_per_sec']:.1f}"
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
