@@ -10,14 +10,16 @@ on a different number of devices than it saved from.
 
 from __future__ import annotations
 
+import json
 import pathlib
 from typing import Any
 
 import jax
-import numpy as np
 import orbax.checkpoint as ocp
 
 from pconv_jax import config as config_lib
+from pconv_jax.errors import UserError
+from pconv_jax.trained import check_same_tree
 
 
 def checkpoint_dir(workdir: str | pathlib.Path) -> pathlib.Path:
@@ -40,10 +42,13 @@ class Checkpoints:
         directory = checkpoint_dir(workdir)
         if read_only and not directory.is_dir():
             raise FileNotFoundError(f"no checkpoints in {workdir} (expected {directory})")
-        # Explicit handlers: without them a manager that has not saved in this process (a
-        # resume, or a read-only reader) reports no metadata for the items and cannot restore.
-        handlers = {name: ocp.StandardCheckpointHandler() for name in ("model", "train")}
-        self._manager = ocp.CheckpointManager(directory, options=options, item_handlers=handlers)
+        # Registered items: without them a manager that has not saved in this process (a resume,
+        # or a read-only reader) reports no metadata for the items and cannot restore.
+        registry = ocp.handlers.DefaultCheckpointHandlerRegistry()
+        for name in ("model", "train"):
+            registry.add(name, ocp.args.StandardSave)
+            registry.add(name, ocp.args.StandardRestore)
+        self._manager = ocp.CheckpointManager(directory, options=options, handler_registry=registry)
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
@@ -72,8 +77,8 @@ class Checkpoints:
             items["train"] = train_target
         for name, target in items.items():
             if metadata[name] is None:
-                raise ValueError(f"checkpoint step {step} has no '{name}' item")
-            _check_same_tree(metadata[name], target, name)
+                raise UserError(f"checkpoint step {step} has no '{name}' item")
+            check_same_tree(metadata[name], target, f"checkpoint item '{name}'")
         args = {k: ocp.args.StandardRestore(_abstract(v)) for k, v in items.items()}
         restored = self._manager.restore(step, args=ocp.args.Composite(**args))
         return restored["model"], restored["train"] if train_target is not None else None
@@ -106,46 +111,10 @@ def _abstract(tree):
     return jax.tree_util.tree_map(one, tree)
 
 
-def _path_str(path) -> str:
-    """'a/b/0/mu' for dict keys, attributes (named tuples) and sequence indices alike."""
-    parts = []
-    for entry in path:
-        for attr in ("key", "name", "idx"):
-            if hasattr(entry, attr):
-                parts.append(str(getattr(entry, attr)))
-                break
-    return "/".join(parts)
-
-
-def _leaves_by_path(tree) -> dict:
-    return {_path_str(p): v for p, v in jax.tree_util.tree_leaves_with_path(tree)}
-
-
-def _check_same_tree(saved, target, item: str) -> None:
-    """Raises ValueError naming the first key whose presence or shape differs."""
-    saved_leaves = _leaves_by_path(saved)
-    target_leaves = _leaves_by_path(target)
-    for key in sorted(target_leaves):
-        if key not in saved_leaves:
-            raise ValueError(f"checkpoint item '{item}' lacks {key} that the model expects")
-    for key in sorted(saved_leaves):
-        if key not in target_leaves:
-            raise ValueError(f"checkpoint item '{item}' holds {key} that the model does not have")
-        saved_shape = tuple(getattr(saved_leaves[key], "shape", ()) or ())
-        target_shape = tuple(np.shape(target_leaves[key]))
-        if saved_shape != target_shape:
-            raise ValueError(
-                f"checkpoint item '{item}' {key} has shape {saved_shape}, the model expects "
-                f"{target_shape}"
-            )
-
-
 def read_config(workdir) -> config_lib.Config:
     path = pathlib.Path(workdir) / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"{workdir} is not a pconv_jax run directory (no config.json)")
-    import json
-
     return config_lib.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
 

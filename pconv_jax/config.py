@@ -3,7 +3,9 @@
 One `Config` tree describes a run. Experiment files in `experiments/configs/NAME.py` define
 `get_config() -> Config`; `load(path)` imports such a file, and `override(cfg, ["a.b=v", ...])`
 applies command-line overrides, type-checked against the dataclass fields (an unknown key or a
-value of the wrong type is a `ValueError` naming the key).
+value of the wrong type is a `ValueError` naming the key). Fields with a fixed set of values are
+`Literal`s: `load`, `override`, `from_dict` and `validate` reject any other value, naming the key
+and the allowed values, before a run writes or loads anything.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import pathlib
 import sys
 import types
 import typing
-from typing import Any
+from typing import Any, Literal
+
+from pconv_jax.errors import UserError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -45,7 +49,9 @@ class LossConfig:
 class DataConfig:
     """Input pipelines (pconv_jax/data/): image source, crops, masks, prefetching."""
 
-    source: str = "skimage"  # skimage (photos shipped with scikit-image) | folder | tfds
+    source: Literal["skimage", "folder", "tfds"] = (
+        "skimage"  # skimage (photos shipped with scikit-image) | folder | tfds
+    )
     dir: str = ""  # source=folder: a folder of images (searched recursively)
     tfds_name: str = ""  # source=tfds: e.g. places365_small, celeb_a_hq/512, imagenet2012
     tfds_data_dir: str = ""  # where tfds finds prepared datasets ("" = tfds default)
@@ -54,9 +60,11 @@ class DataConfig:
     eval_split: str = "validation"  # source=tfds: split eval_images() reads
     image_size: int = 128  # training crop side in pixels (must divide by 2**model.num_layers)
     train_scale_max: float = 1.25  # train: short side resized to image_size * U(1, this), cropped
-    task: str = "inpaint"  # inpaint | superres (paper Sec. 5.2 canvases)
+    task: Literal["inpaint", "superres"] = "inpaint"  # inpaint | superres (paper Sec. 5.2 canvases)
     sr_factors: tuple[int, ...] = (2, 4)  # task=superres: factor drawn per example
-    masks: str = "generate"  # generate (on-the-fly irregular masks) | folder (augmented raw masks)
+    masks: Literal["generate", "folder"] = (
+        "generate"  # generate (on-the-fly irregular masks) | folder (augmented raw masks)
+    )
     mask_dir: str = ""  # masks=folder: raw training masks, white = hole unless mask_hole_is_white
     mask_threshold: float = 0.6  # masks=folder: fraction of white above which a pixel is white
     mask_hole_is_white: bool = True  # masks=folder: polarity of the raw mask files
@@ -74,7 +82,8 @@ class TrainConfig:
     num_steps: int = 1000
     batch_size_per_device: int = 6  # paper: 6 on one V100
     learning_rate: float = 2e-4  # paper stage 1; stage 2 (fine-tuning) uses 5e-5
-    compute_dtype: str = "float32"  # float32 | bfloat16 (params and optimizer state stay float32)
+    # bfloat16: activations in bfloat16; params and optimizer state stay float32
+    compute_dtype: Literal["float32", "bfloat16"] = "float32"
     freeze_encoder_bn_stats: bool = False  # stage 2: encoder BN uses, never updates, running stats
     freeze_encoder_bn_params: bool = False  # stage 2: encoder BN scale/bias excluded from updates
     init_from: str = ""  # stage 2: a stage-1 workdir; params and BN statistics are copied
@@ -127,34 +136,60 @@ def load(path: str | None) -> Config:
     finally:
         sys.path.pop(0)
     if not hasattr(module, "get_config"):
-        raise ValueError(f"config file {path} defines no get_config()")
+        raise UserError(f"config file {path} defines no get_config()")
     cfg = module.get_config()
     if not isinstance(cfg, Config):
-        raise ValueError(f"get_config() in {path} returned {type(cfg).__name__}, not Config")
+        raise UserError(f"get_config() in {path} returned {type(cfg).__name__}, not Config")
+    return validate(cfg)
+
+
+def _check_choice(key: str, value: Any, annotation: Any) -> None:
+    choices = typing.get_args(annotation)
+    if value not in choices:
+        allowed = ", ".join(repr(c) for c in choices)
+        raise UserError(f"{key} must be one of {allowed}; got {value!r}")
+
+
+def validate(cfg: Any, prefix: str = "") -> Any:
+    """Checks every `Literal` field of a config tree; returns it unchanged.
+
+    Raises:
+      ValueError: naming the first key whose value is not one of its choices, and the choices.
+    """
+    hints = typing.get_type_hints(type(cfg))
+    for field in dataclasses.fields(cfg):
+        value, hint = getattr(cfg, field.name), hints[field.name]
+        if dataclasses.is_dataclass(value):
+            validate(value, f"{prefix}{field.name}.")
+        elif typing.get_origin(hint) is Literal:
+            _check_choice(prefix + field.name, value, hint)
     return cfg
 
 
 def _parse_value(key: str, text: str, annotation: Any) -> Any:
     origin = typing.get_origin(annotation)
     if origin in (types.UnionType, typing.Union):
-        raise ValueError(f"{key}: union types are not supported in overrides")
+        raise UserError(f"{key}: union types are not supported in overrides")
     if annotation is bool:
         if text.lower() in ("true", "1", "yes"):
             return True
         if text.lower() in ("false", "0", "no"):
             return False
-        raise ValueError(f"{key} expects a bool (true/false), got {text!r}")
+        raise UserError(f"{key} expects a bool (true/false), got {text!r}")
     if annotation is int:
         try:
             return int(text)
         except ValueError:
-            raise ValueError(f"{key} expects an int, got {text!r}") from None
+            raise UserError(f"{key} expects an int, got {text!r}") from None
     if annotation is float:
         try:
             return float(text)
         except ValueError:
-            raise ValueError(f"{key} expects a float, got {text!r}") from None
+            raise UserError(f"{key} expects a float, got {text!r}") from None
     if annotation is str:
+        return text
+    if origin is Literal:
+        _check_choice(key, text, annotation)
         return text
     if origin is tuple:
         args = typing.get_args(annotation)
@@ -163,17 +198,17 @@ def _parse_value(key: str, text: str, annotation: Any) -> Any:
             element_types = [args[0]] * len(parts)
         else:
             if len(parts) != len(args):
-                raise ValueError(f"{key} expects {len(args)} comma-separated values, got {text!r}")
+                raise UserError(f"{key} expects {len(args)} comma-separated values, got {text!r}")
             element_types = list(args)
         return tuple(_parse_value(key, p.strip(), t) for p, t in zip(parts, element_types))
-    raise ValueError(f"{key}: cannot override a field of type {annotation}")
+    raise UserError(f"{key}: cannot override a field of type {annotation}")
 
 
 def override(cfg: Config, assignments: list[str]) -> Config:
     """Applies "section.field=value" assignments; unknown keys and bad values raise ValueError."""
     for assignment in assignments:
         if "=" not in assignment:
-            raise ValueError(f"override {assignment!r} is not of the form key=value")
+            raise UserError(f"override {assignment!r} is not of the form key=value")
         key, text = assignment.split("=", 1)
         path = key.strip().split(".")
         cfg = _replace_path(cfg, path, text, key.strip())
@@ -184,16 +219,16 @@ def _replace_path(node: Any, path: list[str], text: str, key: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(node)}
     if path[0] not in fields:
         known = ", ".join(sorted(fields))
-        raise ValueError(f"unknown config key {key!r} (at {path[0]!r}; known: {known})")
+        raise UserError(f"unknown config key {key!r} (at {path[0]!r}; known: {known})")
     hints = typing.get_type_hints(type(node))
     current = getattr(node, path[0])
     if len(path) == 1:
         if dataclasses.is_dataclass(current):
-            raise ValueError(f"config key {key!r} is a section; set one of its fields")
+            raise UserError(f"config key {key!r} is a section; set one of its fields")
         value = _parse_value(key, text, hints[path[0]])
     else:
         if not dataclasses.is_dataclass(current):
-            raise ValueError(f"unknown config key {key!r} ({path[0]!r} has no fields)")
+            raise UserError(f"unknown config key {key!r} ({path[0]!r} has no fields)")
         value = _replace_path(current, path[1:], text, key)
     return dataclasses.replace(node, **{path[0]: value})
 
@@ -207,8 +242,8 @@ def to_json(cfg: Config) -> str:
 
 
 def from_dict(data: dict) -> Config:
-    """Inverse of `to_dict`; unknown keys raise ValueError (a config from another version)."""
-    return _build(Config, data, "")
+    """Inverse of `to_dict`; unknown keys and values outside a field's choices raise ValueError."""
+    return validate(_build(Config, data, ""))
 
 
 def _build(cls: type, data: dict, prefix: str) -> Any:
@@ -216,7 +251,7 @@ def _build(cls: type, data: dict, prefix: str) -> Any:
     fields = {f.name for f in dataclasses.fields(cls)}
     unknown = set(data) - fields
     if unknown:
-        raise ValueError(f"unknown config keys: {sorted(prefix + k for k in unknown)}")
+        raise UserError(f"unknown config keys: {sorted(prefix + k for k in unknown)}")
     kwargs = {}
     for name, value in data.items():
         hint = hints[name]

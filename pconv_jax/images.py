@@ -1,18 +1,34 @@
-"""Decoding image files to uint8 RGB arrays [H, W, 3].
+"""Reading image and mask files: the one decoder that training, evaluation and inference share.
 
-Greyscale is replicated, alpha composited over white, 16-bit scaled to 8-bit, EXIF orientation
-applied. Every reader of image files (training sources, inference) goes through here.
+Images become uint8 RGB [H, W, 3]: EXIF orientation applied, greyscale replicated, palette and
+CMYK converted, alpha composited over white, 16-bit scaled to 8-bit (v * 255 // 65535).
+
+Masks: files store white = hole (NVIDIA's test masks and ours; `hole_is_white=False` reads black
+= hole); arrays store 1 (True) = known pixel, 0 = hole. Reading a mask is an explicit threshold
+(a pixel is white when its value exceeds `threshold` times the format's full scale: 1 for
+bilevel, 255 for 8-bit, 65535 for 16-bit; colour is converted to luma first) and a polarity
+flip. Masks are only ever resized with nearest neighbour, so they stay binary (a bilinear resize
+gives fractional masks and wrong partial-conv ratios, ANCHORS G.3); `fit_holes` also refuses a
+different aspect ratio (inference: a mask must belong to its image).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import pathlib
 
+import cv2
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+from pconv_jax.errors import UserError
+
+# Every folder reader (training folders, mask folders, `pconv inpaint --images`) lists these.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+_SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I")
+# Failures of Pillow on a missing, truncated, corrupt or non-image file.
+DECODE_ERRORS = (OSError, UnidentifiedImageError, SyntaxError, ValueError)
 
 
 def to_rgb(array: np.ndarray) -> np.ndarray:
@@ -20,11 +36,11 @@ def to_rgb(array: np.ndarray) -> np.ndarray:
     if array.dtype == np.uint16:
         array = (array.astype(np.uint32) * 255 // 65535).astype(np.uint8)
     if array.dtype != np.uint8:
-        raise ValueError(f"images must be uint8 or uint16, got {array.dtype}")
+        raise UserError(f"images must be uint8 or uint16, got {array.dtype}")
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or array.shape[-1] not in (1, 2, 3, 4):
-        raise ValueError(f"expected an image [H, W] or [H, W, 1..4], got shape {array.shape}")
+        raise UserError(f"expected an image [H, W] or [H, W, 1..4], got shape {array.shape}")
     channels = array.shape[-1]
     if channels in (2, 4):  # grey+alpha or RGBA
         alpha = array[..., -1:].astype(np.uint16)
@@ -37,15 +53,15 @@ def to_rgb(array: np.ndarray) -> np.ndarray:
 
 
 def decode_file(path: str | os.PathLike, min_side: int | None = None) -> np.ndarray:
-    """Decodes an image file to uint8 RGB [H, W, 3].
+    """Decodes an image file to uint8 RGB [H, W, 3] (the training sources' fast path).
 
     Args:
-      path: jpg/png/webp/bmp/... (anything Pillow reads). EXIF orientation is applied.
+      path: any format Pillow reads (see IMAGE_EXTENSIONS). EXIF orientation is applied.
       min_side: if given, a JPEG may be decoded at 1/2, 1/4 or 1/8 scale (DCT scaling, much
         faster) as long as its short side stays >= min_side.
 
     Raises:
-      OSError/ValueError/SyntaxError (from Pillow) for unreadable or corrupt files.
+      One of DECODE_ERRORS (from Pillow) for missing, unreadable or corrupt files.
     """
     with Image.open(path) as image:
         if min_side and image.format == "JPEG":
@@ -53,12 +69,118 @@ def decode_file(path: str | os.PathLike, min_side: int | None = None) -> np.ndar
             factor = min_side / min(width, height)
             if factor < 1:
                 image.draft("RGB", (math.ceil(width * factor), math.ceil(height * factor)))
-        ImageOps.exif_transpose(image, in_place=True)
-        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-            array = np.asarray(image).astype(np.uint32)
-            return to_rgb((np.clip(array, 0, 65535) * 255 // 65535).astype(np.uint8))
-        if image.mode == "P":
+        image = ImageOps.exif_transpose(image)
+        if image.mode in _SIXTEEN_BIT:
+            array = np.clip(np.asarray(image).astype(np.int64), 0, 65535)
+            return to_rgb((array * 255 // 65535).astype(np.uint8))
+        if image.mode in ("P", "PA"):
             image = image.convert("RGBA")
-        elif image.mode not in ("L", "LA", "RGB", "RGBA"):
+        elif image.mode not in ("L", "LA", "RGB", "RGBA"):  # 1, CMYK, YCbCr, RGBX, F, ...
             image = image.convert("RGB")
         return to_rgb(np.asarray(image))
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """`decode_file` for one user-named file: uint8 RGB [H, W, 3].
+
+    Raises:
+      FileNotFoundError when the file is missing; ValueError naming the file when it cannot be
+      decoded.
+    """
+    if not pathlib.Path(path).is_file():
+        raise FileNotFoundError(f"image file not found: {path}")
+    try:
+        return decode_file(path)
+    except DECODE_ERRORS as e:
+        raise UserError(f"cannot read image {path}: {e}") from e
+
+
+def holes_from_gray(gray: np.ndarray, threshold: float = 0.5, hole_is_white: bool = True):
+    """Binarises a grey mask image into a hole map.
+
+    Args:
+      gray: uint8 [H, W] (full scale 255), uint16 (65535), bool (1) or float in [0, 1].
+      threshold: fraction of full scale; a pixel is "white" when strictly above it. In [0, 1).
+      hole_is_white: True for NVIDIA's and our files (white = hole); False for black = hole.
+
+    Returns:
+      bool [H, W], True = hole.
+    """
+    if not 0.0 <= threshold < 1.0:
+        raise UserError(f"mask threshold must lie in [0, 1), got {threshold}")
+    full = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(gray.dtype, 1.0)
+    white = gray > threshold * full
+    return white if hole_is_white else ~white
+
+
+def read_gray(path: str | os.PathLike) -> np.ndarray:
+    """A mask file as grey [H, W] at its own depth: bool, uint8 or uint16 (colour -> luma)."""
+    if not pathlib.Path(path).is_file():
+        raise FileNotFoundError(f"mask file not found: {path}")
+    try:
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image)
+            if image.mode == "1":
+                return np.asarray(image, dtype=bool)
+            if image.mode in _SIXTEEN_BIT:
+                return np.clip(np.asarray(image).astype(np.int64), 0, 65535).astype(np.uint16)
+            if image.mode in ("LA", "PA", "RGBA", "P"):  # alpha: composite over white first
+                return cv2.cvtColor(decode_file(path), cv2.COLOR_RGB2GRAY)
+            return np.asarray(image if image.mode == "L" else image.convert("L"))
+    except DECODE_ERRORS as e:
+        raise UserError(f"cannot read mask file {path}: {e}") from e
+
+
+def resize_nearest(array: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of [H, W] or [H, W, C] to `size` (int: square, or (H, W))."""
+    height, width = (size, size) if isinstance(size, int) else size
+    if array.shape[:2] == (height, width):
+        return array
+    is_bool = array.dtype == np.bool_
+    work = array.astype(np.uint8) if is_bool else array
+    out = cv2.resize(work, (width, height), interpolation=cv2.INTER_NEAREST)
+    if array.ndim == 3 and out.ndim == 2:
+        out = out[..., None]
+    return out.astype(bool) if is_bool else out
+
+
+def fit_holes(holes: np.ndarray, size: int | tuple[int, int], name: str = "mask") -> np.ndarray:
+    """Nearest-resizes a hole map [H, W] to `size`; ValueError if the aspect ratio differs."""
+    height, width = (size, size) if isinstance(size, int) else size
+    mh, mw = holes.shape[:2]
+    if abs(mh * width - mw * height) > max(height, width, mh, mw):  # > ~1 pixel of aspect
+        raise UserError(
+            f"{name} is {mh}x{mw} (HxW) but must become {height}x{width}: different aspect ratios"
+        )
+    return resize_nearest(holes, (height, width))
+
+
+def read_holes(path, size=None, threshold: float = 0.5, hole_is_white: bool = True) -> np.ndarray:
+    """Reads a mask file as a bool hole map [H, W] (True = hole), nearest-resized to `size`.
+
+    Args:
+      path: mask file (PNG recommended); white = hole unless `hole_is_white=False`.
+      size: None (the file's size), an int (square) or (height, width).
+      threshold: see `holes_from_gray`.
+    """
+    holes = holes_from_gray(read_gray(path), threshold, hole_is_white)
+    return holes if size is None else resize_nearest(holes, size)
+
+
+def to_model_mask(holes: np.ndarray) -> np.ndarray:
+    """bool/uint8 hole map [H, W] (nonzero = hole) -> float32 [H, W, 1], 1 = known, 0 = hole."""
+    return np.equal(holes, 0).astype(np.float32)[..., None]
+
+
+def read_mask(path, size=None, threshold: float = 0.5, hole_is_white: bool = True) -> np.ndarray:
+    """Reads a mask file in the model's convention: float32 [H, W, 1] in {0, 1}, 1 = known.
+
+    Arguments as for `read_holes`.
+    """
+    return to_model_mask(read_holes(path, size, threshold, hole_is_white))
+
+
+def write_holes(path: str | os.PathLike, holes: np.ndarray) -> None:
+    """Writes a hole map [H, W] (nonzero = hole) as an 8-bit PNG, white (255) = hole."""
+    if not cv2.imwrite(os.fspath(path), np.where(holes != 0, 255, 0).astype(np.uint8)):
+        raise UserError(f"cannot write mask file {path}")

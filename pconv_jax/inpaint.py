@@ -24,7 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from pconv_jax import sharding
+from pconv_jax import sharding, trained
+from pconv_jax.errors import UserError
 from pconv_jax.writers import to_uint8
 
 STRATEGIES = ("full", "downscale")
@@ -97,13 +98,13 @@ class Inpainter:
         self.multiple = 2**model.num_layers
         self.bucket_step = bucket_step or max(self.multiple, 64)
         if self.bucket_step % self.multiple:
-            raise ValueError(
+            raise UserError(
                 f"bucket_step={self.bucket_step} is not a multiple of 2**num_layers={self.multiple}"
             )
         self.mesh = sharding.make_mesh(jax.local_devices() if devices is None else devices)
         self.batch_size = batch_size or self.mesh.size
         if self.batch_size % self.mesh.size:
-            raise ValueError(
+            raise UserError(
                 f"batch_size={self.batch_size} is not a multiple of the {self.mesh.size} devices"
             )
         self.train_size = train_size
@@ -122,18 +123,18 @@ class Inpainter:
         cls, workdir: str | pathlib.Path, step: int | None = None, dtype=None, **kw
     ):
         """An Inpainter for a training run directory (latest checkpoint unless `step`)."""
-        from pconv_jax.pretrained import load_trained_model
-
-        cfg, model, variables = load_trained_model(workdir, step=step, dtype=dtype)
-        return cls(model, variables, **{"train_size": cfg.data.image_size, **kw})
+        return cls.from_trained(trained.load_run(workdir, step, dtype), **kw)
 
     @classmethod
     def from_export(cls, path: str | pathlib.Path, dtype=None, **kw):
         """An Inpainter for a `pconv export` .npz file (no orbax or training code needed)."""
-        from pconv_jax.export import load_export
+        return cls.from_trained(trained.load_export(path, dtype), **kw)
 
-        cfg, model, variables = load_export(path, dtype=dtype)
-        return cls(model, variables, **{"train_size": cfg.data.image_size, **kw})
+    @classmethod
+    def from_trained(cls, model: trained.TrainedModel, **kw):
+        """An Inpainter for a loaded `trained.TrainedModel` (train_size from its config)."""
+        kw = {"train_size": model.config.data.image_size, **kw}
+        return cls(model.model, model.variables, **kw)
 
     def _traced_forward(self, variables, image, mask):
         self.num_compilations += 1  # Python side effect: runs once per new traced shape
@@ -162,12 +163,12 @@ class Inpainter:
         """
         strategy = _check_strategy(strategy or self.strategy, self.train_size)
         if not composite and strategy != "full":
-            raise ValueError(f"composite=False needs strategy='full', got {strategy!r}")
+            raise UserError(f"composite=False needs strategy='full', got {strategy!r}")
         single = not isinstance(images, list | tuple) and np.ndim(images) == 3
         if single:
             images, masks = [images], [masks]
         if len(images) != len(masks):
-            raise ValueError(f"got {len(images)} images but {len(masks)} masks")
+            raise UserError(f"got {len(images)} images but {len(masks)} masks")
         items = [_validate(i, img, m) for i, (img, m) in enumerate(zip(images, masks))]
         results: list[np.ndarray | None] = [None] * len(items)
         buckets: dict[tuple[int, int], list[_Item]] = {}
@@ -204,7 +205,7 @@ class Inpainter:
             size = (max(1, round(height * scale)), max(1, round(width * scale)))
             item.net_image, item.net_known = downscale_known(image, item.known, size)
             if not item.net_known.any():
-                raise ValueError(
+                raise UserError(
                     f"image {item.index}: at {size[0]}x{size[1]} (strategy='downscale') no pixel "
                     f"is entirely known; use strategy='full'"
                 )
@@ -237,24 +238,24 @@ class Inpainter:
 
 def _check_strategy(strategy: str, train_size: int | None) -> str:
     if strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+        raise UserError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
     if strategy == "downscale" and not train_size:
-        raise ValueError("strategy='downscale' needs train_size (the model's training resolution)")
+        raise UserError("strategy='downscale' needs train_size (the model's training resolution)")
     return strategy
 
 
 def _validate(index: int, image, mask) -> _Item:
     image, mask = np.asarray(image), np.asarray(mask)
     if image.ndim != 3 or image.shape[-1] != 3:
-        raise ValueError(f"image {index}: expected [H,W,3] RGB, got shape {image.shape}")
+        raise UserError(f"image {index}: expected [H,W,3] RGB, got shape {image.shape}")
     if image.dtype != np.uint8 and not np.issubdtype(image.dtype, np.floating):
-        raise ValueError(f"image {index}: expected uint8 or float values, got dtype {image.dtype}")
+        raise UserError(f"image {index}: expected uint8 or float values, got dtype {image.dtype}")
     if mask.ndim == 3 and mask.shape[-1] == 1:
         mask = mask[..., 0]
     if mask.ndim != 2:
-        raise ValueError(f"mask {index}: expected [H,W] or [H,W,1], got shape {mask.shape}")
+        raise UserError(f"mask {index}: expected [H,W] or [H,W,1], got shape {mask.shape}")
     if mask.shape != image.shape[:2]:
-        raise ValueError(
+        raise UserError(
             f"image {index} is {image.shape[0]}x{image.shape[1]} (HxW) but its mask is "
             f"{mask.shape[0]}x{mask.shape[1]}"
         )
@@ -262,13 +263,13 @@ def _validate(index: int, image, mask) -> _Item:
         binary = (mask == 0) | (mask == 1)
         if not binary.all():
             bad = np.unique(mask[~binary])[:5].tolist()
-            raise ValueError(
+            raise UserError(
                 f"mask {index} must hold only 0 (hole) and 1 (known); found values {bad}. "
                 f"Binarise it first, e.g. mask > 0.5"
             )
         mask = mask == 1
     if not mask.any():
-        raise ValueError(
+        raise UserError(
             f"mask {index} has no known pixel (all zeros, 0 = hole): nothing to inpaint from. "
             f"Is the polarity inverted?"
         )
@@ -276,7 +277,7 @@ def _validate(index: int, image, mask) -> _Item:
         known_values = image[mask]
         lo, hi = float(known_values.min()), float(known_values.max())
         if not (np.isfinite(lo + hi) and lo >= 0.0 and hi <= 1.0):
-            raise ValueError(
+            raise UserError(
                 f"image {index}: float known pixels must be finite and in [0,1]; got min {lo}, "
                 f"max {hi} (pass uint8 for 0..255 values)"
             )

@@ -189,3 +189,16 @@ def build_model(cfg: ModelConfig, dtype=None) -> PConvUNet:
         bn_momentum=cfg.bn_momentum,
         dtype=dtype,
     )
+
+
+def abstract_variables(model: PConvUNet) -> dict:
+    """{'params', 'batch_stats'} of `model` as jax.ShapeDtypeStruct trees (nothing computed).
+
+    Variable shapes do not depend on the input size; the smallest valid side is used.
+    """
+    side = 2**model.num_layers
+    return jax.eval_shape(
+        lambda: model.init(
+            jax.random.key(0), jnp.zeros((1, side, side, 3)), jnp.ones((1, side, side, 1))
+        )
+    )

@@ -33,14 +33,16 @@ K*i + (K-1)/2: the alignment of box downsampling, so the baseline is not shifted
 
 from __future__ import annotations
 
-import json
 import pathlib
 import warnings
 
 import numpy as np
 from PIL import Image
 
+from pconv_jax import trained
 from pconv_jax.data.sr_canvas import make_sr_canvas
+from pconv_jax.errors import UserError
+from pconv_jax.inpaint import Inpainter
 
 
 class UntrainedFactorWarning(UserWarning):
@@ -61,7 +63,7 @@ def check_trained_for(cfg, factor: int, *, force: bool = False) -> None:
     """
     if cfg.data.task != "superres":
         if not force:
-            raise ValueError(
+            raise UserError(
                 f"this checkpoint was trained for data.task={cfg.data.task!r}, not 'superres': "
                 f"an inpainting model fills the canvas's regular grid of holes poorly. Train "
                 f"with experiments/configs/superres_256.py, or pass --force (force=True) to run "
@@ -97,39 +99,18 @@ def load_upscaler(
     Returns:
       (Inpainter with strategy 'full', the run's Config, the step of the weights).
     """
-    from pconv_jax.inpaint import Inpainter
-
-    path = pathlib.Path(checkpoint)
-    if path.is_file():
-        from pconv_jax.export import load_export
-
-        if step is not None:
-            raise ValueError("a step applies to a run directory, not to an exported .npz")
-        cfg, model, variables = load_export(path, dtype=dtype)
-        with np.load(path, allow_pickle=False) as data:
-            step = int(json.loads(str(data["__meta__"]))["step"])
-    else:
-        from pconv_jax import checkpoint as checkpoint_lib
-        from pconv_jax.pretrained import load_trained_model
-
-        if step is None:
-            step = checkpoint_lib.latest_step(path)
-        cfg, model, variables = load_trained_model(path, step=step, dtype=dtype)
+    model = trained.load(checkpoint, step, dtype)
     # 'full' only: 'downscale' would average the sparse grid away (no wholly-known pixel left).
-    inpainter = Inpainter(
-        model, variables, batch_size=batch_size, train_size=cfg.data.image_size, strategy="full"
-    )
-    return inpainter, cfg, int(step)
+    inpainter = Inpainter.from_trained(model, batch_size=batch_size, strategy="full")
+    return inpainter, model.config, model.step
 
 
 def _check_low_res(index: int, low_res) -> np.ndarray:
     low_res = np.asarray(low_res)
     if low_res.ndim != 3 or low_res.shape[-1] != 3:
-        raise ValueError(
-            f"low-res image {index}: expected [h, w, 3] RGB, got shape {low_res.shape}"
-        )
+        raise UserError(f"low-res image {index}: expected [h, w, 3] RGB, got shape {low_res.shape}")
     if low_res.dtype != np.uint8 and not np.issubdtype(low_res.dtype, np.floating):
-        raise ValueError(f"low-res image {index}: expected uint8 or float, got {low_res.dtype}")
+        raise UserError(f"low-res image {index}: expected uint8 or float, got {low_res.dtype}")
     return low_res
 
 
@@ -154,7 +135,7 @@ def upscale(inpainter, low_res, factor: int, *, keep_low_res: bool = True):
       ValueError: a factor below 2, a bad shape, dtype or value range.
     """
     if isinstance(factor, bool) or not isinstance(factor, int | np.integer) or factor < 2:
-        raise ValueError(f"the upscaling factor must be an integer >= 2, got {factor!r}")
+        raise UserError(f"the upscaling factor must be an integer >= 2, got {factor!r}")
     single = not isinstance(low_res, list | tuple)
     images = [low_res] if single else list(low_res)
     canvases, masks = [], []
@@ -178,7 +159,7 @@ def bicubic_upscale(low_res: np.ndarray, factor: int) -> np.ndarray:
     """
     low_res = _check_low_res(0, low_res)
     if factor < 1:
-        raise ValueError(f"the upscaling factor must be >= 1, got {factor}")
+        raise UserError(f"the upscaling factor must be >= 1, got {factor}")
     height, width = low_res.shape[:2]
     size = (factor * width, factor * height)  # PIL sizes are (width, height)
     if low_res.dtype == np.uint8:

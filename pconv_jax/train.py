@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import logging
 import pathlib
-import sys
 import time
 from typing import Any
 
@@ -22,10 +21,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from pconv_jax import checkpoint, losses, sharding, vgg, writers
+from pconv_jax import checkpoint, losses, sharding, trained, vgg, writers
+from pconv_jax import config as config_lib
 from pconv_jax.config import Config
 from pconv_jax.data import pipeline as data
-from pconv_jax.model import PConvUNet, build_model
+from pconv_jax.model import PConvUNet, abstract_variables, build_model
 
 log = logging.getLogger("pconv_jax.train")
 
@@ -46,10 +46,7 @@ class TrainState:
 
 
 def compute_dtype(cfg: Config):
-    if cfg.train.compute_dtype not in ("float32", "bfloat16"):
-        raise ValueError(
-            f"train.compute_dtype must be float32 or bfloat16, got {cfg.train.compute_dtype!r}"
-        )
+    """The model's compute dtype (None = float32); `config.validate` checked the choice."""
     return jnp.bfloat16 if cfg.train.compute_dtype == "bfloat16" else None
 
 
@@ -94,11 +91,18 @@ def create_train_state(model, tx, image_size: int, seed: int) -> TrainState:
     )
 
 
+def network_input(batch):
+    """What the network is fed: `batch['input']` (SR canvases) or the image with holes zeroed.
+
+    The network never sees the ground truth in the holes (it matters for the Conv baseline with
+    hole_fill=(), which keeps the input's hole pixels). [N, H, W, 3] in [0, 1].
+    """
+    return batch["input"] if "input" in batch else batch["image"] * batch["mask"]
+
+
 def loss_and_updates(params, batch_stats, batch, vgg_params, *, model, vgg_model, cfg: Config):
     """Returns (L_total, (terms, new_batch_stats)) for one global batch."""
-    # The network never sees the ground truth in the holes (it matters for the Conv baseline
-    # with hole_fill=(), which keeps the input's hole pixels).
-    inputs = batch.get("input", batch["image"] * batch["mask"])
+    inputs = network_input(batch)
     output, updates = model.apply(
         {"params": params, "batch_stats": batch_stats},
         inputs,
@@ -196,7 +200,7 @@ def _log_frozen(cfg: Config, params) -> None:
     labels = jax.tree_util.tree_leaves_with_path(
         param_labels(params, cfg.train.freeze_encoder_bn_params)
     )
-    frozen = [checkpoint._path_str(p) for p, label in labels if label == "frozen"]
+    frozen = [trained.path_str(p) for p, label in labels if label == "frozen"]
     if cfg.train.freeze_encoder_bn_stats:
         log.info("frozen: encoder BN running statistics (used, never updated)")
     if frozen:
@@ -209,36 +213,22 @@ def _log_frozen(cfg: Config, params) -> None:
         log.info("frozen: nothing (BN trains everywhere)")
 
 
-def _sample_grid(batch, output) -> np.ndarray:
-    inputs = np.asarray(batch.get("input", batch["image"]))[:4]
+def sample_grid(batch, output, model_cfg) -> np.ndarray:
+    """A PNG grid of up to 4 examples: input, output, composite, truth (uint8).
+
+    The input column is what the network sees: `network_input(batch)` with, for the Conv
+    baseline, its hole_fill colour in the holes (PConv sees zeros there, and the mask).
+    Args: batch of numpy arrays ('image', 'mask' [N,H,W,1], maybe 'input'), output [N,H,W,3].
+    """
     mask = np.asarray(batch["mask"])[:4]
     truth = np.asarray(batch["image"])[:4]
+    shown_input = np.asarray(network_input(batch))[:4]
+    if not model_cfg.partial and model_cfg.hole_fill:
+        fill = np.asarray(model_cfg.hole_fill, np.float32).reshape(1, 1, 1, 3)
+        shown_input = shown_input * mask + fill * (1.0 - mask)
     output = np.clip(np.asarray(output)[:4], 0.0, 1.0)
-    shown_input = inputs * mask + (1.0 - mask)  # holes in white
     composite = truth * mask + output * (1.0 - mask)
     return writers.image_grid([shown_input, output, composite, truth])
-
-
-class _Progress:
-    """tqdm bar (ETA, images/s) on a terminal, log lines otherwise; process 0 only."""
-
-    def __init__(self, start: int, total: int):
-        self.bar = None
-        if jax.process_index() == 0 and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
-
-    def update(self, steps: int, scalars: dict) -> None:
-        if self.bar is not None:
-            self.bar.update(steps)
-            self.bar.set_postfix(
-                loss=f"{scalars['train/total']:.4f}", img_s=f"{scalars['train/images_per_sec']:.1f}"
-            )
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def train_and_evaluate(cfg: Config, workdir: str) -> dict:
@@ -249,8 +239,12 @@ def train_and_evaluate(cfg: Config, workdir: str) -> dict:
     Raises FloatingPointError (after keeping the last good checkpoint) on a non-finite loss.
     """
     workdir = pathlib.Path(workdir)
+    # Bad choices (a Config built in Python) and inconsistent data settings fail before anything
+    # is written or loaded.
+    config_lib.validate(cfg)
+    data.validate(cfg.data)
     checkpoint.write_config(workdir, cfg)
-    log.info("config:\n%s", checkpoint.config_lib.to_json(cfg))
+    log.info("config:\n%s", config_lib.to_json(cfg))
     mesh = sharding.make_mesh()
     global_batch = cfg.train.batch_size_per_device * mesh.size
     sharding.check_batch_size(global_batch, mesh)
@@ -260,9 +254,7 @@ def train_and_evaluate(cfg: Config, workdir: str) -> dict:
     vgg_model = vgg.VGG16Features(dtype=dtype)
     vgg_params = jax.device_put(vgg.load_vgg16_params(cfg.loss.vgg_weights), replicated)
 
-    abstract_params = jax.eval_shape(
-        lambda: init_variables(model, cfg.data.image_size, cfg.train.seed)
-    )["params"]
+    abstract_params = abstract_variables(model)["params"]
     tx = make_optimizer(cfg, abstract_params)
     _log_frozen(cfg, abstract_params)
     ckpts = checkpoint.Checkpoints(workdir, cfg.train.keep_last, cfg.train.keep_every)
@@ -276,7 +268,7 @@ def train_and_evaluate(cfg: Config, workdir: str) -> dict:
     )
     predict_fn = jax.jit(functools.partial(predict, model=model))
     writer = writers.MetricWriter(workdir)
-    progress = _Progress(start, cfg.train.num_steps)
+    progress = writers.ProgressBar(start, cfg.train.num_steps)
     pending: list[tuple[int, dict]] = []
     last: dict = {}
     t_start = time.time()
@@ -343,10 +335,9 @@ def train_and_evaluate(cfg: Config, workdir: str) -> dict:
                 if step % cfg.train.log_every == 0 or done:
                     flush(step)
                 if step % cfg.train.sample_every == 0 or done:
-                    output = predict_fn(
-                        state.model_vars(), batch.get("input", batch["image"]), batch["mask"]
-                    )
-                    grid = _sample_grid(jax.device_get(host_batch), jax.device_get(output))
+                    output = predict_fn(state.model_vars(), network_input(batch), batch["mask"])
+                    host_output = jax.device_get(output)
+                    grid = sample_grid(jax.device_get(host_batch), host_output, cfg.model)
                     if jax.process_index() == 0:
                         writers.save_png(grid, workdir / "samples" / f"{step:07d}.png")
                 if step % cfg.train.ckpt_every == 0 or done:

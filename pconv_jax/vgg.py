@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pconv_jax.errors import UserError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -78,7 +80,7 @@ class VGG16Features(nn.Module):
         compute dtype (sizes rounded down at each pooling, as torch's MaxPool2d does).
         """
         if images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"VGG16Features expects [N,H,W,3] RGB images, got {images.shape}")
+            raise UserError(f"VGG16Features expects [N,H,W,3] RGB images, got {images.shape}")
         mean = jnp.asarray(IMAGENET_MEAN, jnp.float32).reshape(1, 1, 1, 3)
         std = jnp.asarray(IMAGENET_STD, jnp.float32).reshape(1, 1, 1, 3)
         x = (images.astype(jnp.float32) - mean) / std
@@ -128,7 +130,7 @@ def _weights_format(path: pathlib.Path) -> str:
             head = f.read(2)
         if len(head) == 2 and head[0] == 0x80:  # a pickle: torch's legacy (pre-1.6) format
             return "torch"
-    raise ValueError(f"{path} is neither an .npz of VGG16 weights nor a torch state-dict file")
+    raise UserError(f"{path} is neither an .npz of VGG16 weights nor a torch state-dict file")
 
 
 def _checked(arrays: dict[str, np.ndarray], source: str) -> Params:
@@ -139,12 +141,12 @@ def _checked(arrays: dict[str, np.ndarray], source: str) -> Params:
         for kind, shape in (("kernel", (3, 3, cin, cout)), ("bias", (cout,))):
             key = f"{name}/{kind}"
             if key not in arrays:
-                raise ValueError(f"{source}: missing VGG16 weight {key!r} of shape {shape}")
+                raise UserError(f"{source}: missing VGG16 weight {key!r} of shape {shape}")
             value = np.asarray(arrays[key])
             if value.shape != shape:
-                raise ValueError(f"{source}: {key!r} has shape {value.shape}, expected {shape}")
+                raise UserError(f"{source}: {key!r} has shape {value.shape}, expected {shape}")
             if not np.issubdtype(value.dtype, np.floating) or not np.all(np.isfinite(value)):
-                raise ValueError(f"{source}: {key!r} must hold finite floats ({value.dtype})")
+                raise UserError(f"{source}: {key!r} must hold finite floats ({value.dtype})")
             layer[kind] = value.astype(np.float32)
         params[name] = layer
     return params
@@ -168,22 +170,22 @@ def load_torchvision_vgg16(path: str) -> Params:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ValueError(f"could not read {path} as a torch state dict: {e}") from e
+        raise UserError(f"could not read {path} as a torch state dict: {e}") from e
     if not isinstance(state, dict):
-        raise ValueError(f"{path} holds a {type(state).__name__}, not a state dict")
+        raise UserError(f"{path} holds a {type(state).__name__}, not a state dict")
     arrays = {}
     for name, cin, cout, index in VGG16_CONVS:
         for kind, torch_kind in (("kernel", "weight"), ("bias", "bias")):
             key = f"features.{index}.{torch_kind}"
             if key not in state:
                 sample = ", ".join(list(state)[:6])
-                raise ValueError(f"{path}: missing torchvision key {key!r} (found: {sample}, …)")
+                raise UserError(f"{path}: missing torchvision key {key!r} (found: {sample}, …)")
             if not isinstance(state[key], torch.Tensor):
-                raise ValueError(f"{path}: {key!r} is a {type(state[key]).__name__}, not a tensor")
+                raise UserError(f"{path}: {key!r} is a {type(state[key]).__name__}, not a tensor")
             value = state[key].detach().to(torch.float32).numpy()
             if kind == "kernel":
                 if value.shape != (cout, cin, 3, 3):
-                    raise ValueError(
+                    raise UserError(
                         f"{path}: {key!r} has shape {value.shape}, expected {(cout, cin, 3, 3)}"
                     )
                 value = value.transpose(2, 3, 1, 0)  # OIHW -> HWIO
@@ -205,7 +207,7 @@ def load_vgg16_params(path: str = "") -> Params:
     if not path:
         digest = _sha256(file)
         if digest != SHIPPED_SHA256:
-            raise ValueError(
+            raise UserError(
                 f"shipped VGG16 weights {file} are corrupted: SHA256 {digest}, expected "
                 f"{SHIPPED_SHA256}; reinstall pconv_jax"
             )

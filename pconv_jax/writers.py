@@ -1,18 +1,20 @@
-"""Run outputs: JSON-lines metrics, TensorBoard event files and PNG sample grids.
+"""Run outputs: JSON-lines metrics, TensorBoard event files, PNG sample grids, a progress bar.
 
-TensorBoard events are written with the `tensorboard` package's writer and protos, so no
-TensorFlow is needed. Only process 0 writes; other processes get a writer that does nothing.
+TensorBoard events are written with tensorboardX's public `SummaryWriter` (no TensorFlow).
+Only process 0 writes; other processes get a writer that does nothing.
 """
 
 from __future__ import annotations
 
 import json
 import pathlib
-import time
+import sys
 
 import jax
 import numpy as np
 from PIL import Image
+from tensorboardX import SummaryWriter
+from tqdm import tqdm
 
 
 class MetricWriter:
@@ -23,33 +25,45 @@ class MetricWriter:
         self._jsonl = None
         self._events = None
         if self.enabled:
-            from tensorboard.summary.writer.event_file_writer import EventFileWriter
-
             workdir = pathlib.Path(workdir)
             workdir.mkdir(parents=True, exist_ok=True)
             self._jsonl = open(workdir / "metrics.jsonl", "a", encoding="utf-8")
-            self._events = EventFileWriter(str(workdir / "tensorboard"))
+            self._events = SummaryWriter(str(workdir / "tensorboard"))
 
     def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
         if not self.enabled:
             return
-        from tensorboard.compat.proto import event_pb2, summary_pb2
-
         values = {k: float(v) for k, v in scalars.items()}
         self._jsonl.write(json.dumps({"step": int(step), **values}) + "\n")
         self._jsonl.flush()
-        summary = summary_pb2.Summary(
-            value=[summary_pb2.Summary.Value(tag=k, simple_value=v) for k, v in values.items()]
-        )
-        self._events.add_event(
-            event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary)
-        )
+        for tag, value in values.items():
+            self._events.add_scalar(tag, value, int(step))
         self._events.flush()
 
     def close(self) -> None:
         if self.enabled:
             self._jsonl.close()
             self._events.close()
+
+
+class ProgressBar:
+    """Training progress: a tqdm bar (ETA, loss, images/s) on a terminal, process 0 only."""
+
+    def __init__(self, start: int, total: int):
+        self.bar = None
+        if jax.process_index() == 0 and sys.stderr.isatty():
+            self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
+
+    def update(self, steps: int, scalars: dict) -> None:
+        if self.bar is not None:
+            self.bar.update(steps)
+            self.bar.set_postfix(
+                loss=f"{scalars['train/total']:.4f}", img_s=f"{scalars['train/images_per_sec']:.1f}"
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:

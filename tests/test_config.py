@@ -4,7 +4,7 @@ import pathlib
 
 import pytest
 
-from pconv_jax import config
+from pconv_jax import cli, config
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "configs"
 
@@ -37,6 +37,9 @@ def test_overrides_are_typed():
         ("train.freeze_encoder_bn_stats=maybe", "expects a bool"),
         ("train=3", "is a section"),
         ("train.num_steps", "not of the form key=value"),
+        ("data.masks=folders", "data.masks must be one of 'generate', 'folder'; got 'folders'"),
+        ("data.source=Folder", "data.source must be one of 'skimage', 'folder', 'tfds'"),
+        ("train.compute_dtype=fp16", "train.compute_dtype must be one of 'float32', 'bfloat16'"),
     ],
 )
 def test_bad_overrides_name_the_key(assignment, match):
@@ -51,6 +54,29 @@ def test_json_round_trip_and_unknown_keys():
     data["train"]["old_field"] = 1
     with pytest.raises(ValueError, match="train.old_field"):
         config.from_dict(data)
+    del data["train"]["old_field"]
+    data["data"]["task"] = "super-res"
+    with pytest.raises(ValueError, match="data.task must be one of 'inpaint', 'superres'"):
+        config.from_dict(data)
+
+
+def test_choices_are_checked_at_load_before_anything_is_written(tmp_path):
+    bad = tmp_path / "typo.py"
+    bad.write_text(
+        "import dataclasses\n"
+        "from pconv_jax import config\n"
+        "def get_config():\n"
+        "    cfg = config.default()\n"
+        "    data = dataclasses.replace(cfg.data, masks='generated')\n"
+        "    return dataclasses.replace(cfg, data=data)\n"
+    )
+    with pytest.raises(ValueError, match="data.masks must be one of 'generate', 'folder'"):
+        config.load(str(bad))
+    # The CLI: one line, exit 2, and no run directory created.
+    workdir = tmp_path / "run"
+    argv = ["train", "--workdir", str(workdir), "--set", "data.masks=folders"]
+    assert cli.main(argv) == 2
+    assert not workdir.exists()
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.py")), ids=lambda p: p.stem)

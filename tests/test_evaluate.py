@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pconv_jax import checkpoint, cli, config, pretrained
+from pconv_jax import checkpoint, cli, config, images, trained
 from pconv_jax.eval import baselines, evaluate
 from pconv_jax.eval import tables as eval_table
 from pconv_jax.masks import protocol as masks
@@ -130,7 +130,7 @@ def _check_rows_against_masks(rows, records_by_name, size):
         record = records_by_name[row["mask"]]
         assert (row["bucket"], row["border"]) == (record.bucket, record.border)
         lo, hi = masks.HOLE_RATIO_BUCKETS[row["bucket"]]
-        ratio = 1.0 - masks.read_mask(record.path, size).mean()  # nearest-resized, as evaluated
+        ratio = 1.0 - images.read_mask(record.path, size).mean()  # nearest-resized, as evaluated
         assert row["hole_ratio"] == pytest.approx(ratio, abs=1e-6)
         assert lo - 0.01 < ratio <= hi + 0.01, row
 
@@ -185,7 +185,7 @@ def test_each_baseline_fills_a_tiny_set(tmp_path, manifest_masks, method):
     from pconv_jax.data import pipeline as data
 
     truth = data.eval_images("skimage", 32).load(pair.image_index)
-    mask = masks.read_mask(pair.mask.path, 32)
+    mask = images.read_mask(pair.mask.path, 32)
     filled = baselines.get_baseline(method)(truth * mask.astype(np.uint8), mask)
     composite = (truth * mask + filled * (1 - mask)) / 255.0
     err = np.abs(composite - truth / 255.0)
@@ -235,13 +235,14 @@ def test_pconv_model_on_all_devices_and_config_checks(tmp_path, manifest_masks, 
     settings = json.loads((out / "settings.json").read_text())
     assert settings["checkpoint_step"] == 7 and settings["method"] == "pconv"
     # Recomputed with the model outside the evaluation: input truth * mask, clip, composite.
-    cfg, model, variables = pretrained.load_trained_model(run)
+    loaded = trained.load(run)
+    model, variables = loaded.model, loaded.variables
     pairs = evaluate.pair_masks(6, masks.load_mask_set(manifest_masks), seed=0)
     from pconv_jax.data import pipeline as data
 
     source = data.eval_images("skimage", 32)
     truth = np.stack([source.load(p.image_index) for p in pairs]) / np.float32(255)
-    mask = np.stack([masks.read_mask(p.mask.path, 32) for p in pairs])
+    mask = np.stack([images.read_mask(p.mask.path, 32) for p in pairs])
     output = np.clip(np.asarray(jax.jit(model.apply)(variables, truth * mask, mask)), 0, 1)
     composite = truth * mask + output * (1 - mask)
     l1 = 100 * np.abs(composite - truth).mean(axis=(1, 2, 3))

@@ -4,9 +4,8 @@ import jax
 import numpy as np
 import pytest
 
-from pconv_jax import Inpainter
+from pconv_jax import Inpainter, trained
 from pconv_jax.inpaint import NoHoleWarning, bucket_side, downscale_known
-from pconv_jax.pretrained import load_trained_model
 from pconv_jax.writers import to_uint8
 
 
@@ -49,7 +48,8 @@ def test_odd_size_uint8_known_exact_and_holes_from_the_network(inpainter, run_di
     assert (out[~known] != image[~known]).any()
 
     # Independent computation: pad by hand to 320x320 (padding = hole), one image, no mesh.
-    _, model, variables = load_trained_model(run_dir)
+    loaded = trained.load(run_dir)
+    model, variables = loaded.model, loaded.variables
     padded = np.zeros((1, 320, 320, 3), np.float32)
     padded[0, :301, :257] = np.where(known[..., None], image / 255.0, 0)
     mask = np.zeros((1, 320, 320, 1), np.float32)
@@ -86,7 +86,8 @@ def test_batches_match_single_calls(inpainter):
 
 
 def test_one_compilation_per_shape_bucket(run_dir):
-    _, model, variables = load_trained_model(run_dir)
+    loaded = trained.load(run_dir)
+    model, variables = loaded.model, loaded.variables
     inp = Inpainter(model, variables)  # a fresh jit cache
     assert inp.bucket_step == 64 and inp.batch_size == jax.local_device_count() == 4
     for height, width in [(37, 45), (50, 61), (64, 64), (3, 2)]:

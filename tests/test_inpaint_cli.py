@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pconv_jax import Inpainter, cli
-from pconv_jax.export import load_export
-from pconv_jax.inpaint_files import pair_by_stem, read_image, read_mask
+from pconv_jax import Inpainter, cli, trained
+from pconv_jax.images import read_image
+from pconv_jax.inpaint_files import pair_by_stem, read_known
 
 
 def _write_pair(folder, stem, height, width, seed=0, mask_folder=None):
@@ -123,22 +123,22 @@ def test_read_mask_threshold_polarity_and_nearest_resize(tmp_path):
     path = tmp_path / "m.png"
     Image.fromarray(np.array([[0, 100, 127, 128, 255]], np.uint8)).save(path)
     # White = value > 0.5 * 255 = 127.5.
-    assert read_mask(path, (1, 5)).tolist() == [[True, True, True, False, False]]
-    assert read_mask(path, (1, 5), hole_color="black").tolist() == [
+    assert read_known(path, (1, 5)).tolist() == [[True, True, True, False, False]]
+    assert read_known(path, (1, 5), hole_is_white=False).tolist() == [
         [False, False, False, True, True]
     ]
-    assert read_mask(path, (1, 5), threshold=0.0).tolist() == [[True, False, False, False, False]]
+    assert read_known(path, (1, 5), threshold=0.0).tolist() == [[True, False, False, False, False]]
     wide = tmp_path / "w.png"
     Image.fromarray(np.array([[0, 255], [255, 0]], np.uint8)).save(wide)
     with pytest.warns(UserWarning, match="nearest neighbour"):
-        resized = read_mask(wide, (4, 4))
+        resized = read_known(wide, (4, 4))
     expected = np.array([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1], [0, 0, 1, 1]], bool)
     np.testing.assert_array_equal(resized, expected)
     sixteen = tmp_path / "16.png"
     Image.fromarray(np.array([[0, 40000]], np.uint16)).save(sixteen)
-    assert read_mask(sixteen, (1, 2)).tolist() == [[True, False]]  # 40000 > 32767.5
+    assert read_known(sixteen, (1, 2)).tolist() == [[True, False]]  # 40000 > 32767.5
     with pytest.raises(ValueError, match="threshold must lie in"):
-        read_mask(path, (1, 5), threshold=1.0)
+        read_known(path, (1, 5), threshold=1.0)
 
 
 def test_pair_by_stem(tmp_path):
@@ -168,11 +168,11 @@ def test_export_round_trip_gives_identical_outputs(run_dir, tmp_path, capsys):
     assert "step 7" in capsys.readouterr().out
     with np.load(out, allow_pickle=False) as data:
         assert "params/enc1/conv/kernel" in data.files and "batch_stats/dec2/bn/var" in data.files
-    cfg, _, _ = load_export(out)
+    cfg = trained.load_export(out).config
     assert cfg.model.num_layers == 4 and cfg.data.image_size == 32
 
     image_path, mask_path, _ = _write_pair(tmp_path, "p", 45, 70)
-    image, known = read_image(image_path), read_mask(mask_path, (45, 70))
+    image, known = read_image(image_path), read_known(mask_path, (45, 70))
     from_run = Inpainter.from_checkpoint(run_dir)(image, known)
     from_npz = Inpainter.from_export(out)(image, known)
     np.testing.assert_array_equal(from_npz, from_run)
@@ -183,10 +183,10 @@ def test_export_round_trip_gives_identical_outputs(run_dir, tmp_path, capsys):
         tampered = {k: data[k] for k in data.files if k != "params/dec1/conv/bias"}
     np.savez(tmp_path / "bad.npz", **tampered)
     with pytest.raises(ValueError, match="lacks params/dec1/conv/bias"):
-        load_export(tmp_path / "bad.npz")
+        trained.load_export(tmp_path / "bad.npz")
     np.savez(tmp_path / "other.npz", x=np.zeros(3))
     with pytest.raises(ValueError, match="not a pconv_jax export"):
-        load_export(tmp_path / "other.npz")
+        trained.load_export(tmp_path / "other.npz")
     assert cli.main(["export", "--checkpoint", str(run_dir), str(tmp_path / "x.bin")]) == 2
     assert "the export is a .npz file" in capsys.readouterr().err
 

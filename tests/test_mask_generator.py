@@ -4,6 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
+from pconv_jax import images
 from pconv_jax.masks import augment as mask_augment
 from pconv_jax.masks import generator as mask_generator
 from pconv_jax.masks import protocol as masks
@@ -116,7 +117,7 @@ def test_augmenter_keeps_masks_binary_and_deterministic(tmp_path):
         assert set(np.unique(mask)) <= {0.0, 1.0}
         np.testing.assert_array_equal(mask, augmenter.sample(np.random.default_rng(seed)))
     # Dilation grows holes: the same draw with a larger disc has at least as many hole pixels.
-    raw = masks.read_holes(augmenter.files[0], threshold=0.6)
+    raw = images.read_holes(augmenter.files[0], threshold=0.6)
     grown = 0
     for seed in range(10):
         thin = mask_augment.augment_holes(raw, 32, np.random.default_rng(seed), dilation=(1, 1))

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pconv_jax import cli
+from pconv_jax import cli, images
 from pconv_jax.masks import augment as mask_augment
 from pconv_jax.masks import protocol as masks
 from pconv_jax.masks import test_sets as mask_set
@@ -25,13 +25,13 @@ def test_holes_from_gray_threshold_and_polarity():
     gray = np.array([[0, 100, 153], [154, 200, 255]], np.uint8)
     # 0.6 * 255 = 153: strictly above is white.
     white = np.array([[0, 0, 0], [1, 1, 1]], bool)
-    np.testing.assert_array_equal(masks.holes_from_gray(gray, 0.6), white)
-    np.testing.assert_array_equal(masks.holes_from_gray(gray, 0.6, hole_is_white=False), ~white)
+    np.testing.assert_array_equal(images.holes_from_gray(gray, 0.6), white)
+    np.testing.assert_array_equal(images.holes_from_gray(gray, 0.6, hole_is_white=False), ~white)
     np.testing.assert_array_equal(
-        masks.to_model_mask(white), np.array([[1, 1, 1], [0, 0, 0]], np.float32)[..., None]
+        images.to_model_mask(white), np.array([[1, 1, 1], [0, 0, 0]], np.float32)[..., None]
     )
     with pytest.raises(ValueError, match="threshold"):
-        masks.holes_from_gray(gray, 1.0)
+        images.holes_from_gray(gray, 1.0)
 
 
 def test_read_mask_resizes_with_nearest_and_stays_binary(tmp_path):
@@ -39,17 +39,22 @@ def test_read_mask_resizes_with_nearest_and_stays_binary(tmp_path):
     gray[0, 0] = gray[2, 3] = 255  # two hole pixels
     gray[1, 1] = 120  # below the threshold: known
     _write_gray(tmp_path / "m.png", gray)
-    mask = masks.read_mask(tmp_path / "m.png")
+    mask = images.read_mask(tmp_path / "m.png")
     expected = np.ones((4, 4, 1), np.float32)
     expected[0, 0] = expected[2, 3] = 0
     np.testing.assert_array_equal(mask, expected)
     # Nearest x2: every pixel becomes a 2x2 block, nothing fractional.
-    big = masks.read_mask(tmp_path / "m.png", size=8)
+    big = images.read_mask(tmp_path / "m.png", size=8)
     np.testing.assert_array_equal(big, np.repeat(np.repeat(expected, 2, 0), 2, 1))
     assert big.dtype == np.float32 and big.shape == (8, 8, 1)
-    assert masks.read_mask(tmp_path / "m.png", size=(2, 6)).shape == (2, 6, 1)
+    assert images.read_mask(tmp_path / "m.png", size=(2, 6)).shape == (2, 6, 1)
+    with pytest.raises(FileNotFoundError, match="mask file not found"):
+        images.read_mask(tmp_path / "absent.png")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
     with pytest.raises(ValueError, match="cannot read mask"):
-        masks.read_mask(tmp_path / "absent.png")
+        images.read_mask(tmp_path / "broken.png")
+    with pytest.raises(ValueError, match="different aspect ratios"):
+        images.fit_holes(np.zeros((4, 4), bool), (2, 8))
 
 
 def test_bucket_edges_and_border_distance():
@@ -76,7 +81,7 @@ def test_nvidia_layout_border_half_measured():
     assert len(files) == 3000
     for path in files[::25]:  # 120 masks, 10 per (bucket, half)
         index = int(path.stem)
-        holes = masks.read_holes(path)
+        holes = images.read_holes(path)
         lo, hi = masks.HOLE_RATIO_BUCKETS[index // 2000]
         assert lo < holes.mean() <= hi, path.name
         distance = masks.border_distance(holes)
@@ -122,7 +127,7 @@ def test_load_mask_set_nvidia_subset_and_inverted_polarity(tmp_path):
         ("11007", 5, True),
     ]
     for record in records:
-        mask = masks.read_mask(record.path)
+        mask = images.read_mask(record.path)
         assert record.hole_ratio == pytest.approx(masks.hole_ratio(mask), abs=1e-9)
     with pytest.raises(ValueError, match="polarity looks wrong"):
         masks.load_mask_set(subset, hole_is_white=False)

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pconv_jax import checkpoint, config, sharding, train, vgg
+from pconv_jax import checkpoint, config, sharding, train, trained, vgg
 from pconv_jax.model import build_model
 
 
@@ -190,7 +190,29 @@ def test_param_labels_freeze_only_encoder_bn():
     model = build_model(config.ModelConfig(num_layers=4))
     params = jax.eval_shape(lambda: train.init_variables(model, 32, 0))["params"]
     labels = jax.tree_util.tree_leaves_with_path(train.param_labels(params, True))
-    frozen = sorted(checkpoint._path_str(p) for p, label in labels if label == "frozen")
+    frozen = sorted(trained.path_str(p) for p, label in labels if label == "frozen")
     assert frozen == [f"enc{i}/bn/{k}" for i in (2, 3, 4) for k in ("bias", "scale")]
     none = train.param_labels(params, False)
     assert set(jax.tree_util.tree_leaves(none)) == {"trainable"}
+
+
+@pytest.mark.parametrize("partial", [True, False])
+def test_sample_grid_input_column_never_shows_the_truth_in_the_holes(partial):
+    # Truth: a distinctive grey 0.5 everywhere; holes in the left half. Expected input column
+    # (computed here): 0 in the holes for PConv, the ImageNet-mean hole_fill for the Conv
+    # baseline; the truth only at known pixels.
+    truth = np.full((2, 8, 8, 3), 0.5, np.float32)
+    mask = np.ones((2, 8, 8, 1), np.float32)
+    mask[:, :, :4] = 0.0
+    batch = {"image": truth, "mask": mask}
+    model_cfg = config.ModelConfig(num_layers=3, partial=partial)
+    grid = train.sample_grid(batch, np.zeros_like(truth), model_cfg)
+    pad = 2
+    shown = grid[pad : pad + 8, pad : pad + 8]  # row 0, column 0: the input
+    fill = (0.0, 0.0, 0.0) if partial else config.IMAGENET_MEAN
+    expected_hole = np.round(np.asarray(fill) * 255).astype(np.uint8)
+    assert (shown[:, :4] == expected_hole).all()
+    assert (shown[:, 4:] == 128).all()  # known pixels: round(0.5 * 255)
+    assert (grid[pad : pad + 8, 3 * (8 + pad) + pad :][:, :8] == 128).all()  # truth column
+    # The network is fed the same: network_input zeroes the holes.
+    np.testing.assert_array_equal(train.network_input(batch)[:, :, :4], 0.0)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pconv_jax import cli, pretrained
+from pconv_jax import cli, trained
 from pconv_jax.data import pipeline as data
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -93,8 +93,8 @@ def test_killed_run_restarts_and_ends_bitwise_equal(tmp_path, image_dir):
     )
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert "resuming" in rerun.stderr
-    _, _, expected = pretrained.load_trained_model(reference)
-    _, _, got = pretrained.load_trained_model(killed)
+    expected = trained.load(reference).variables
+    got = trained.load(killed).variables
     chex.assert_trees_all_equal(jax.device_get(got), jax.device_get(expected))
 
 
@@ -121,8 +121,9 @@ def test_stage2_starts_from_stage1_and_freezes_encoder_bn(tmp_path, image_dir):
         )
         == 0
     )
-    _, _, before = pretrained.load_trained_model(stage1)
-    cfg2, _, after = pretrained.load_trained_model(stage2)
+    before = trained.load(stage1).variables
+    loaded = trained.load(stage2)
+    cfg2, after = loaded.config, loaded.variables
     assert cfg2.train.init_from == str(stage1) and (stage2 / "config.json").exists()
     for name in before["batch_stats"]:
         for collection in ("batch_stats", "params"):
@@ -168,7 +169,7 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(
     assert code == 3
     assert "non-finite loss at step 4" in capsys.readouterr().err
     assert _finished_steps(workdir) == [2]
-    _, _, kept = pretrained.load_trained_model(workdir)
+    kept = trained.load(workdir).variables
     assert all(np.all(np.isfinite(x)) for x in jax.tree_util.tree_leaves(kept))
 
 

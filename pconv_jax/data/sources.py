@@ -13,6 +13,7 @@ import pathlib
 import cv2
 import numpy as np
 
+from pconv_jax.errors import UserError
 from pconv_jax.images import IMAGE_EXTENSIONS, decode_file, to_rgb
 
 # The RGB photographs shipped inside scikit-image's data folder (no download needed); greyscale,
@@ -84,7 +85,7 @@ class TfdsSource:
     def load(self, index: int, min_side: int | None = None) -> np.ndarray:
         example = self.data_source[index]
         if "image" not in example:
-            raise ValueError(f"{self.description} has no 'image' feature (has {sorted(example)})")
+            raise UserError(f"{self.description} has no 'image' feature (has {sorted(example)})")
         return to_rgb(np.asarray(example["image"]))
 
 
@@ -92,7 +93,7 @@ def list_image_files(directory: str | os.PathLike) -> list[pathlib.Path]:
     """Image files under `directory` (recursive), sorted by relative path for determinism."""
     root = pathlib.Path(directory)
     if not root.is_dir():
-        raise ValueError(f"image folder not found: {directory}")
+        raise UserError(f"image folder not found: {directory}")
     return sorted(
         p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
     )
@@ -105,14 +106,14 @@ def skimage_source() -> FileSource:
     root = pathlib.Path(skimage.__file__).parent / "data"
     files = [root / name for name in SKIMAGE_PHOTOS if (root / name).is_file()]
     if not files:
-        raise ValueError(f"none of scikit-image's photos {SKIMAGE_PHOTOS} are in {root}")
+        raise UserError(f"none of scikit-image's photos {SKIMAGE_PHOTOS} are in {root}")
     return FileSource(files, root, f"scikit-image photos in {root}", keep_decoded=True)
 
 
 def folder_source(directory: str | os.PathLike) -> FileSource:
     files = list_image_files(directory)
     if not files:
-        raise ValueError(f"no images ({'/'.join(IMAGE_EXTENSIONS)}) under {directory}")
+        raise UserError(f"no images ({'/'.join(IMAGE_EXTENSIONS)}) under {directory}")
     return FileSource(files, pathlib.Path(directory), f"folder {directory}")
 
 
@@ -137,7 +138,7 @@ def tfds_source(
             name, split=shard, data_dir=data_dir or None, download=download
         )
     except Exception as e:  # tfds raises several types; add what we were asked for
-        raise ValueError(
+        raise UserError(
             f"cannot open tfds dataset {name!r} split {split!r} (data_dir={data_dir or 'default'}, "
             f"download={download}): {e}"
         ) from e
@@ -150,7 +151,7 @@ def shard_files(source: FileSource, process_index: int, process_count: int) -> F
         return source
     files = source.files[process_index::process_count]
     if not files:
-        raise ValueError(
+        raise UserError(
             f"{source.description}: {len(source.files)} images cannot feed "
             f"{process_count} processes"
         )

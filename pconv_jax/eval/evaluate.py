@@ -21,10 +21,15 @@ import json
 import os
 import pathlib
 
+import jax
 import numpy as np
 
+from pconv_jax.data import pipeline as data
+from pconv_jax.errors import UserError
+from pconv_jax.eval import runners as eval_run
 from pconv_jax.eval import tables as eval_table
 from pconv_jax.eval.tables import CELLS
+from pconv_jax.images import read_mask
 from pconv_jax.masks import protocol as masks
 
 MODEL_METHODS = ("pconv", "conv")
@@ -55,9 +60,9 @@ def pair_masks(num_images: int, records, seed: int, masks_per_image: int = 1) ->
     """
     need = num_images * masks_per_image
     if num_images < 1 or masks_per_image < 1:
-        raise ValueError(f"need >= 1 image and mask per image, got {num_images}, {masks_per_image}")
+        raise UserError(f"need >= 1 image and mask per image, got {num_images}, {masks_per_image}")
     if need > len(records):
-        raise ValueError(
+        raise UserError(
             f"{num_images} images x {masks_per_image} masks per image need {need} distinct "
             f"masks; the mask set has {len(records)}"
         )
@@ -83,12 +88,12 @@ def check_settings(out_dir: pathlib.Path, settings: dict) -> None:
             if old.get(k) != settings.get(k)
         ]
         if diff:
-            raise ValueError(
+            raise UserError(
                 f"{out_dir} holds an evaluation with other arguments ({'; '.join(diff)}); "
                 "use another --out, or the same arguments to resume"
             )
     elif (out_dir / RESULTS).exists():
-        raise ValueError(f"{out_dir} has {RESULTS} but no {SETTINGS}: not resumable")
+        raise UserError(f"{out_dir} has {RESULTS} but no {SETTINGS}: not resumable")
     out_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
@@ -113,7 +118,7 @@ def read_results(path: pathlib.Path, pairs: list[Pair], image_names) -> dict[int
             image_names[pair.image_index],
             pair.mask.name,
         ):
-            raise ValueError(
+            raise UserError(
                 f"{path}: finished pair {index} ({row['image']}, {row['mask']}) is not in this "
                 "evaluation's plan: the images or masks changed since; use another --out"
             )
@@ -159,17 +164,12 @@ def evaluate(
     Returns:
       The Table also written as table.md / table.csv / table.json.
     """
-    import jax
-
-    from pconv_jax.data import pipeline as data
-    from pconv_jax.eval import runners as eval_run
-
     if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+        raise UserError(f"unknown method {method!r}; expected one of {METHODS}")
     if size < 11 or (limit is not None and limit < 1):
-        raise ValueError(f"need size >= 11 (SSIM's window) and limit >= 1, got {size}, {limit}")
+        raise UserError(f"need size >= 11 (SSIM's window) and limit >= 1, got {size}, {limit}")
     if method not in MODEL_METHODS and checkpoint is not None:
-        raise ValueError(f"--checkpoint is for the pconv and conv methods, not {method}")
+        raise UserError(f"--checkpoint is for the pconv and conv methods, not {method}")
     out = pathlib.Path(out_dir)
     batch_size = batch_size or 4 * len(jax.local_devices())
     pool = concurrent.futures.ThreadPoolExecutor(num_workers or min(8, os.cpu_count() or 1))
@@ -205,7 +205,7 @@ def evaluate(
         done = read_results(out / RESULTS, pairs, names)
 
         def load(pair: Pair):
-            return source.load(pair.image_index), masks.read_mask(pair.mask.path, size)
+            return source.load(pair.image_index), read_mask(pair.mask.path, size)
 
         examples = {p.index for shown in example_pairs(pairs).values() for p in shown}
         pending = [p for p in pairs if p.index not in done]

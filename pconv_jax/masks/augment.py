@@ -19,6 +19,8 @@ import pathlib
 import cv2
 import numpy as np
 
+from pconv_jax import images
+from pconv_jax.errors import UserError
 from pconv_jax.masks import protocol as masks_lib
 
 CROP_SCALE = (0.5, 1.0)  # crop side as a fraction of the raw mask's short side
@@ -55,19 +57,19 @@ class RawMaskAugmenter:
         """
         root = pathlib.Path(directory)
         if not root.is_dir():
-            raise ValueError(f"mask folder not found: {directory}")
+            raise UserError(f"mask folder not found: {directory}")
         self.directory = str(root)
-        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in masks_lib.MASK_EXTENSIONS)
+        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in images.IMAGE_EXTENSIONS)
         self.files = [str(p) for p in files if p.is_file()]
         if not self.files:
-            raise ValueError(f"no mask images ({'/'.join(masks_lib.MASK_EXTENSIONS)}) in {root}")
+            raise UserError(f"no mask images ({'/'.join(images.IMAGE_EXTENSIONS)}) in {root}")
         # Every folder that holds masks, so a test set nested below `directory` is caught too.
         for folder in sorted({root, *(p.parent for p in files)}):
             masks_lib.check_training_mask_dir(folder, force_test_masks)
         if not 0 <= dilation[0] <= dilation[1]:
-            raise ValueError(f"dilation must be (min, max) with 0 <= min <= max, got {dilation}")
+            raise UserError(f"dilation must be (min, max) with 0 <= min <= max, got {dilation}")
         if not 0.0 <= hole_ratio[0] < hole_ratio[1] <= 1.0:
-            raise ValueError(f"hole_ratio must satisfy 0 <= lo < hi <= 1, got {hole_ratio}")
+            raise UserError(f"hole_ratio must satisfy 0 <= lo < hi <= 1, got {hole_ratio}")
         self.size = size
         self.threshold = threshold
         self.hole_is_white = hole_is_white
@@ -81,12 +83,12 @@ class RawMaskAugmenter:
     def sample_holes(self, rng: np.random.Generator) -> np.ndarray:
         """A random raw mask, augmented: uint8 [size, size], 1 = hole."""
         path = self.files[int(rng.integers(len(self.files)))]
-        raw = masks_lib.read_holes(path, None, self.threshold, self.hole_is_white)
+        raw = images.read_holes(path, None, self.threshold, self.hole_is_white)
         return self.augment(raw, rng)
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
         """Like `sample_holes`, in the model's convention: float32 [size, size, 1], 1 = known."""
-        return masks_lib.to_model_mask(self.sample_holes(rng))
+        return images.to_model_mask(self.sample_holes(rng))
 
     def augment(self, raw_holes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Dilation, rotation, flips, translation and crop of one raw hole map [h, w] (bool)."""

@@ -1,10 +1,6 @@
-"""Mask files: polarity, nearest-neighbour resizing, hole-ratio buckets and fixed test-mask sets.
+"""The paper's mask test protocol: hole-ratio buckets, border distances and fixed test-mask sets.
 
-Convention everywhere in pconv_jax: a model mask is float32 [H, W, 1] with 1 = known pixel and
-0 = hole. Mask files (NVIDIA's and ours) store the opposite, white (255) = hole, so reading one is
-an explicit threshold followed by a polarity flip. Masks are only ever resized with nearest
-neighbour, so they stay binary (a bilinear resize gives fractional masks and wrong partial-conv
-ratios, ANCHORS G.3).
+Mask files are read by `pconv_jax.images` (white = hole in files, 1 = known in arrays).
 
 The paper's test protocol (Sec. 4.1) sorts masks into six hole-to-image ratio buckets
 (0.01,0.1], (0.1,0.2], ..., (0.5,0.6], each split into "N" (every hole at least 50 px from the
@@ -20,14 +16,15 @@ import os
 import pathlib
 import re
 
-import cv2
 import numpy as np
+
+from pconv_jax.errors import UserError
+from pconv_jax.images import IMAGE_EXTENSIONS, read_holes
 
 HOLE_RATIO_BUCKETS = ((0.01, 0.1), (0.1, 0.2), (0.2, 0.3), (0.3, 0.4), (0.4, 0.5), (0.5, 0.6))
 NO_BORDER_MARGIN_512 = 50  # paper Sec. 4.1: "N" holes keep >= 50 px from the border at 512x512
 MANIFEST_NAME = "manifest.csv"  # written by `pconv make-test-masks`
 MANIFEST_COLUMNS = ("file", "bucket", "border", "hole_ratio")
-MASK_EXTENSIONS = (".png", ".bmp", ".jpg", ".jpeg", ".webp")
 
 # NVIDIA test-mask file names: 00000.png ... 11999.png, 2000 per bucket. Which half of each block
 # of 2000 is "border"? ../shared/README.md says the SECOND half (index % 2000 >= 1000), ANCHORS.md
@@ -67,77 +64,6 @@ class MaskRecord:
         return f"{self.bucket}{'B' if self.border else 'N'}"
 
 
-def holes_from_gray(gray: np.ndarray, threshold: float = 0.5, hole_is_white: bool = True):
-    """Binarizes a grey mask image into a hole map.
-
-    Args:
-      gray: uint8 [H, W] (0..255), or float [H, W] in [0, 1].
-      threshold: fraction of full white; a pixel is "white" when strictly above it.
-      hole_is_white: True for NVIDIA's and our files (white = hole); False for black = hole.
-
-    Returns:
-      bool [H, W], True = hole.
-    """
-    if not 0.0 <= threshold < 1.0:
-        raise ValueError(f"mask threshold must be in [0, 1), got {threshold}")
-    full = 255.0 if gray.dtype == np.uint8 else 1.0
-    white = gray > threshold * full
-    return white if hole_is_white else ~white
-
-
-def to_model_mask(holes: np.ndarray) -> np.ndarray:
-    """bool/uint8 hole map [H, W] (nonzero = hole) -> float32 [H, W, 1], 1 = known, 0 = hole."""
-    return np.equal(holes, 0).astype(np.float32)[..., None]
-
-
-def resize_nearest(array: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize of [H, W] or [H, W, C] to `size` (int: square, or (H, W))."""
-    height, width = (size, size) if isinstance(size, int) else size
-    if array.shape[:2] == (height, width):
-        return array
-    is_bool = array.dtype == np.bool_
-    work = array.astype(np.uint8) if is_bool else array
-    out = cv2.resize(work, (width, height), interpolation=cv2.INTER_NEAREST)
-    if array.ndim == 3 and out.ndim == 2:
-        out = out[..., None]
-    return out.astype(bool) if is_bool else out
-
-
-def read_gray(path: str | os.PathLike) -> np.ndarray:
-    """Reads an image file as uint8 [H, W] grey (colour files are converted by luma)."""
-    gray = cv2.imread(os.fspath(path), cv2.IMREAD_GRAYSCALE)
-    if gray is None:
-        raise ValueError(f"cannot read mask file {path} (missing, unreadable or not an image)")
-    return gray
-
-
-def read_holes(path, size=None, threshold: float = 0.5, hole_is_white: bool = True) -> np.ndarray:
-    """Reads a mask file as a bool hole map [H, W] (True = hole), nearest-resized to `size`."""
-    holes = holes_from_gray(read_gray(path), threshold, hole_is_white)
-    return holes if size is None else resize_nearest(holes, size)
-
-
-def read_mask(path, size=None, threshold: float = 0.5, hole_is_white: bool = True) -> np.ndarray:
-    """Reads a mask file in the model's convention.
-
-    Args:
-      path: PNG (or any image) file; white = hole by default.
-      size: None (keep the file's size), an int (square) or (height, width); nearest neighbour.
-      threshold: fraction of white above which a pixel counts as white.
-      hole_is_white: polarity of the file.
-
-    Returns:
-      float32 [H, W, 1] with values in {0, 1}, 1 = known pixel, 0 = hole.
-    """
-    return to_model_mask(read_holes(path, size, threshold, hole_is_white))
-
-
-def write_holes(path: str | os.PathLike, holes: np.ndarray) -> None:
-    """Writes a hole map [H, W] (nonzero = hole) as an 8-bit PNG, white (255) = hole."""
-    if not cv2.imwrite(os.fspath(path), np.where(holes != 0, 255, 0).astype(np.uint8)):
-        raise ValueError(f"cannot write mask file {path}")
-
-
 def hole_ratio(mask: np.ndarray) -> float:
     """Fraction of hole pixels of a model mask [..., 1] (1 = known) in [0, 1]."""
     return float(1.0 - np.mean(mask))
@@ -173,8 +99,8 @@ def list_mask_files(directory: str | os.PathLike) -> list[pathlib.Path]:
     """Mask files directly inside `directory`, sorted by name."""
     root = pathlib.Path(directory)
     if not root.is_dir():
-        raise ValueError(f"mask folder not found: {directory}")
-    return sorted(p for p in root.iterdir() if p.suffix.lower() in MASK_EXTENSIONS)
+        raise UserError(f"mask folder not found: {directory}")
+    return sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
 def _expected_layout(directory: pathlib.Path) -> dict[str, tuple[int, bool]]:
@@ -185,25 +111,25 @@ def _expected_layout(directory: pathlib.Path) -> dict[str, tuple[int, bool]]:
         with open(manifest, newline="") as f:
             reader = csv.DictReader(f)
             if tuple(reader.fieldnames or ()) != MANIFEST_COLUMNS:
-                raise ValueError(
+                raise UserError(
                     f"{manifest}: expected columns {MANIFEST_COLUMNS}, got {reader.fieldnames}"
                 )
             for row in reader:
                 bucket = int(row["bucket"])
                 if not 0 <= bucket < len(HOLE_RATIO_BUCKETS):
-                    raise ValueError(f"{manifest}: {row['file']} has bucket {bucket}, not 0..5")
+                    raise UserError(f"{manifest}: {row['file']} has bucket {bucket}, not 0..5")
                 layout[row["file"]] = (bucket, row["border"] in ("1", "B", "True"))
         if not layout:
-            raise ValueError(f"{manifest} lists no masks")
+            raise UserError(f"{manifest} lists no masks")
         return layout
     layout = {}
     files = list_mask_files(directory)
     if not files:
-        raise ValueError(f"no mask files ({'/'.join(MASK_EXTENSIONS)}) in {directory}")
+        raise UserError(f"no mask files ({'/'.join(IMAGE_EXTENSIONS)}) in {directory}")
     for path in files:
         match = NVIDIA_NAME.match(path.stem)
         if not match or int(match.group(1)) >= 12 * NVIDIA_PER_HALF:
-            raise ValueError(
+            raise UserError(
                 f"{directory} has no {MANIFEST_NAME} and {path.name} is not an NVIDIA test-mask "
                 "name (00000.png ... 11999.png): cannot tell its bucket"
             )
@@ -232,7 +158,7 @@ def load_mask_set(
 
     Args:
       directory: the mask folder.
-      threshold, hole_is_white: how to read the files (see `read_mask`).
+      threshold, hole_is_white: how to read the files (see `pconv_jax.images.read_holes`).
       tolerance: how far outside its bucket a measured ratio may lie before it is an error.
       num_workers: threads reading the files.
 
@@ -249,7 +175,7 @@ def load_mask_set(
     paths = [directory / name for name in sorted(layout)]
     missing = [p.name for p in paths if not p.is_file()]
     if missing:
-        raise ValueError(f"{directory}: {len(missing)} listed masks are missing, e.g. {missing[0]}")
+        raise UserError(f"{directory}: {len(missing)} listed masks are missing, e.g. {missing[0]}")
     with concurrent.futures.ThreadPoolExecutor(max(1, num_workers)) as pool:
         measured = list(pool.map(lambda p: _measure(p, threshold, hole_is_white), paths))
     records, wrong, inverted_fit, too_close = [], [], 0, []
@@ -270,12 +196,12 @@ def load_mask_set(
             if inverted_fit > len(wrong) // 2
             else ""
         )
-        raise ValueError(
+        raise UserError(
             f"{directory}: {len(wrong)} of {len(paths)} masks have a hole ratio outside their "
             f"bucket, e.g. {wrong[0]}{hint}"
         )
     if too_close:
-        raise ValueError(
+        raise UserError(
             f"{directory}: {len(too_close)} 'no border' masks have holes near the border, "
             f"e.g. {too_close[0]}"
         )
@@ -310,7 +236,7 @@ def check_training_mask_dir(directory: str | os.PathLike, force: bool = False) -
     """Refuses a test-mask folder as training masks (test-set contamination) unless forced."""
     reason = looks_like_test_set(directory)
     if reason and not force:
-        raise ValueError(
+        raise UserError(
             f"refusing to train on {directory}: {reason}. Training on test masks contaminates "
             "the evaluation; set data.force_test_masks=true if this is really intended"
         )

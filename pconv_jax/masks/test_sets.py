@@ -21,6 +21,8 @@ import pathlib
 
 import numpy as np
 
+from pconv_jax import images
+from pconv_jax.errors import UserError
 from pconv_jax.masks import augment as mask_augment
 from pconv_jax.masks import generator as mask_generator
 from pconv_jax.masks import protocol as masks_lib
@@ -54,12 +56,12 @@ def make_test_mask_set(
       The MaskRecords of the written set, in file order.
     """
     if size < 8 or per_bucket < 1 or seed < 0:
-        raise ValueError(
+        raise UserError(
             f"need size >= 8, per_bucket >= 1, seed >= 0; got {size}, {per_bucket}, {seed}"
         )
     out = pathlib.Path(out_dir)
     if out.exists() and any(out.iterdir()):
-        raise ValueError(f"{out} is not empty; make-test-masks writes into a new folder")
+        raise UserError(f"{out} is not empty; make-test-masks writes into a new folder")
     out.mkdir(parents=True, exist_ok=True)
     margin = masks_lib.no_border_margin(size)
     cells = [(b, border) for b in range(len(masks_lib.HOLE_RATIO_BUCKETS)) for border in (0, 1)]
@@ -73,7 +75,7 @@ def make_test_mask_set(
     width = max(5, len(str(len(holes_by_index) - 1)))
     names = [f"{index:0{width}d}.png" for index in range(len(holes_by_index))]
     with concurrent.futures.ThreadPoolExecutor(max(1, num_workers)) as pool:
-        list(pool.map(lambda n, h: masks_lib.write_holes(out / n, h), names, holes_by_index))
+        list(pool.map(lambda n, h: images.write_holes(out / n, h), names, holes_by_index))
     records = []
     for index, (name, holes) in enumerate(zip(names, holes_by_index)):
         bucket, border = cells[index // per_bucket]
@@ -122,7 +124,7 @@ def _from_folder(augmenter, per_bucket, seed, margin, cells) -> list[np.ndarray]
     short = {f"{b}{'B' if s else 'N'}": per_bucket - len(v) for (b, s), v in filled.items()}
     short = {k: v for k, v in short.items() if v}
     if short:
-        raise ValueError(
+        raise UserError(
             f"the raw masks in {augmenter.directory} could not fill every "
             f"cell after {budget} augmented candidates; missing per cell: {short}"
         )

@@ -1,0 +1,73 @@
+"""`pconv info`, `pconv train` and `pconv export`: configs, training runs and their exports."""
+
+from __future__ import annotations
+
+import flax
+import jax
+
+import pconv_jax
+from pconv_jax import train, trained
+from pconv_jax.cli.common import add_checkpoint_args, add_config_args, load_config
+from pconv_jax.data import pipeline as data
+from pconv_jax.errors import UserError
+from pconv_jax.model import abstract_variables, build_model, count_kernel_weights
+
+
+def cmd_info(args) -> int:
+    """Versions, devices and the model's size for a config."""
+    cfg = load_config(args)
+    print(f"pconv_jax {pconv_jax.__version__}, jax {jax.__version__}, flax {flax.__version__}")
+    print(f"devices: {jax.devices()}")
+    params = abstract_variables(build_model(cfg.model))["params"]
+    total = sum(x.size for x in jax.tree_util.tree_leaves(params))
+    print(
+        f"PConvUNet(num_layers={cfg.model.num_layers}, partial={cfg.model.partial}): "
+        f"{count_kernel_weights(params):,} kernel weights, {total:,} parameters"
+    )
+    return 0
+
+
+def cmd_train(args) -> int:
+    """Trains (or resumes) a run in --workdir."""
+    if args.distributed:
+        jax.distributed.initialize()
+    cfg = load_config(args)
+    try:
+        data.validate(cfg.data)  # cross-field data settings: still the user's config
+    except ValueError as e:
+        raise UserError(str(e)) from e
+    train.train_and_evaluate(cfg, args.workdir or f"runs/{cfg.name}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    """Writes a run's checkpoint as a self-contained inference .npz."""
+    if not str(args.output).endswith(".npz"):
+        raise UserError(f"the export is a .npz file; got output path {args.output}")
+    model = trained.load_run(args.checkpoint, args.step)
+    path = trained.write_export(model, args.output)
+    print(f"wrote {path} (step {model.step}); load it with Inpainter.from_export or --checkpoint")
+    return 0
+
+
+def register(sub) -> None:
+    info = sub.add_parser("info", help="versions, devices and model size")
+    add_config_args(info)
+    info.set_defaults(func=cmd_info)
+
+    run = sub.add_parser(
+        "train", help="train or resume a model (no --config: a CPU-sized demo on shipped photos)"
+    )
+    add_config_args(run)
+    run.add_argument("--workdir", help="run directory; re-running resumes (default runs/NAME)")
+    run.add_argument(
+        "--distributed",
+        action="store_true",
+        help="multi-host: jax.distributed.initialize() with settings from the environment",
+    )
+    run.set_defaults(func=cmd_train)
+
+    export = sub.add_parser("export", help="write a self-contained inference .npz")
+    add_checkpoint_args(export, "training run directory")
+    export.add_argument("output", help="the .npz file to write")
+    export.set_defaults(func=cmd_export)

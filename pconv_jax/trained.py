@@ -1,0 +1,182 @@
+"""Loading any trained model, and writing the self-contained export.
+
+`load(path)` reads a `pconv train` run directory (any checkpoint step) or a `pconv export` .npz
+into one `TrainedModel` (config, module, variables, step); `write_export` writes the .npz.
+
+Export file layout (plain numpy arrays, readable with `np.load(path, allow_pickle=False)`):
+  `params/enc1/conv/kernel`, ..., `batch_stats/dec2/bn/var`: float32 arrays, one per variable
+  (`flax.traverse_util.flatten_dict(variables, sep="/")`);
+  `__config__`: the run's config as a JSON string (the `config.json` of the run directory);
+  `__meta__`: JSON {"format": "pconv_jax.inpainter", "version": 1, "step": ..., "source": ...}.
+Loading an export needs numpy, jax, flax and pconv_jax's config/model/layers modules, not orbax
+(only run directories need `pconv_jax.checkpoint`), optax or tensorflow-datasets. (A TensorFlow
+SavedModel via jax2tf is not offered: jax2tf imports TensorFlow, which this project does not
+depend on.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import tempfile
+
+import jax
+import numpy as np
+from flax import traverse_util
+
+from pconv_jax import config as config_lib
+from pconv_jax.errors import UserError
+from pconv_jax.model import PConvUNet, abstract_variables, build_model
+
+FORMAT = "pconv_jax.inpainter"
+VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedModel:
+    """A trained model ready for inference.
+
+    Attributes:
+      config: the run's `Config`.
+      model: the `PConvUNet` it describes (compute dtype as asked when loading).
+      variables: {'params', 'batch_stats'}: jax arrays on the default device (run directory) or
+        numpy float32 arrays (export).
+      step: the training step of the weights.
+      source: the run directory or export file it was read from.
+    """
+
+    config: config_lib.Config
+    model: PConvUNet
+    variables: dict
+    step: int
+    source: str
+
+
+def is_export(path: str | os.PathLike) -> bool:
+    """The one rule: a file is an export, anything else a run directory."""
+    return pathlib.Path(path).is_file()
+
+
+def load(path: str | os.PathLike, step: int | None = None, dtype=None) -> TrainedModel:
+    """A run directory (checkpoint `step`, default the latest) or an export file.
+
+    Args:
+      path: `pconv train --workdir` folder, or a `pconv export` .npz.
+      step: checkpoint step; only for run directories.
+      dtype: compute dtype of the returned module (None = float32).
+    """
+    if is_export(path):
+        if step is not None:
+            raise UserError("a step applies to a run directory, not to an exported .npz")
+        return load_export(path, dtype)
+    return load_run(path, step, dtype)
+
+
+def load_run(workdir: str | os.PathLike, step: int | None = None, dtype=None) -> TrainedModel:
+    """Reads config.json and one checkpoint (default the latest) of a training run directory."""
+    # Imported here: orbax is a training dependency; exports load without it (deployment).
+    from pconv_jax import checkpoint
+
+    cfg = checkpoint.read_config(workdir)
+    model = build_model(cfg.model, dtype)
+    ckpts = checkpoint.Checkpoints(workdir, read_only=True)
+    try:
+        steps = ckpts.all_steps()
+        if not steps:
+            raise FileNotFoundError(f"{workdir} holds no complete checkpoint")
+        step = max(steps) if step is None else step
+        if step not in steps:
+            raise FileNotFoundError(f"{workdir} has no checkpoint at step {step}: {steps}")
+        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        target = jax.tree_util.tree_map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
+            abstract_variables(model),
+        )
+        variables, _ = ckpts.restore(step, target)
+    finally:
+        ckpts.close()
+    return TrainedModel(cfg, model, variables, int(step), str(workdir))
+
+
+def load_export(path: str | os.PathLike, dtype=None) -> TrainedModel:
+    """Reads a `pconv export` file and checks it against the model its config describes."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"export file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            flat = {k: data[k] for k in data.files}
+    except Exception as e:  # zipfile.BadZipFile, ValueError, OSError: all mean "not readable"
+        raise UserError(f"cannot read {path} as a pconv_jax export (.npz): {e}") from e
+    if "__meta__" not in flat or "__config__" not in flat:
+        raise UserError(f"{path} is an .npz but not a pconv_jax export (no __meta__/__config__)")
+    meta = json.loads(str(flat.pop("__meta__")))
+    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        raise UserError(
+            f"{path}: unsupported export format {meta.get('format')} v{meta.get('version')} "
+            f"(this version reads {FORMAT} v{VERSION})"
+        )
+    cfg = config_lib.from_dict(json.loads(str(flat.pop("__config__"))))
+    model = build_model(cfg.model, dtype)
+    variables = traverse_util.unflatten_dict(flat, sep="/")
+    check_same_tree(variables, abstract_variables(model), str(path))
+    return TrainedModel(cfg, model, variables, int(meta["step"]), str(path))
+
+
+def path_str(path) -> str:
+    """'a/b/0/mu' for a key path (dict keys, attributes and sequence indices alike)."""
+    return jax.tree_util.keystr(path, simple=True, separator="/")
+
+
+def leaves_by_path(tree) -> dict:
+    """{'a/b/0/mu': leaf} of a pytree."""
+    return {path_str(p): v for p, v in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def check_same_tree(saved, target, item: str) -> None:
+    """Raises ValueError naming the first key whose presence or shape (and, for arrays on both
+    sides, dtype) differs between `saved` and the `target` the model expects."""
+    saved_leaves = leaves_by_path(saved)
+    target_leaves = leaves_by_path(target)
+    for key in sorted(target_leaves):
+        if key not in saved_leaves:
+            raise UserError(f"{item} lacks {key} that the model expects")
+    for key in sorted(saved_leaves):
+        if key not in target_leaves:
+            raise UserError(f"{item} holds {key} that the model does not have")
+        saved_shape = tuple(getattr(saved_leaves[key], "shape", ()) or ())
+        target_shape = tuple(np.shape(target_leaves[key]))
+        if saved_shape != target_shape:
+            raise UserError(
+                f"{item} {key} has shape {saved_shape}, the model expects {target_shape}"
+            )
+        saved_dtype = getattr(saved_leaves[key], "dtype", None)
+        if isinstance(saved_leaves[key], np.ndarray) and saved_dtype != target_leaves[key].dtype:
+            raise UserError(
+                f"{item} {key} has dtype {saved_dtype}, the model expects "
+                f"{target_leaves[key].dtype}"
+            )
+
+
+def write_export(trained: TrainedModel, out_path: str | os.PathLike) -> pathlib.Path:
+    """Writes `trained` as an inference .npz (its folder is created; written atomically)."""
+    out_path = pathlib.Path(out_path)
+    if out_path.suffix != ".npz":
+        raise UserError(f"the export is a .npz file; got output path {out_path}")
+    variables = {k: trained.variables[k] for k in ("params", "batch_stats")}
+    arrays = {k: np.asarray(v) for k, v in traverse_util.flatten_dict(variables, sep="/").items()}
+    meta = {"format": FORMAT, "version": VERSION, "step": trained.step, "source": trained.source}
+    arrays["__config__"] = np.array(config_lib.to_json(trained.config))
+    arrays["__meta__"] = np.array(json.dumps(meta))
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out_path.parent, suffix=".npz.tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, out_path)
+    except BaseException:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+        raise
+    return out_path
