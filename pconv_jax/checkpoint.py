@@ -10,6 +10,7 @@ on a different number of devices than it saved from.
 
 from __future__ import annotations
 
+import logging
 import pathlib
 from typing import Any
 
@@ -18,6 +19,16 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from pconv_jax import config as config_lib
+
+log = logging.getLogger("pconv_jax.checkpoint")
+
+
+class TreeMismatch(ValueError):
+    """A checkpoint's tree differs from the model's (a config mismatch, not damage)."""
+
+
+class NoIntactCheckpoint(RuntimeError):
+    """A run directory holds checkpoints and none of them can be restored."""
 
 
 def checkpoint_dir(workdir: str | pathlib.Path) -> pathlib.Path:
@@ -38,6 +49,7 @@ class Checkpoints:
             enable_async_checkpointing=not read_only,
         )
         directory = checkpoint_dir(workdir)
+        self.directory = directory
         if read_only and not directory.is_dir():
             raise FileNotFoundError(f"no checkpoints in {workdir} (expected {directory})")
         # Explicit handlers: without them a manager that has not saved in this process (a
@@ -86,6 +98,56 @@ class Checkpoints:
         self._manager.close()
 
 
+def _reason(error: Exception) -> str:
+    """The innermost cause's first line: TensorStore's own message says which file and why,
+    the wrappers around it print the whole array spec."""
+    while (error.__cause__ or error.__context__) is not None:
+        error = error.__cause__ or error.__context__
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0][:300] if lines else ''}"
+
+
+def restore_newest_intact(ckpts: Checkpoints, model_target, train_target=None, agree=None):
+    """Restores the newest checkpoint that reads back whole, newest first.
+
+    A checkpoint whose files are missing, truncated or overwritten (any read error other than a
+    tree mismatch) is reported with a warning naming its step and the reason, and the next older
+    one is tried. `agree(failed) -> bool` makes the processes of a multi-process run take the
+    same decision (distributed.any_process). Returns (step, model, train) or None when the run
+    has no checkpoint; raises NoIntactCheckpoint when it has some and none restores, so that a
+    run never starts from scratch over existing checkpoints.
+    """
+    agree = agree or bool
+    damaged = []
+    for step in sorted(ckpts.all_steps(), reverse=True):
+        error = None
+        try:
+            model, train = ckpts.restore(step, model_target, train_target)
+        except TreeMismatch:
+            raise
+        except Exception as e:  # orbax/TensorStore raise many kinds for damaged files
+            error = e
+        if agree(error is not None):
+            reason = _reason(error) if error is not None else "unreadable on another process"
+            log.warning("checkpoint step %d is damaged or unreadable: %s", step, reason)
+            damaged.append(f"step {step}: {reason}")
+            continue
+        if damaged:
+            log.warning(
+                "resuming from step %d, the newest intact checkpoint (skipped damaged: %s)",
+                step,
+                "; ".join(damaged),
+            )
+        return step, model, train
+    if damaged:
+        raise NoIntactCheckpoint(
+            f"none of the checkpoints in {ckpts.directory} can be restored ("
+            + "; ".join(damaged)
+            + "); not training from scratch over them: repair or move that folder away"
+        )
+    return None
+
+
 def latest_step(workdir) -> int:
     """The step of a run's newest complete checkpoint; FileNotFoundError when there is none."""
     ckpts = Checkpoints(workdir, read_only=True)
@@ -127,14 +189,14 @@ def _check_same_tree(saved, target, item: str) -> None:
     target_leaves = _leaves_by_path(target)
     for key in sorted(target_leaves):
         if key not in saved_leaves:
-            raise ValueError(f"checkpoint item '{item}' lacks {key} that the model expects")
+            raise TreeMismatch(f"checkpoint item '{item}' lacks {key} that the model expects")
     for key in sorted(saved_leaves):
         if key not in target_leaves:
-            raise ValueError(f"checkpoint item '{item}' holds {key} that the model does not have")
+            raise TreeMismatch(f"checkpoint item '{item}' holds {key} that the model does not have")
         saved_shape = tuple(getattr(saved_leaves[key], "shape", ()) or ())
         target_shape = tuple(np.shape(target_leaves[key]))
         if saved_shape != target_shape:
-            raise ValueError(
+            raise TreeMismatch(
                 f"checkpoint item '{item}' {key} has shape {saved_shape}, the model expects "
                 f"{target_shape}"
             )

@@ -22,6 +22,31 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+PREEMPTED = 75  # exit status after a preemption signal and its checkpoint (EX_TEMPFAIL: rerun)
+
+
+def _add_launch_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "several processes (README: Training on several hosts)",
+        "all three, or the same from PCONV_COORDINATOR, PCONV_NUM_PROCESSES, PCONV_PROCESS_ID",
+    )
+    group.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address")
+    group.add_argument("--num-processes", type=int, metavar="N", help="processes in the run")
+    group.add_argument("--process-id", type=int, metavar="I", help="this process, 0..N-1")
+    group.add_argument(
+        "--distributed",
+        action="store_true",
+        help="without the three: auto-detect the cluster (SLURM, Open MPI, Cloud TPU, GKE)",
+    )
+
+
+def _start_processes(args) -> None:
+    from pconv_jax import distributed
+
+    launch = distributed.resolve_launch(args.coordinator, args.num_processes, args.process_id)
+    distributed.initialize(launch, auto=args.distributed)
+
+
 def _load_config(args):
     from pconv_jax import config
 
@@ -57,15 +82,19 @@ def _cmd_info(args) -> int:
 
 def _cmd_train(args) -> int:
     """Trains (or resumes) a run in --workdir."""
-    import jax
-
-    if args.distributed:
-        jax.distributed.initialize()
-    from pconv_jax import train
+    _start_processes(args)
+    from pconv_jax import checkpoint, train, workdir_lock
 
     cfg = _load_config(args)
     workdir = args.workdir or f"runs/{cfg.name}"
-    train.train_and_evaluate(cfg, workdir)
+    try:
+        train.train_and_evaluate(cfg, workdir)
+    except train.Preempted as e:
+        print(f"pconv train: preempted: {e}", file=sys.stderr)
+        return PREEMPTED
+    except (workdir_lock.WorkdirLocked, checkpoint.NoIntactCheckpoint) as e:
+        print(f"pconv train: error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -220,6 +249,7 @@ def _cmd_port_vgg16(args) -> int:
 
 def _cmd_evaluate(args) -> int:
     """Table 1 of the paper for a checkpoint or a classical baseline (resumable)."""
+    _start_processes(args)
     from pconv_jax.eval import evaluate
     from pconv_jax.eval import tables as eval_table
 
@@ -259,11 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_args(train)
     train.add_argument("--workdir", help="run directory; re-running resumes (default runs/NAME)")
-    train.add_argument(
-        "--distributed",
-        action="store_true",
-        help="multi-host: jax.distributed.initialize() with settings from the environment",
-    )
+    _add_launch_args(train)
     train.set_defaults(func=_cmd_train)
 
     make_masks = sub.add_parser(
@@ -397,6 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--fid-weights", help="FID Inception weights (.npz or .pt): adds FID, and IS with a head"
     )
     evaluate.add_argument("--workers", type=int, help="loading/baseline threads (default: CPUs)")
+    _add_launch_args(evaluate)
     evaluate.set_defaults(func=_cmd_evaluate)
     return parser
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import pathlib
+import signal
 import sys
 import time
 from typing import Any
@@ -22,12 +23,24 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from pconv_jax import checkpoint, losses, sharding, vgg, writers
+from pconv_jax import checkpoint, distributed, losses, sharding, vgg, workdir_lock, writers
 from pconv_jax.config import Config
 from pconv_jax.data import pipeline as data
 from pconv_jax.model import PConvUNet, build_model
 
 log = logging.getLogger("pconv_jax.train")
+
+PREEMPTION_SIGNALS = (signal.SIGTERM,)  # what schedulers and spot VMs send before killing
+
+
+class Preempted(Exception):
+    """The run stopped on a signal after checkpointing `step`; rerunning resumes it."""
+
+    def __init__(self, step: int, signal_name: str):
+        super().__init__(
+            f"{signal_name} received: checkpointed step {step}; rerun the same command to resume"
+        )
+        self.step = step
 
 
 @flax.struct.dataclass
@@ -163,10 +176,12 @@ def _initial_state(cfg: Config, workdir, model, tx, ckpts, replicated) -> TrainS
     3. a fresh He-initialised model.
     """
     abstract = _abstract_state(model, tx, cfg, replicated)
-    latest = ckpts.latest_step()
-    if latest is not None:
-        model_vars, train_vars = ckpts.restore(latest, abstract.model_vars(), abstract.train_vars())
-        log.info("resuming %s from its checkpoint at step %d", workdir, latest)
+    found = checkpoint.restore_newest_intact(
+        ckpts, abstract.model_vars(), abstract.train_vars(), agree=distributed.any_process
+    )
+    if found is not None:
+        step, model_vars, train_vars = found
+        log.info("resuming %s from its checkpoint at step %d", workdir, step)
         return TrainState(**model_vars, **train_vars)
     fresh = jax.jit(
         functools.partial(create_train_state, model, tx, cfg.data.image_size, cfg.train.seed),
@@ -209,6 +224,44 @@ def _log_frozen(cfg: Config, params) -> None:
         log.info("frozen: nothing (BN trains everywhere)")
 
 
+class _SignalFlag:
+    """Records the preemption signals received while active (the handler only sets a flag: the
+    loop finishes its step, and all processes agree, before stopping)."""
+
+    def __init__(self):
+        self.name: str | None = None
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in PREEMPTION_SIGNALS:
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.name = signal.Signals(signum).name
+        log.warning("%s received: stopping after this step with a checkpoint", self.name)
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _lock_workdir(workdir) -> workdir_lock.WorkdirLock | None:
+    """Process 0 locks the run directory; every process fails if that failed."""
+    lock, error = None, None
+    if jax.process_index() == 0:
+        lock = workdir_lock.WorkdirLock(workdir)
+        try:
+            lock.acquire()
+        except workdir_lock.WorkdirLocked as e:
+            error = e
+    if distributed.any_process(error is not None):
+        if error is not None:
+            raise error
+        raise workdir_lock.WorkdirLocked(f"process 0 could not lock {workdir} (see its log)")
+    return lock
+
+
 def _sample_grid(batch, output) -> np.ndarray:
     inputs = np.asarray(batch.get("input", batch["image"]))[:4]
     mask = np.asarray(batch["mask"])[:4]
@@ -249,7 +302,18 @@ def train_and_evaluate(cfg: Config, workdir: str) -> dict:
     Raises FloatingPointError (after keeping the last good checkpoint) on a non-finite loss.
     """
     workdir = pathlib.Path(workdir)
-    checkpoint.write_config(workdir, cfg)
+    lock = _lock_workdir(workdir)
+    try:
+        with _SignalFlag() as signals:
+            return _train(cfg, workdir, signals)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(cfg: Config, workdir: pathlib.Path, signals: _SignalFlag) -> dict:
+    if jax.process_index() == 0:
+        checkpoint.write_config(workdir, cfg)
     log.info("config:\n%s", checkpoint.config_lib.to_json(cfg))
     mesh = sharding.make_mesh()
     global_batch = cfg.train.batch_size_per_device * mesh.size
@@ -266,7 +330,11 @@ def train_and_evaluate(cfg: Config, workdir: str) -> dict:
     tx = make_optimizer(cfg, abstract_params)
     _log_frozen(cfg, abstract_params)
     ckpts = checkpoint.Checkpoints(workdir, cfg.train.keep_last, cfg.train.keep_every)
-    state = _initial_state(cfg, workdir, model, tx, ckpts, replicated)
+    try:
+        state = _initial_state(cfg, workdir, model, tx, ckpts, replicated)
+    except BaseException:
+        ckpts.close()
+        raise
     start = int(state.step)
     step_fn = jax.jit(
         functools.partial(train_step, model=model, vgg_model=vgg_model, tx=tx, cfg=cfg),
@@ -336,22 +404,32 @@ def train_and_evaluate(cfg: Config, workdir: str) -> dict:
                     t_mark = time.time()
                 else:
                     steps_since += 1
-                out_of_time = (
-                    cfg.train.max_seconds and time.time() - t_start > cfg.train.max_seconds
+                # Every process takes the same stop decision (one small collective a step
+                # when there are several): a process stopping alone would hang the others.
+                out_of_time, signalled = distributed.any_processes(
+                    bool(cfg.train.max_seconds and time.time() - t_start > cfg.train.max_seconds),
+                    signals.name is not None,
                 )
-                done = step == cfg.train.num_steps or out_of_time
+                done = step == cfg.train.num_steps or out_of_time or signalled
                 if step % cfg.train.log_every == 0 or done:
                     flush(step)
                 if step % cfg.train.sample_every == 0 or done:
                     output = predict_fn(
                         state.model_vars(), batch.get("input", batch["image"]), batch["mask"]
                     )
-                    grid = _sample_grid(jax.device_get(host_batch), jax.device_get(output))
+                    # The first rows of the global batch, replicated: they may live on other
+                    # processes' devices.
+                    shown, output = distributed.first_rows((batch, output), 4, mesh)
                     if jax.process_index() == 0:
+                        grid = _sample_grid(shown, output)
                         writers.save_png(grid, workdir / "samples" / f"{step:07d}.png")
                 if step % cfg.train.ckpt_every == 0 or done:
                     flush(step)
                     ckpts.save(step, state.model_vars(), state.train_vars())
+                if signalled:
+                    ckpts.wait()
+                    log.info("checkpointed step %d after a preemption signal", step)
+                    raise Preempted(step, signals.name or "a signal on another process")
                 if out_of_time:
                     log.info(
                         "stopping at step %d: train.max_seconds=%s reached",

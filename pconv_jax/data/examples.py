@@ -56,16 +56,20 @@ class ExampleMaker:
     Args:
       cfg: the DataConfig.
       source: a FileSource or TfdsSource (data.open_source), already sharded for this process.
-      batch_size: the local batch size B (position = step * B + row).
+      batch_size: the GLOBAL batch size G (position = step * G + first_row + row).
       seed: the run's seed.
-      process_index: this host's jax process index (mixed into every seed).
+      process_index: mixed into every seed; 0 for the global training stream.
       augmenter: a mask_augment.RawMaskAugmenter for data.masks=folder, else None.
+      first_row: the global row of this process's first local row.
     """
 
-    def __init__(self, cfg, source, batch_size: int, seed: int, process_index: int, augmenter):
+    def __init__(
+        self, cfg, source, batch_size: int, seed: int, process_index: int, augmenter, first_row=0
+    ):
         self.cfg = cfg
         self.source = source
         self.batch_size = batch_size
+        self.first_row = first_row
         self.seed = seed
         self.process_index = process_index
         self.augmenter = augmenter
@@ -215,7 +219,7 @@ def make_examples(step: int, start: int, stop: int, slot: int) -> list[RawExampl
     Runs in a worker process set up by init_worker. Returns the examples without their arrays
     (pixels and holes None; SharedSlots.example puts them back).
     """
-    first = step * _worker_maker.batch_size
+    first = step * _worker_maker.batch_size + _worker_maker.first_row
     rests = []
     for row in range(start, stop):
         example = _worker_maker.make(first + row)

@@ -1,12 +1,14 @@
 """Input pipelines: deterministic, resumable training batches and deterministic eval images.
 
-Training batch for step k on process p, example j: stream position pos = k * B + j (B = local
-batch); epoch e = pos // N over this process's N images, image = perm_e[pos % N] with perm_e a
-permutation seeded by (seed, p, e); the crop, flip, mask and super-resolution factor are drawn
-from generators seeded by (seed, p, pos). So a batch is a pure function of (config, seed, step,
-process) and resuming at step k reproduces an uninterrupted run bit for bit. An unreadable image
-is replaced by the next readable one of the same permutation (a warning is logged once per file
-and the file counted), which keeps batch shapes fixed and the stream deterministic.
+Training batch for step k, global row j: stream position pos = k * G + j (G = global batch);
+epoch e = pos // N over all N images, image = perm_e[pos % N] with perm_e a permutation seeded
+by (seed, e); the crop, flip, mask and super-resolution factor are drawn from generators seeded
+by (seed, pos). Process p of P makes (and reads the images of) only its rows p * G/P ...
+(p + 1) * G/P - 1. So the global batch is a pure function of (config, seed, step), whatever the
+process count, and resuming at step k reproduces an uninterrupted run bit for bit. An
+unreadable image is replaced by the next readable one of the same permutation (a warning is
+logged once per file and the file counted), which keeps batch shapes fixed and the stream
+deterministic.
 
 Batches are dicts of numpy arrays: `image` float32 [B, S, S, 3] in [0, 1] (ground truth), `mask`
 float32 [B, S, S, 1] in {0, 1} (1 = known), and for task=superres `input` float32 [B, S, S, 3]
@@ -121,12 +123,13 @@ class TrainBatches:
     so that one inter-process message carries several images).
     """
 
-    def __init__(self, cfg, source, batch_size, seed, start_step, process_index):
+    def __init__(self, cfg, source, batch_size, seed, start_step, global_batch=None, first_row=0):
         self.cfg = cfg
         self.source = source
-        self.batch_size = batch_size
+        self.batch_size = batch_size  # this process's rows of each global batch
+        self.global_batch = batch_size if global_batch is None else global_batch
+        self.first_row = first_row  # the global row of local row 0
         self.seed = seed
-        self.process_index = process_index
         self.step = start_step  # the step of the next batch returned
         self._next_scheduled = start_step
         self._bad: dict[int, str] = {}
@@ -143,7 +146,7 @@ class TrainBatches:
                 force_test_masks=cfg.force_test_masks,
             )
         self._maker = train_examples.ExampleMaker(
-            cfg, source, batch_size, seed, process_index, augmenter
+            cfg, source, self.global_batch, seed, 0, augmenter, first_row
         )
         self._threads = self._processes = self._slots = None
         workers = cfg.num_workers
@@ -256,7 +259,7 @@ class TrainBatches:
 
     def _fill(self, batch: dict[str, np.ndarray], step: int, row: int) -> None:
         """Makes and writes example `row` of `step` (in the caller or a worker thread)."""
-        example = self._maker.make(step * self.batch_size + row)
+        example = self._maker.make(step * self.global_batch + self.first_row + row)
         self._note_unreadable(example.bad)
         train_examples.write_example(batch, row, example)
 
@@ -294,7 +297,8 @@ def train_batches(
       seed: non-negative int; with the config, step and process it fixes each batch.
       start_step: the first step to produce (resume).
       process_index, process_count: default jax.process_index()/process_count() (override to
-        test sharding in one process).
+        test sharding in one process): this process makes rows process_index * L ... of each
+        global batch, L = global_batch_size // process_count.
 
     Returns:
       A TrainBatches iterator of dicts (see the module docstring) with local batch
@@ -308,8 +312,13 @@ def train_batches(
     process_index = jax.process_index() if process_index is None else process_index
     process_count = jax.process_count() if process_count is None else process_count
     batch = local_batch_size(global_batch_size, process_count)
-    source = open_source(data_cfg, data_cfg.train_split, process_index, process_count)
-    return TrainBatches(data_cfg, source, batch, seed, start_step, process_index)
+    if not 0 <= process_index < process_count:
+        raise ValueError(f"process_index {process_index} is not in 0..{process_count - 1}")
+    # Every process sees all images and makes only its rows of the global batch.
+    source = open_source(data_cfg, data_cfg.train_split)
+    return TrainBatches(
+        data_cfg, source, batch, seed, start_step, global_batch_size, process_index * batch
+    )
 
 
 class EvalImages:
