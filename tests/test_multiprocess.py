@@ -1,0 +1,173 @@
+"""Real `pconv train` processes on 127.0.0.1: 2 processes x 2 CPU devices against 1 x 4.
+
+Both layouts have the same 4-device mesh and the same global batches (the pipeline makes each
+process's rows of one global stream), so they run the same computation except for the order in
+which the cross-process all-reduce (gloo) and the in-process one add the 4 devices' gradients:
+parameters agree to TOLERANCE (relative to each leaf's largest value), not bitwise. Runs of the
+same layout (killed, preempted, resumed) agree bitwise.
+"""
+
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import chex
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from pconv_jax import pretrained
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TINY = str(ROOT / "experiments" / "configs" / "tiny.py")
+STEPS = ["train.num_steps=6", "train.ckpt_every=2", "train.log_every=2", "train.sample_every=3"]
+TOLERANCE = 1e-6  # max |a - b| / max |b| per parameter leaf, 2 x 2 vs 1 x 4 after 6 steps
+PREEMPTED = 75
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("multiprocess")
+    images = root / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        pixels = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(images / f"{i}.png")
+    return root, images
+
+
+def _launch(workdir, images, processes: int, devices: int, cache) -> list[subprocess.Popen]:
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["JAX_COMPILATION_CACHE_DIR"] = str(cache)  # later launches skip most compilation
+    args = [sys.executable, "-m", "pconv_jax", "train", "--config", TINY]
+    args += ["--workdir", str(workdir), "--set", f"data.dir={images}"]
+    args += [a for s in STEPS for a in ("--set", s)]
+    port = _free_port()
+    procs = []
+    for i in range(processes):
+        launch = ["--coordinator", f"127.0.0.1:{port}", "--num-processes", str(processes)]
+        launch += ["--process-id", str(i)]
+        procs.append(
+            subprocess.Popen(
+                args + (launch if processes > 1 else []),
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+    return procs
+
+
+def _finish(procs, timeout=900) -> list[tuple[int, str]]:
+    return [(p.wait(timeout), p.stdout.read()) for p in procs]
+
+
+def _run(workdir, images, processes, devices, cache) -> list[str]:
+    results = _finish(_launch(workdir, images, processes, devices, cache))
+    for code, out in results:
+        assert code == 0, out[-3000:]
+    return [out for _, out in results]
+
+
+def _finished_steps(workdir) -> list[int]:
+    folder = pathlib.Path(workdir) / "checkpoints"
+    return sorted(int(p.name) for p in folder.glob("*") if p.name.isdigit())
+
+
+def _wait_for_checkpoint(workdir, procs, step: int) -> None:
+    deadline = time.time() + 900
+    while not [s for s in _finished_steps(workdir) if s >= step] and time.time() < deadline:
+        assert all(p.poll() is None for p in procs), "a process ended early"
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def runs(setup):
+    root, images = setup
+    cache = root / "jax_cache"
+    one, two = root / "one_x4", root / "two_x2"
+    logs = {"one": _run(one, images, 1, 4, cache), "two": _run(two, images, 2, 2, cache)}
+    return one, two, logs
+
+
+def _model(workdir):
+    """Params and BN statistics of the newest checkpoint, restored in this one process."""
+    _, _, variables = pretrained.load_trained_model(workdir)
+    return jax.device_get(variables)
+
+
+def test_two_processes_train_like_one(runs):
+    one, two, logs = runs
+    assert "process 0 of 2" in logs["two"][0] and "process 1 of 2" in logs["two"][1]
+    assert "2 local devices [0, 1], 4 global devices" in logs["two"][0]
+    assert _finished_steps(one) == _finished_steps(two) == [2, 4, 6]
+    # Restoring the 2-process checkpoint in this 1-process, 4-device test process.
+    expected, got = _model(one), _model(two)
+    for path, a, b in zip(
+        *zip(*jax.tree_util.tree_leaves_with_path(got)), jax.tree_util.tree_leaves(expected)
+    ):
+        error = np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30)
+        assert error <= TOLERANCE, (jax.tree_util.keystr(path), error)
+    # One metrics file (process 0 wrote it), the same losses.
+    rows = [json.loads(line) for line in (two / "metrics.jsonl").read_text().splitlines()]
+    ref = [json.loads(line) for line in (one / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [r["step"] for r in ref] == [2, 4, 6]
+    np.testing.assert_allclose(
+        [r["train/total"] for r in rows], [r["train/total"] for r in ref], rtol=1e-5
+    )
+    # The sample grids come from the gathered first rows of the global batch.
+    assert sorted(p.name for p in (two / "samples").glob("*.png")) == ["0000003.png", "0000006.png"]
+    a = np.asarray(Image.open(two / "samples" / "0000003.png"), np.float32)
+    b = np.asarray(Image.open(one / "samples" / "0000003.png"), np.float32)
+    assert a.shape == b.shape and np.abs(a - b).max() <= 1  # uint8 rounding of close outputs
+
+
+def test_sigterm_to_one_process_stops_both_with_a_checkpoint_and_resumes_bitwise(runs, setup):
+    _, two, _ = runs
+    root, images = setup
+    workdir = root / "preempted"
+    procs = _launch(workdir, images, 2, 2, root / "jax_cache")
+    _wait_for_checkpoint(workdir, procs, 2)
+    procs[1].send_signal(signal.SIGTERM)  # the other process hears of it through the agreement
+    results = _finish(procs)
+    assert [code for code, _ in results] == [PREEMPTED, PREEMPTED], results[0][1][-2000:]
+    stopped = max(_finished_steps(workdir))
+    assert stopped < 6, "the run finished before the signal: make it longer"
+    assert f"checkpointed step {stopped}" in results[0][1]
+    assert not (workdir / "train.lock").exists()
+    outs = _run(workdir, images, 2, 2, root / "jax_cache")
+    assert f"from its checkpoint at step {stopped}" in outs[0]
+    chex.assert_trees_all_equal(_model(workdir), _model(two))
+
+
+def test_both_processes_killed_then_restarted_end_bitwise_equal(runs, setup):
+    _, two, _ = runs
+    root, images = setup
+    workdir = root / "killed"
+    procs = _launch(workdir, images, 2, 2, root / "jax_cache")
+    _wait_for_checkpoint(workdir, procs, 2)
+    for p in procs:
+        p.send_signal(signal.SIGKILL)
+    _finish(procs)
+    assert max(_finished_steps(workdir)) < 6, "the run finished before the kill: make it longer"
+    assert (workdir / "train.lock").exists()  # left behind by the killed process 0
+    outs = _run(workdir, images, 2, 2, root / "jax_cache")
+    assert "taking over the stale lock of pid" in outs[0]
+    chex.assert_trees_all_equal(_model(workdir), _model(two))
