@@ -33,7 +33,8 @@ def load_trained_model(workdir: str | pathlib.Path, step: int | None = None, dty
                 f"{workdir} has no checkpoint at step {step}: {ckpts.all_steps()}"
             )
         side = 2**cfg.model.num_layers
-        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        # local: in a multi-process run (pconv evaluate) jax.devices()[0] may be another process's
+        device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
         shapes = jax.eval_shape(
             lambda: model.init(
                 jax.random.key(0),

@@ -14,6 +14,7 @@ import logging
 import pathlib
 import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -233,8 +234,9 @@ class _SignalFlag:
         self._previous = {}
 
     def __enter__(self):
-        for sig in PREEMPTION_SIGNALS:
-            self._previous[sig] = signal.signal(sig, self._handle)
+        if threading.current_thread() is threading.main_thread():  # else Python refuses
+            for sig in PREEMPTION_SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum, frame) -> None:

@@ -23,6 +23,9 @@ import pytest
 from PIL import Image
 
 from pconv_jax import pretrained
+from pconv_jax.masks import test_sets as mask_set
+
+from tiny_run import make_tiny_run
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "experiments" / "configs" / "tiny.py")
@@ -52,12 +55,17 @@ def setup(tmp_path_factory):
 
 
 def _launch(workdir, images, processes: int, devices: int, cache) -> list[subprocess.Popen]:
+    """`pconv train` on the tiny config in `processes` processes of `devices` CPU devices."""
+    args = ["train", "--config", TINY, "--workdir", str(workdir), "--set", f"data.dir={images}"]
+    args += [a for s in STEPS for a in ("--set", s)]
+    return _start(args, processes, devices, cache)
+
+
+def _start(pconv_args, processes: int, devices: int, cache) -> list[subprocess.Popen]:
     env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env["JAX_COMPILATION_CACHE_DIR"] = str(cache)  # later launches skip most compilation
-    args = [sys.executable, "-m", "pconv_jax", "train", "--config", TINY]
-    args += ["--workdir", str(workdir), "--set", f"data.dir={images}"]
-    args += [a for s in STEPS for a in ("--set", s)]
+    args = [sys.executable, "-m", "pconv_jax", *map(str, pconv_args)]
     port = _free_port()
     procs = []
     for i in range(processes):
@@ -171,3 +179,29 @@ def test_both_processes_killed_then_restarted_end_bitwise_equal(runs, setup):
     outs = _run(workdir, images, 2, 2, root / "jax_cache")
     assert "taking over the stale lock of pid" in outs[0]
     chex.assert_trees_all_equal(_model(workdir), _model(two))
+
+
+def test_evaluate_in_two_processes_writes_the_one_process_table(setup, tmp_path):
+    root, _ = setup
+    run = tmp_path / "run"
+    make_tiny_run(run)
+    masks = tmp_path / "masks"
+    mask_set.make_test_mask_set(masks, size=64, per_bucket=2, seed=0)
+    outs = {}
+    for processes, devices in ((1, 4), (2, 2)):
+        out = tmp_path / f"eval_{processes}x{devices}"
+        args = ["evaluate", "--method", "pconv", "--checkpoint", run, "--images", "skimage"]
+        args += ["--masks", masks, "--limit", 6, "--size", 32, "--out", out]
+        for code, log in _finish(_start(args, processes, devices, root / "jax_cache")):
+            assert code == 0, log[-3000:]
+        outs[processes] = out
+    one, two = outs[1], outs[2]
+    assert (two / "table.md").read_text() == (one / "table.md").read_text()
+    assert (two / "table.csv").read_text() == (one / "table.csv").read_text()
+    rows = sorted(
+        (two / "results.jsonl").read_text().splitlines(), key=lambda r: json.loads(r)["pair"]
+    )
+    assert rows == (one / "results.jsonl").read_text().splitlines()
+    assert not list(two.glob("results.process*.jsonl"))  # merged into results.jsonl
+    timing = json.loads((two / "table.json").read_text())["timing"]
+    assert (timing["processes"], timing["devices"]) == (2, 4)

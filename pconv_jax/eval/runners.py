@@ -97,7 +97,7 @@ def model_runner(method: str, workdir: str | None, step: int | None, size: int, 
     kind = "PConv" if cfg.model.partial else "Conv baseline"
     description = (
         f"{kind} U-Net, {cfg.model.num_layers} layers, {workdir} step {step}, "
-        f"{mesh.size} device(s) ({jax.devices()[0].platform})"
+        f"on {jax.devices()[0].platform}"  # device and process counts: table.json's timing
     )
     return run_batch, step, description
 
