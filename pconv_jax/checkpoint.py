@@ -18,6 +18,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from pconv_jax import checksums
 from pconv_jax import config as config_lib
 
 log = logging.getLogger("pconv_jax.checkpoint")
@@ -50,6 +51,7 @@ class Checkpoints:
         )
         directory = checkpoint_dir(workdir)
         self.directory = directory
+        self._read_only = read_only
         if read_only and not directory.is_dir():
             raise FileNotFoundError(f"no checkpoints in {workdir} (expected {directory})")
         # Explicit handlers: without them a manager that has not saved in this process (a
@@ -65,6 +67,7 @@ class Checkpoints:
 
     def save(self, step: int, model_vars: dict, train_vars: dict) -> None:
         """Starts an asynchronous save; `wait()` blocks until it is on disk."""
+        self.wait()  # the previous save is committed: hash it
         self._manager.save(
             int(step),
             args=ocp.args.Composite(
@@ -92,9 +95,11 @@ class Checkpoints:
 
     def wait(self) -> None:
         self._manager.wait_until_finished()
+        if not self._read_only and jax.process_index() == 0:
+            checksums.write_missing(self.directory, self._manager.all_steps())
 
     def close(self) -> None:
-        self._manager.wait_until_finished()
+        self.wait()
         self._manager.close()
 
 
@@ -120,15 +125,16 @@ def restore_newest_intact(ckpts: Checkpoints, model_target, train_target=None, a
     agree = agree or bool
     damaged = []
     for step in sorted(ckpts.all_steps(), reverse=True):
-        error = None
-        try:
-            model, train = ckpts.restore(step, model_target, train_target)
-        except TreeMismatch:
-            raise
-        except Exception as e:  # orbax/TensorStore raise many kinds for damaged files
-            error = e
+        error = checksums.verify(ckpts.directory, step)
+        if error is None:
+            try:
+                model, train = ckpts.restore(step, model_target, train_target)
+            except TreeMismatch:
+                raise
+            except Exception as e:  # orbax/TensorStore raise many kinds for damaged files
+                error = _reason(e)
         if agree(error is not None):
-            reason = _reason(error) if error is not None else "unreadable on another process"
+            reason = error if error is not None else "unreadable on another process"
             log.warning("checkpoint step %d is damaged or unreadable: %s", step, reason)
             damaged.append(f"step {step}: {reason}")
             continue

@@ -54,15 +54,19 @@ def _two_checkpoints(workdir):
     return kept
 
 
-def _damage(workdir, step: int, how: str) -> None:
-    """Truncates or overwrites the largest array data file of checkpoint `step`."""
-    files = [p for p in (workdir / "checkpoints" / str(step)).rglob("*") if p.is_file()]
-    data_file = max(files, key=lambda p: p.stat().st_size)
-    data = data_file.read_bytes()
+def _damage(workdir, step: int, how: str) -> str:
+    """Truncates, overwrites or flips one bit of the largest data file of checkpoint `step`."""
+    root = workdir / "checkpoints" / str(step)
+    data_file = max((p for p in root.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    data = bytearray(data_file.read_bytes())
     if how == "truncate":
-        data_file.write_bytes(data[: len(data) // 2])
+        data = data[: len(data) // 2]
+    elif how == "overwrite":
+        data = np.random.default_rng(1).bytes(len(data))
     else:
-        data_file.write_bytes(np.random.default_rng(1).bytes(len(data)))
+        data[len(data) // 2] ^= 0x10
+    data_file.write_bytes(bytes(data))
+    return str(data_file.relative_to(root))
 
 
 def _restore(workdir):
@@ -77,13 +81,24 @@ def _restore(workdir):
 
 
 @pytest.mark.parametrize(
-    "how, reason", [("truncate", "OUT_OF_RANGE"), ("overwrite", "ZSTD_decompressStream")]
+    "how, manifest, reason",
+    [
+        ("truncate", True, "{file} does not match its SHA-256"),
+        ("overwrite", True, "{file} does not match its SHA-256"),
+        ("flip", True, "{file} does not match its SHA-256"),
+        # Without the manifest (a run killed between commit and hashing), TensorStore's reason.
+        ("truncate", False, "OUT_OF_RANGE"),
+        ("overwrite", False, "ZSTD_decompressStream"),
+    ],
 )
 def test_damaged_newest_checkpoint_is_named_and_the_previous_one_restored(
-    tmp_path, caplog, how, reason
+    tmp_path, caplog, how, manifest, reason
 ):
     kept = _two_checkpoints(tmp_path)
-    _damage(tmp_path, 7, how)
+    assert sorted(p.name for p in (tmp_path / "checksums").iterdir()) == ["5.json", "7.json"]
+    if not manifest:
+        (tmp_path / "checksums" / "7.json").unlink()
+    reason = reason.format(file=_damage(tmp_path, 7, how))
     with caplog.at_level(logging.WARNING, logger="pconv_jax.checkpoint"):
         step, model, train = _restore(tmp_path)
     assert step == 5 and int(train["step"]) == 5
@@ -91,6 +106,15 @@ def test_damaged_newest_checkpoint_is_named_and_the_previous_one_restored(
     assert "checkpoint step 7 is damaged or unreadable" in caplog.text
     assert reason in caplog.text
     assert "resuming from step 5, the newest intact checkpoint" in caplog.text
+
+
+def test_a_flipped_bit_without_manifest_goes_unnoticed(tmp_path):
+    """Why the manifests exist: the compressed chunk still decodes, into other numbers."""
+    kept = _two_checkpoints(tmp_path)
+    (tmp_path / "checksums" / "7.json").unlink()
+    _damage(tmp_path, 7, "flip")
+    step, model, _ = _restore(tmp_path)
+    assert step == 7 and not np.array_equal(np.asarray(model["params"]["k"]), kept[7])
 
 
 def test_no_intact_checkpoint_refuses_to_start_from_scratch(tmp_path):

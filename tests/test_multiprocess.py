@@ -1,10 +1,12 @@
-"""Real `pconv train` processes on 127.0.0.1: 2 processes x 2 CPU devices against 1 x 4.
+"""Real `pconv` processes on 127.0.0.1: 2 processes x 2 CPU devices against 1 x 4.
 
 Both layouts have the same 4-device mesh and the same global batches (the pipeline makes each
-process's rows of one global stream), so they run the same computation except for the order in
-which the cross-process all-reduce (gloo) and the in-process one add the 4 devices' gradients:
-parameters agree to TOLERANCE (relative to each leaf's largest value), not bitwise. Runs of the
-same layout (killed, preempted, resumed) agree bitwise.
+process's rows of one global stream). The 1-process reference also starts JAX's distributed
+runtime (`--num-processes 1`), so its collectives are gloo's, as between processes: then the two
+layouts compute the same bits, and parameters are compared bitwise. (Without the runtime, XLA's
+in-process all-reduce adds the devices' gradients in another order; Adam's first, sign-like
+updates turn those last-bit differences into parameter differences up to ~2 x lr per step:
+README, Training on several hosts.) Killed, preempted and resumed runs agree bitwise too.
 """
 
 import json
@@ -30,7 +32,6 @@ from tiny_run import make_tiny_run
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "experiments" / "configs" / "tiny.py")
 STEPS = ["train.num_steps=6", "train.ckpt_every=2", "train.log_every=2", "train.sample_every=3"]
-TOLERANCE = 1e-6  # max |a - b| / max |b| per parameter leaf, 2 x 2 vs 1 x 4 after 6 steps
 PREEMPTED = 75
 
 pytestmark = pytest.mark.slow
@@ -58,10 +59,11 @@ def _launch(workdir, images, processes: int, devices: int, cache) -> list[subpro
     """`pconv train` on the tiny config in `processes` processes of `devices` CPU devices."""
     args = ["train", "--config", TINY, "--workdir", str(workdir), "--set", f"data.dir={images}"]
     args += [a for s in STEPS for a in ("--set", s)]
-    return _start(args, processes, devices, cache)
+    return _start(args, processes, devices, cache, runtime=True)
 
 
-def _start(pconv_args, processes: int, devices: int, cache) -> list[subprocess.Popen]:
+def _start(pconv_args, processes, devices, cache, runtime=False) -> list[subprocess.Popen]:
+    """`processes` processes; with `runtime` (or several) JAX's distributed runtime."""
     env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env["JAX_COMPILATION_CACHE_DIR"] = str(cache)  # later launches skip most compilation
@@ -73,7 +75,7 @@ def _start(pconv_args, processes: int, devices: int, cache) -> list[subprocess.P
         launch += ["--process-id", str(i)]
         procs.append(
             subprocess.Popen(
-                args + (launch if processes > 1 else []),
+                args + (launch if processes > 1 or runtime else []),
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -115,9 +117,9 @@ def runs(setup):
     return one, two, logs
 
 
-def _model(workdir):
-    """Params and BN statistics of the newest checkpoint, restored in this one process."""
-    _, _, variables = pretrained.load_trained_model(workdir)
+def _model(workdir, step=None):
+    """Params and BN statistics of a checkpoint (the newest), restored in this one process."""
+    _, _, variables = pretrained.load_trained_model(workdir, step)
     return jax.device_get(variables)
 
 
@@ -126,25 +128,21 @@ def test_two_processes_train_like_one(runs):
     assert "process 0 of 2" in logs["two"][0] and "process 1 of 2" in logs["two"][1]
     assert "2 local devices [0, 1], 4 global devices" in logs["two"][0]
     assert _finished_steps(one) == _finished_steps(two) == [2, 4, 6]
-    # Restoring the 2-process checkpoint in this 1-process, 4-device test process.
-    expected, got = _model(one), _model(two)
-    for path, a, b in zip(
-        *zip(*jax.tree_util.tree_leaves_with_path(got)), jax.tree_util.tree_leaves(expected)
-    ):
-        error = np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30)
-        assert error <= TOLERANCE, (jax.tree_util.keystr(path), error)
-    # One metrics file (process 0 wrote it), the same losses.
+    # Every checkpoint, restored in this 1-process, 4-device test process, bitwise equal.
+    for step in (2, 4, 6):
+        chex.assert_trees_all_equal(_model(two, step), _model(one, step))
+    # One metrics file (process 0 wrote it), the same numbers but images/s.
     rows = [json.loads(line) for line in (two / "metrics.jsonl").read_text().splitlines()]
     ref = [json.loads(line) for line in (one / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [r["step"] for r in ref] == [2, 4, 6]
-    np.testing.assert_allclose(
-        [r["train/total"] for r in rows], [r["train/total"] for r in ref], rtol=1e-5
-    )
-    # The sample grids come from the gathered first rows of the global batch.
+    assert [r["step"] for r in rows] == [2, 4, 6]
+    for row in rows + ref:
+        del row["train/images_per_sec"]
+    assert rows == ref
+    # The sample grids: the first rows of the global batch, gathered from both processes.
     assert sorted(p.name for p in (two / "samples").glob("*.png")) == ["0000003.png", "0000006.png"]
-    a = np.asarray(Image.open(two / "samples" / "0000003.png"), np.float32)
-    b = np.asarray(Image.open(one / "samples" / "0000003.png"), np.float32)
-    assert a.shape == b.shape and np.abs(a - b).max() <= 1  # uint8 rounding of close outputs
+    for name in ("0000003.png", "0000006.png"):
+        a = np.asarray(Image.open(two / "samples" / name))
+        assert a.tobytes() == np.asarray(Image.open(one / "samples" / name)).tobytes()
 
 
 def test_sigterm_to_one_process_stops_both_with_a_checkpoint_and_resumes_bitwise(runs, setup):
