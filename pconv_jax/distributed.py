@@ -142,6 +142,22 @@ def first_rows(tree, rows: int, mesh: Mesh):
     return jax.device_get(_first_rows_fn(mesh, rows)(tree))
 
 
+def wait_for_all(name: str, timeout_s: float = 3600.0) -> None:
+    """Waits (up to `timeout_s`) until every process got here, through the coordination service
+    rather than a device collective. Before the first step: gloo gives the processes only 30 s
+    to meet at their first collective, less than the skew in compilation times on a busy host.
+    """
+    if jax.process_count() == 1:
+        return
+    from jax._src import distributed as jax_distributed  # the client has no public accessor
+
+    client = jax_distributed.global_state.client
+    if client is None:  # not started through jax.distributed.initialize
+        multihost_utils.sync_global_devices(name)
+        return
+    client.wait_at_barrier(name, int(timeout_s * 1000))
+
+
 def barrier(name: str) -> None:
     """Waits until every process got here (no-op for one process)."""
     if jax.process_count() > 1:

@@ -397,6 +397,9 @@ def _train(cfg: Config, workdir: pathlib.Path, signals: _SignalFlag) -> dict:
             while step < cfg.train.num_steps:
                 host_batch = next(batches)
                 batch = sharding.shard_batch(host_batch, mesh)
+                if t_mark is None:  # compile first, then meet: see distributed.wait_for_all
+                    step_fn = step_fn.lower(state, batch, vgg_params).compile()
+                    distributed.wait_for_all("pconv train step compiled")
                 state, metrics = step_fn(state, batch, vgg_params)
                 step += 1
                 pending.append((step - 1, metrics))
@@ -428,7 +431,7 @@ def _train(cfg: Config, workdir: pathlib.Path, signals: _SignalFlag) -> dict:
                 if step % cfg.train.ckpt_every == 0 or done:
                     flush(step)
                     ckpts.save(step, state.model_vars(), state.train_vars())
-                if signalled:
+                if signalled and step < cfg.train.num_steps:  # else it simply finished
                     ckpts.wait()
                     log.info("checkpointed step %d after a preemption signal", step)
                     raise Preempted(step, signals.name or "a signal on another process")

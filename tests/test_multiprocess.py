@@ -96,6 +96,10 @@ def _run(workdir, images, processes, devices, cache) -> list[str]:
     return [out for _, out in results]
 
 
+def _tail(proc) -> str:
+    return proc.stdout.read()[-4000:]
+
+
 def _finished_steps(workdir) -> list[int]:
     folder = pathlib.Path(workdir) / "checkpoints"
     return sorted(int(p.name) for p in folder.glob("*") if p.name.isdigit())
@@ -104,7 +108,8 @@ def _finished_steps(workdir) -> list[int]:
 def _wait_for_checkpoint(workdir, procs, step: int) -> None:
     deadline = time.time() + 900
     while not [s for s in _finished_steps(workdir) if s >= step] and time.time() < deadline:
-        assert all(p.poll() is None for p in procs), "a process ended early"
+        ended = [p for p in procs if p.poll() is not None]
+        assert not ended, f"a process ended early ({ended[0].returncode}): " + _tail(ended[0])
         time.sleep(0.05)
 
 
@@ -131,13 +136,16 @@ def test_two_processes_train_like_one(runs):
     # Every checkpoint, restored in this 1-process, 4-device test process, bitwise equal.
     for step in (2, 4, 6):
         chex.assert_trees_all_equal(_model(two, step), _model(one, step))
-    # One metrics file (process 0 wrote it), the same numbers but images/s.
+    # One metrics file (process 0 wrote it), the same losses. The gradient norm is summed from
+    # partial sums whose order across devices can differ in the last bit (seen: 1e-7 relative).
     rows = [json.loads(line) for line in (two / "metrics.jsonl").read_text().splitlines()]
     ref = [json.loads(line) for line in (one / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [2, 4, 6]
-    for row in rows + ref:
-        del row["train/images_per_sec"]
-    assert rows == ref
+    assert [r["step"] for r in rows] == [r["step"] for r in ref] == [2, 4, 6]
+    for row, expected in zip(rows, ref):
+        assert row.keys() == expected.keys()
+        for key in row.keys() - {"train/images_per_sec", "train/grad_norm"}:
+            assert row[key] == expected[key], key
+        assert row["train/grad_norm"] == pytest.approx(expected["train/grad_norm"], rel=1e-6)
     # The sample grids: the first rows of the global batch, gathered from both processes.
     assert sorted(p.name for p in (two / "samples").glob("*.png")) == ["0000003.png", "0000006.png"]
     for name in ("0000003.png", "0000006.png"):
