@@ -22,9 +22,6 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-PREEMPTED = 75  # exit status after a preemption signal and its checkpoint (EX_TEMPFAIL: rerun)
-
-
 def _add_launch_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "several processes (README: Training on several hosts)",
@@ -83,15 +80,15 @@ def _cmd_info(args) -> int:
 def _cmd_train(args) -> int:
     """Trains (or resumes) a run in --workdir."""
     _start_processes(args)
-    from pconv_jax import checkpoint, train, workdir_lock
+    from pconv_jax import checkpoint, preemption, train, workdir_lock
 
     cfg = _load_config(args)
     workdir = args.workdir or f"runs/{cfg.name}"
     try:
         train.train_and_evaluate(cfg, workdir)
-    except train.Preempted as e:
+    except preemption.Preempted as e:
         print(f"pconv train: preempted: {e}", file=sys.stderr)
-        return PREEMPTED
+        return preemption.EXIT_STATUS
     except (workdir_lock.WorkdirLocked, checkpoint.NoIntactCheckpoint) as e:
         print(f"pconv train: error: {e}", file=sys.stderr)
         return 2

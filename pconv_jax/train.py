@@ -12,9 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import pathlib
-import signal
 import sys
-import threading
 import time
 from typing import Any
 
@@ -24,24 +22,21 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from pconv_jax import checkpoint, distributed, losses, sharding, vgg, workdir_lock, writers
+from pconv_jax import (
+    checkpoint,
+    distributed,
+    losses,
+    preemption,
+    sharding,
+    vgg,
+    workdir_lock,
+    writers,
+)
 from pconv_jax.config import Config
 from pconv_jax.data import pipeline as data
 from pconv_jax.model import PConvUNet, build_model
 
 log = logging.getLogger("pconv_jax.train")
-
-PREEMPTION_SIGNALS = (signal.SIGTERM,)  # what schedulers and spot VMs send before killing
-
-
-class Preempted(Exception):
-    """The run stopped on a signal after checkpointing `step`; rerunning resumes it."""
-
-    def __init__(self, step: int, signal_name: str):
-        super().__init__(
-            f"{signal_name} received: checkpointed step {step}; rerun the same command to resume"
-        )
-        self.step = step
 
 
 @flax.struct.dataclass
@@ -225,29 +220,6 @@ def _log_frozen(cfg: Config, params) -> None:
         log.info("frozen: nothing (BN trains everywhere)")
 
 
-class _SignalFlag:
-    """Records the preemption signals received while active (the handler only sets a flag: the
-    loop finishes its step, and all processes agree, before stopping)."""
-
-    def __init__(self):
-        self.name: str | None = None
-        self._previous = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():  # else Python refuses
-            for sig in PREEMPTION_SIGNALS:
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        self.name = signal.Signals(signum).name
-        log.warning("%s received: stopping after this step with a checkpoint", self.name)
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
 def _lock_workdir(workdir) -> workdir_lock.WorkdirLock | None:
     """Process 0 locks the run directory; every process fails if that failed."""
     lock, error = None, None
@@ -301,19 +273,23 @@ def train_and_evaluate(cfg: Config, workdir: str) -> dict:
 
     Re-running on the same workdir resumes from its last complete checkpoint with the data
     pipeline at the same position. Returns the last logged metrics.
-    Raises FloatingPointError (after keeping the last good checkpoint) on a non-finite loss.
+    Raises FloatingPointError (after keeping the last good checkpoint) on a non-finite loss;
+    preemption.Preempted after checkpointing on SIGTERM (to any process);
+    workdir_lock.WorkdirLocked when another trainer holds `workdir`; and
+    checkpoint.NoIntactCheckpoint when it has checkpoints and none restores. Several processes
+    (jax.distributed started) train one run on one global mesh and take every stop together.
     """
     workdir = pathlib.Path(workdir)
     lock = _lock_workdir(workdir)
     try:
-        with _SignalFlag() as signals:
+        with preemption.SignalFlag() as signals:
             return _train(cfg, workdir, signals)
     finally:
         if lock is not None:
             lock.release()
 
 
-def _train(cfg: Config, workdir: pathlib.Path, signals: _SignalFlag) -> dict:
+def _train(cfg: Config, workdir: pathlib.Path, signals: preemption.SignalFlag) -> dict:
     if jax.process_index() == 0:
         checkpoint.write_config(workdir, cfg)
     log.info("config:\n%s", checkpoint.config_lib.to_json(cfg))
@@ -434,7 +410,7 @@ def _train(cfg: Config, workdir: pathlib.Path, signals: _SignalFlag) -> dict:
                 if signalled and step < cfg.train.num_steps:  # else it simply finished
                     ckpts.wait()
                     log.info("checkpointed step %d after a preemption signal", step)
-                    raise Preempted(step, signals.name or "a signal on another process")
+                    raise preemption.Preempted(step, signals.name or "a signal on another process")
                 if out_of_time:
                     log.info(
                         "stopping at step %d: train.max_seconds=%s reached",
