@@ -11,15 +11,23 @@ on a different number of devices than it saved from.
 from __future__ import annotations
 
 import json
+import logging
 import pathlib
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
 
+from pconv_jax import checksums
 from pconv_jax import config as config_lib
 from pconv_jax.errors import UserError
-from pconv_jax.trained import check_same_tree
+from pconv_jax.trained import TreeMismatch, check_same_tree
+
+log = logging.getLogger("pconv_jax.checkpoint")
+
+
+class NoIntactCheckpoint(UserError):
+    """A run directory holds checkpoints and none of them can be restored."""
 
 
 def checkpoint_dir(workdir: str | pathlib.Path) -> pathlib.Path:
@@ -40,6 +48,8 @@ class Checkpoints:
             enable_async_checkpointing=not read_only,
         )
         directory = checkpoint_dir(workdir)
+        self.directory = directory
+        self._read_only = read_only
         if read_only and not directory.is_dir():
             raise FileNotFoundError(f"no checkpoints in {workdir} (expected {directory})")
         # Registered items: without them a manager that has not saved in this process (a resume,
@@ -58,6 +68,7 @@ class Checkpoints:
 
     def save(self, step: int, model_vars: dict, train_vars: dict) -> None:
         """Starts an asynchronous save; `wait()` blocks until it is on disk."""
+        self.wait()  # the previous save is committed: hash it
         self._manager.save(
             int(step),
             args=ocp.args.Composite(
@@ -85,10 +96,63 @@ class Checkpoints:
 
     def wait(self) -> None:
         self._manager.wait_until_finished()
+        if not self._read_only and jax.process_index() == 0:
+            checksums.write_missing(self.directory, self._manager.all_steps())
 
     def close(self) -> None:
-        self._manager.wait_until_finished()
+        self.wait()
         self._manager.close()
+
+
+def _reason(error: Exception) -> str:
+    """The innermost cause's first line: TensorStore's own message says which file and why,
+    the wrappers around it print the whole array spec."""
+    while (error.__cause__ or error.__context__) is not None:
+        error = error.__cause__ or error.__context__
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0][:300] if lines else ''}"
+
+
+def restore_newest_intact(ckpts: Checkpoints, model_target, train_target=None, agree=None):
+    """Restores the newest checkpoint that reads back whole, newest first.
+
+    A checkpoint whose files are missing, truncated or overwritten (any read error other than a
+    tree mismatch) is reported with a warning naming its step and the reason, and the next older
+    one is tried. `agree(failed) -> bool` makes the processes of a multi-process run take the
+    same decision (distributed.any_process). Returns (step, model, train) or None when the run
+    has no checkpoint; raises NoIntactCheckpoint when it has some and none restores, so that a
+    run never starts from scratch over existing checkpoints.
+    """
+    agree = agree or bool
+    damaged = []
+    for step in sorted(ckpts.all_steps(), reverse=True):
+        error = checksums.verify(ckpts.directory, step)
+        if error is None:
+            try:
+                model, train = ckpts.restore(step, model_target, train_target)
+            except TreeMismatch:
+                raise
+            except Exception as e:  # orbax/TensorStore raise many kinds for damaged files
+                error = _reason(e)
+        if agree(error is not None):
+            reason = error if error is not None else "unreadable on another process"
+            log.warning("checkpoint step %d is damaged or unreadable: %s", step, reason)
+            damaged.append(f"step {step}: {reason}")
+            continue
+        if damaged:
+            log.warning(
+                "resuming from step %d, the newest intact checkpoint (skipped damaged: %s)",
+                step,
+                "; ".join(damaged),
+            )
+        return step, model, train
+    if damaged:
+        raise NoIntactCheckpoint(
+            f"none of the checkpoints in {ckpts.directory} can be restored ("
+            + "; ".join(damaged)
+            + "); not training from scratch over them: repair or move that folder away"
+        )
+    return None
 
 
 def latest_step(workdir) -> int:

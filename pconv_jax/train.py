@@ -21,7 +21,17 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from pconv_jax import checkpoint, losses, sharding, trained, vgg, writers
+from pconv_jax import (
+    checkpoint,
+    distributed,
+    losses,
+    preemption,
+    sharding,
+    trained,
+    vgg,
+    workdir_lock,
+    writers,
+)
 from pconv_jax import config as config_lib
 from pconv_jax.config import Config
 from pconv_jax.data import pipeline as data
@@ -167,10 +177,12 @@ def _initial_state(cfg: Config, workdir, model, tx, ckpts, replicated) -> TrainS
     3. a fresh He-initialised model.
     """
     abstract = _abstract_state(model, tx, cfg, replicated)
-    latest = ckpts.latest_step()
-    if latest is not None:
-        model_vars, train_vars = ckpts.restore(latest, abstract.model_vars(), abstract.train_vars())
-        log.info("resuming %s from its checkpoint at step %d", workdir, latest)
+    found = checkpoint.restore_newest_intact(
+        ckpts, abstract.model_vars(), abstract.train_vars(), agree=distributed.any_process
+    )
+    if found is not None:
+        step, model_vars, train_vars = found
+        log.info("resuming %s from its checkpoint at step %d", workdir, step)
         return TrainState(**model_vars, **train_vars)
     fresh = jax.jit(
         functools.partial(create_train_state, model, tx, cfg.data.image_size, cfg.train.seed),
@@ -213,6 +225,22 @@ def _log_frozen(cfg: Config, params) -> None:
         log.info("frozen: nothing (BN trains everywhere)")
 
 
+def _lock_workdir(workdir) -> workdir_lock.WorkdirLock | None:
+    """Process 0 locks the run directory; every process fails if that failed."""
+    lock, error = None, None
+    if jax.process_index() == 0:
+        lock = workdir_lock.WorkdirLock(workdir)
+        try:
+            lock.acquire()
+        except workdir_lock.WorkdirLocked as e:
+            error = e
+    if distributed.any_process(error is not None):
+        if error is not None:
+            raise error
+        raise workdir_lock.WorkdirLocked(f"process 0 could not lock {workdir} (see its log)")
+    return lock
+
+
 def sample_grid(batch, output, model_cfg) -> np.ndarray:
     """A PNG grid of up to 4 examples: input, output, composite, truth (uint8).
 
@@ -236,14 +264,29 @@ def train_and_evaluate(cfg: Config, workdir: str) -> dict:
 
     Re-running on the same workdir resumes from its last complete checkpoint with the data
     pipeline at the same position. Returns the last logged metrics.
-    Raises FloatingPointError (after keeping the last good checkpoint) on a non-finite loss.
+    Raises FloatingPointError (after keeping the last good checkpoint) on a non-finite loss;
+    preemption.Preempted after checkpointing on SIGTERM (to any process);
+    workdir_lock.WorkdirLocked when another trainer holds `workdir`; and
+    checkpoint.NoIntactCheckpoint when it has checkpoints and none restores. Several processes
+    (jax.distributed started) train one run on one global mesh and take every stop together.
     """
     workdir = pathlib.Path(workdir)
     # Bad choices (a Config built in Python) and inconsistent data settings fail before anything
     # is written or loaded.
     config_lib.validate(cfg)
     data.validate(cfg.data)
-    checkpoint.write_config(workdir, cfg)
+    lock = _lock_workdir(workdir)
+    try:
+        with preemption.SignalFlag() as signals:
+            return _train(cfg, workdir, signals)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(cfg: Config, workdir: pathlib.Path, signals: preemption.SignalFlag) -> dict:
+    if jax.process_index() == 0:
+        checkpoint.write_config(workdir, cfg)
     log.info("config:\n%s", config_lib.to_json(cfg))
     mesh = sharding.make_mesh()
     global_batch = cfg.train.batch_size_per_device * mesh.size
@@ -258,7 +301,11 @@ def train_and_evaluate(cfg: Config, workdir: str) -> dict:
     tx = make_optimizer(cfg, abstract_params)
     _log_frozen(cfg, abstract_params)
     ckpts = checkpoint.Checkpoints(workdir, cfg.train.keep_last, cfg.train.keep_every)
-    state = _initial_state(cfg, workdir, model, tx, ckpts, replicated)
+    try:
+        state = _initial_state(cfg, workdir, model, tx, ckpts, replicated)
+    except BaseException:
+        ckpts.close()
+        raise
     start = int(state.step)
     step_fn = jax.jit(
         functools.partial(train_step, model=model, vgg_model=vgg_model, tx=tx, cfg=cfg),
@@ -319,6 +366,9 @@ def train_and_evaluate(cfg: Config, workdir: str) -> dict:
             while step < cfg.train.num_steps:
                 host_batch = next(batches)
                 batch = sharding.shard_batch(host_batch, mesh)
+                if t_mark is None:  # compile first, then meet: see distributed.wait_for_all
+                    step_fn = step_fn.lower(state, batch, vgg_params).compile()
+                    distributed.wait_for_all("pconv train step compiled")
                 state, metrics = step_fn(state, batch, vgg_params)
                 step += 1
                 pending.append((step - 1, metrics))
@@ -328,21 +378,30 @@ def train_and_evaluate(cfg: Config, workdir: str) -> dict:
                     t_mark = time.time()
                 else:
                     steps_since += 1
-                out_of_time = (
-                    cfg.train.max_seconds and time.time() - t_start > cfg.train.max_seconds
+                # Every process takes the same stop decision (one small collective a step
+                # when there are several): a process stopping alone would hang the others.
+                out_of_time, signalled = distributed.any_processes(
+                    bool(cfg.train.max_seconds and time.time() - t_start > cfg.train.max_seconds),
+                    signals.name is not None,
                 )
-                done = step == cfg.train.num_steps or out_of_time
+                done = step == cfg.train.num_steps or out_of_time or signalled
                 if step % cfg.train.log_every == 0 or done:
                     flush(step)
                 if step % cfg.train.sample_every == 0 or done:
                     output = predict_fn(state.model_vars(), network_input(batch), batch["mask"])
-                    host_output = jax.device_get(output)
-                    grid = sample_grid(jax.device_get(host_batch), host_output, cfg.model)
+                    # The first rows of the global batch, replicated: they may live on other
+                    # processes' devices.
+                    shown, output = distributed.first_rows((batch, output), 4, mesh)
                     if jax.process_index() == 0:
+                        grid = sample_grid(shown, output, cfg.model)
                         writers.save_png(grid, workdir / "samples" / f"{step:07d}.png")
                 if step % cfg.train.ckpt_every == 0 or done:
                     flush(step)
                     ckpts.save(step, state.model_vars(), state.train_vars())
+                if signalled and step < cfg.train.num_steps:  # else it simply finished
+                    ckpts.wait()
+                    log.info("checkpointed step %d after a preemption signal", step)
+                    raise preemption.Preempted(step, signals.name or "a signal on another process")
                 if out_of_time:
                     log.info(
                         "stopping at step %d: train.max_seconds=%s reached",

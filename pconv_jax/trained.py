@@ -89,7 +89,8 @@ def load_run(workdir: str | os.PathLike, step: int | None = None, dtype=None) ->
         step = max(steps) if step is None else step
         if step not in steps:
             raise FileNotFoundError(f"{workdir} has no checkpoint at step {step}: {steps}")
-        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        # local: in a multi-process run (pconv evaluate) jax.devices()[0] may be another process's
+        device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
         target = jax.tree_util.tree_map(
             lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
             abstract_variables(model),
@@ -135,6 +136,10 @@ def leaves_by_path(tree) -> dict:
     return {path_str(p): v for p, v in jax.tree_util.tree_leaves_with_path(tree)}
 
 
+class TreeMismatch(UserError):
+    """A saved tree differs from the model's (a config mismatch, not damage)."""
+
+
 def check_same_tree(saved, target, item: str) -> None:
     """Raises ValueError naming the first key whose presence or shape (and, for arrays on both
     sides, dtype) differs between `saved` and the `target` the model expects."""
@@ -142,19 +147,19 @@ def check_same_tree(saved, target, item: str) -> None:
     target_leaves = leaves_by_path(target)
     for key in sorted(target_leaves):
         if key not in saved_leaves:
-            raise UserError(f"{item} lacks {key} that the model expects")
+            raise TreeMismatch(f"{item} lacks {key} that the model expects")
     for key in sorted(saved_leaves):
         if key not in target_leaves:
-            raise UserError(f"{item} holds {key} that the model does not have")
+            raise TreeMismatch(f"{item} holds {key} that the model does not have")
         saved_shape = tuple(getattr(saved_leaves[key], "shape", ()) or ())
         target_shape = tuple(np.shape(target_leaves[key]))
         if saved_shape != target_shape:
-            raise UserError(
+            raise TreeMismatch(
                 f"{item} {key} has shape {saved_shape}, the model expects {target_shape}"
             )
         saved_dtype = getattr(saved_leaves[key], "dtype", None)
         if isinstance(saved_leaves[key], np.ndarray) and saved_dtype != target_leaves[key].dtype:
-            raise UserError(
+            raise TreeMismatch(
                 f"{item} {key} has dtype {saved_dtype}, the model expects "
                 f"{target_leaves[key].dtype}"
             )

@@ -165,12 +165,18 @@ def test_batches_deterministic_resumable_and_worker_independent(image_dir):
     assert not np.array_equal(run[0]["mask"], run[1]["mask"])
 
 
-def test_processes_read_different_shards(image_dir):
+def test_processes_make_their_rows_of_the_same_global_batch(image_dir):
+    """2 processes' shards, stacked, are bitwise the 1-process global batch of every step."""
     cfg = _cfg(image_dir)
-    first, _, _ = _take(cfg, 1, process_index=0, process_count=2)
-    second, _, _ = _take(cfg, 1, process_index=1, process_count=2)
+    whole, _, _ = _take(cfg, 3, start_step=2, process_count=1)
+    first, _, _ = _take(cfg, 3, start_step=2, process_index=0, process_count=2)
+    second, _, _ = _take(cfg, 3, start_step=2, process_index=1, process_count=2)
     assert first[0]["image"].shape == (2, SIZE, SIZE, 3)  # global 4 over 2 processes
     assert not np.array_equal(first[0]["image"], second[0]["image"])
+    for step in range(3):
+        for key in ("image", "mask"):
+            stacked = np.concatenate([first[step][key], second[step][key]])
+            assert stacked.tobytes() == whole[step][key].tobytes()
 
 
 def test_batch_size_must_divide_over_devices(image_dir):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from pconv_jax import config, trained
+from pconv_jax import config, distributed, trained
+from pconv_jax.errors import UserError
 from pconv_jax.inpaint import Inpainter
 
 
@@ -34,3 +35,28 @@ def load_inpainter(args) -> Inpainter:
     """--checkpoint (run directory or export) and --step, --strategy, --batch-size."""
     options = dict(strategy=args.strategy, batch_size=args.batch_size)
     return Inpainter.from_trained(trained.load(args.checkpoint, args.step), **options)
+
+
+def add_launch_args(parser: argparse.ArgumentParser) -> None:
+    """--coordinator/--num-processes/--process-id (or PCONV_* variables), or --distributed."""
+    group = parser.add_argument_group(
+        "several processes (README: Training on several hosts)",
+        "all three, or the same from PCONV_COORDINATOR, PCONV_NUM_PROCESSES, PCONV_PROCESS_ID",
+    )
+    group.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address")
+    group.add_argument("--num-processes", type=int, metavar="N", help="processes in the run")
+    group.add_argument("--process-id", type=int, metavar="I", help="this process, 0..N-1")
+    group.add_argument(
+        "--distributed",
+        action="store_true",
+        help="without the three: auto-detect the cluster (SLURM, Open MPI, Cloud TPU, GKE)",
+    )
+
+
+def start_processes(args) -> None:
+    """Joins the multi-process run the launch arguments describe (nothing for one process)."""
+    try:
+        launch = distributed.resolve_launch(args.coordinator, args.num_processes, args.process_id)
+    except ValueError as e:
+        raise UserError(str(e)) from e
+    distributed.initialize(launch, auto=args.distributed)

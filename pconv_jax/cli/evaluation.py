@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pconv_jax.cli.common import add_launch_args, start_processes
 from pconv_jax.eval import evaluate as evaluate_lib
 from pconv_jax.eval import tables as eval_table
 from pconv_jax.masks import protocol as masks
@@ -30,6 +31,7 @@ def cmd_make_test_masks(args) -> int:
 
 def cmd_evaluate(args) -> int:
     """Table 1 of the paper for a checkpoint or a classical baseline (resumable)."""
+    start_processes(args)
     table = evaluate_lib.evaluate(
         args.method,
         args.images,
@@ -103,4 +105,5 @@ def register(sub) -> None:
         "--fid-weights", help="FID Inception weights (.npz or .pt): adds FID, and IS with a head"
     )
     evaluate.add_argument("--workers", type=int, help="loading/baseline threads (default: CPUs)")
+    add_launch_args(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)

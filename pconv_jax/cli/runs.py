@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import sys
+
 import flax
 import jax
 
 import pconv_jax
-from pconv_jax import train, trained
-from pconv_jax.cli.common import add_checkpoint_args, add_config_args, load_config
+from pconv_jax import preemption, train, trained
+from pconv_jax.cli.common import (
+    add_checkpoint_args,
+    add_config_args,
+    add_launch_args,
+    load_config,
+    start_processes,
+)
 from pconv_jax.data import pipeline as data
 from pconv_jax.errors import UserError
 from pconv_jax.model import abstract_variables, build_model, count_kernel_weights
@@ -29,14 +37,17 @@ def cmd_info(args) -> int:
 
 def cmd_train(args) -> int:
     """Trains (or resumes) a run in --workdir."""
-    if args.distributed:
-        jax.distributed.initialize()
+    start_processes(args)
     cfg = load_config(args)
     try:
         data.validate(cfg.data)  # cross-field data settings: still the user's config
     except ValueError as e:
         raise UserError(str(e)) from e
-    train.train_and_evaluate(cfg, args.workdir or f"runs/{cfg.name}")
+    try:
+        train.train_and_evaluate(cfg, args.workdir or f"runs/{cfg.name}")
+    except preemption.Preempted as e:
+        print(f"pconv train: preempted: {e}", file=sys.stderr)
+        return preemption.EXIT_STATUS
     return 0
 
 
@@ -60,11 +71,7 @@ def register(sub) -> None:
     )
     add_config_args(run)
     run.add_argument("--workdir", help="run directory; re-running resumes (default runs/NAME)")
-    run.add_argument(
-        "--distributed",
-        action="store_true",
-        help="multi-host: jax.distributed.initialize() with settings from the environment",
-    )
+    add_launch_args(run)
     run.set_defaults(func=cmd_train)
 
     export = sub.add_parser("export", help="write a self-contained inference .npz")

@@ -49,24 +49,29 @@ class RawExample(typing.NamedTuple):
 
 
 class ExampleMaker:
-    """Makes the examples of one process's training stream (thread-safe, picklable).
+    """Makes the examples of one process's rows of the global training stream (picklable).
 
     Args:
       cfg: the DataConfig.
-      source: a FileSource or TfdsSource (data.open_source), already sharded for this process.
-      batch_size: the local batch size B (position = step * B + row).
+      source: a FileSource or TfdsSource (data.open_source): all images (every process sees
+        them all and reads only those of its rows).
       seed: the run's seed.
-      process_index: this host's jax process index (mixed into every seed).
       augmenter: a mask_augment.RawMaskAugmenter for data.masks=folder, else None.
+      local_batch: B, this process's rows per step.
+      global_batch: G, rows per step over all processes (position = step * G + global row).
+      first_row: the global row of this process's local row 0.
     """
 
-    def __init__(self, cfg, source, batch_size: int, seed: int, process_index: int, augmenter):
+    def __init__(
+        self, cfg, source, seed: int, augmenter, local_batch=1, global_batch=1, first_row=0
+    ):
         self.cfg = cfg
         self.source = source
-        self.batch_size = batch_size
         self.seed = seed
-        self.process_index = process_index
         self.augmenter = augmenter
+        self.local_batch = local_batch
+        self.global_batch = global_batch
+        self.first_row = first_row
         self._init_caches()
 
     def _init_caches(self) -> None:
@@ -84,15 +89,16 @@ class ExampleMaker:
         self.__dict__.update(state)
         self._init_caches()
 
-    def __call__(self, position: int) -> RawExample:
-        """grain's map function: the same as make."""
-        return self.make(position)
+    def __call__(self, index: int) -> RawExample:
+        """grain's map function: local stream index (step * B + local row) -> its example."""
+        step, row = divmod(index, self.local_batch)
+        return self.make(step * self.global_batch + self.first_row + row)
 
     def make(self, position: int) -> RawExample:
-        """The example at stream position `position` (= step * batch_size + row)."""
+        """The example at global stream position `position` (= step * G + global row)."""
         cfg = self.cfg
-        image_rng = np.random.default_rng([self.seed, self.process_index, position, IMAGE])
-        mask_rng = np.random.default_rng([self.seed, self.process_index, position, MASK])
+        image_rng = np.random.default_rng([self.seed, position, IMAGE])
+        mask_rng = np.random.default_rng([self.seed, position, MASK])
         pixels, bad = self._read(position)
         box = sources.crop_box(*pixels.shape[:2], image_rng, cfg.train_scale_max)
         crop = sources.crop_resize(pixels, box, cfg.image_size)
@@ -111,7 +117,7 @@ class ExampleMaker:
     def _permutation(self, epoch: int) -> np.ndarray:
         with self._lock:
             if epoch not in self._permutations:
-                rng = np.random.default_rng([self.seed, self.process_index, epoch, PERMUTATION])
+                rng = np.random.default_rng([self.seed, epoch, PERMUTATION])
                 self._permutations[epoch] = rng.permutation(len(self.source))
                 while len(self._permutations) > 3:  # workers span at most two epochs at once
                     self._permutations.popitem(last=False)

@@ -1,12 +1,14 @@
 """Input pipelines: deterministic, resumable training batches and deterministic eval images.
 
-Training batch for step k on process p, example j: stream position pos = k * B + j (B = local
-batch); epoch e = pos // N over this process's N images, image = perm_e[pos % N] with perm_e a
-permutation seeded by (seed, p, e); the crop, flip, mask and super-resolution factor are drawn
-from generators seeded by (seed, p, pos). So a batch is a pure function of (config, seed, step,
-process) and resuming at step k reproduces an uninterrupted run bit for bit. An unreadable image
-is replaced by the next readable one of the same permutation (a warning is logged once per file
-and the file counted), which keeps batch shapes fixed and the stream deterministic.
+Training batch for step k, global row j: stream position pos = k * G + j (G = global batch);
+epoch e = pos // N over all N images, image = perm_e[pos % N] with perm_e a permutation seeded
+by (seed, e); the crop, flip, mask and super-resolution factor are drawn from generators seeded
+by (seed, pos). Process p of P makes (and reads the images of) only its rows p * G/P ...
+(p + 1) * G/P - 1. So the global batch is a pure function of (config, seed, step), whatever the
+process count, and resuming at step k reproduces an uninterrupted run bit for bit. An
+unreadable image is replaced by the next readable one of the same permutation (a warning is
+logged once per file and the file counted), which keeps batch shapes fixed and the stream
+deterministic.
 
 Batches are dicts of numpy arrays: `image` float32 [B, S, S, 3] in [0, 1] (ground truth), `mask`
 float32 [B, S, S, 1] in {0, 1} (1 = known), and for task=superres `input` float32 [B, S, S, 3]
@@ -118,7 +120,7 @@ class TrainBatches:
     (`skipped` names them; the warnings are logged in this process, once per file).
     """
 
-    def __init__(self, cfg, source, batch_size, seed, start_step, process_index):
+    def __init__(self, cfg, source, batch_size, seed, start_step, global_batch=None, first_row=0):
         self.step = start_step  # the step of the next batch returned
         self._bad: dict[int, str] = {}
         augmenter = None
@@ -132,7 +134,10 @@ class TrainBatches:
                 hole_ratio=(cfg.hole_ratio_min, cfg.hole_ratio_max),
                 force_test_masks=cfg.force_test_masks,
             )
-        maker = train_examples.ExampleMaker(cfg, source, batch_size, seed, process_index, augmenter)
+        # Local stream index i (from start_step * B) is global row first_row + i % B of step i // B.
+        maker = train_examples.ExampleMaker(
+            cfg, source, seed, augmenter, batch_size, global_batch or batch_size, first_row
+        )
         positions = grain.MapDataset.range(start_step * batch_size, STREAM_END)
         batches = positions.map(maker).batch(batch_size, batch_fn=train_examples.stack_examples)
         # No reading threads: each process (the caller or a worker) makes its batches in one
@@ -205,10 +210,11 @@ def train_batches(
     Args:
       data_cfg: the data section of the config.
       global_batch_size: examples per step over all processes; divisible by jax.device_count().
-      seed: non-negative int; with the config, step and process it fixes each batch.
+      seed: non-negative int; with the config and step it fixes each global batch.
       start_step: the first step to produce (resume).
       process_index, process_count: default jax.process_index()/process_count() (override to
-        test sharding in one process).
+        test sharding in one process): this process makes rows process_index * L ... of each
+        global batch, L = global_batch_size // process_count.
 
     Returns:
       A TrainBatches iterator of dicts (see the module docstring) with local batch
@@ -222,8 +228,13 @@ def train_batches(
     process_index = jax.process_index() if process_index is None else process_index
     process_count = jax.process_count() if process_count is None else process_count
     batch = local_batch_size(global_batch_size, process_count)
-    source = open_source(data_cfg, data_cfg.train_split, process_index, process_count)
-    return TrainBatches(data_cfg, source, batch, seed, start_step, process_index)
+    if not 0 <= process_index < process_count:
+        raise ValueError(f"process_index {process_index} is not in 0..{process_count - 1}")
+    # Every process sees all images and reads only those of its rows of the global batch.
+    source = open_source(data_cfg, data_cfg.train_split)
+    return TrainBatches(
+        data_cfg, source, batch, seed, start_step, global_batch_size, process_index * batch
+    )
 
 
 class EvalImages:

@@ -6,6 +6,11 @@ size; the method fills the holes (a model sees only the known pixels: the input 
 `truth * mask`); metrics are computed on the composite `truth * mask + clip(output, 0, 1) *
 (1 - mask)` at that size, per pair, then averaged per hole-ratio bucket x N/B (eval_table.py).
 
+Several processes (`pconv evaluate --coordinator ...`, README: Training on several hosts) split
+the pending pairs by index (pair i goes to process i mod P), each on its own devices, appending to
+results.process<p>.jsonl; process 0 then merges them into results.jsonl and writes the one table,
+the same as one process writes (each pair's metrics depend only on that pair).
+
 Files in `out_dir`: settings.json (the arguments that fix the results; a rerun must match),
 results.jsonl (one line per finished pair, appended as computed, so a rerun resumes),
 table.md / table.csv / table.json, examples_bucket{b}.png (input with holes in white, output,
@@ -24,6 +29,7 @@ import pathlib
 import jax
 import numpy as np
 
+from pconv_jax import distributed
 from pconv_jax.data import pipeline as data
 from pconv_jax.errors import UserError
 from pconv_jax.eval import runners as eval_run
@@ -200,17 +206,24 @@ def evaluate(
             "checkpoint_step": step,
             "fid_weights": resolve(fid_weights),
         }
-        check_settings(out, settings)
+        process, processes = jax.process_index(), jax.process_count()
+        if process == 0:  # first: it creates the folder and settings.json, the others check
+            check_settings(out, settings)
+        distributed.barrier("evaluate settings")
+        if process > 0:
+            check_settings(out, settings)
         fid_params = eval_run.load_fid_params(fid_weights)
-        done = read_results(out / RESULTS, pairs, names)
+        done = _read_all_results(out, pairs, names)
+        distributed.barrier("evaluate read")  # before anyone appends to a part file
 
         def load(pair: Pair):
             return source.load(pair.image_index), read_mask(pair.mask.path, size)
 
         examples = {p.index for shown in example_pairs(pairs).values() for p in shown}
-        pending = [p for p in pairs if p.index not in done]
+        pending = [p for p in pairs if p.index not in done and p.index % processes == process]
         progress = eval_run.Progress(len(pairs), len(done))
-        with open(out / RESULTS, "a", encoding="utf-8") as results:
+        mine = RESULTS if processes == 1 else f"results.process{process}.jsonl"
+        with open(out / mine, "a", encoding="utf-8") as results:
             for chunk, truth, mask in eval_run.prefetched_batches(pending, batch_size, load, pool):
                 output, composite, metrics = run_batch(truth, mask)
                 eval_run.save_extras(
@@ -230,6 +243,11 @@ def evaluate(
                 results.flush()
                 progress.update(len(chunk))
         timing = progress.summary()
+        distributed.barrier("evaluate pairs")
+        done = _read_all_results(out, pairs, names)
+        distributed.barrier("evaluate merge")  # everyone has read the part files
+        if process == 0:
+            _merge_parts(out, pairs, done)
     finally:
         pool.shutdown(cancel_futures=True)
     notes = [f"method: {description}", *eval_table.protocol_notes(settings)]
@@ -240,12 +258,40 @@ def evaluate(
         extra_rows, fid_notes = eval_run.fid_rows(pairs, out / "fid", fid_params)
         notes += fid_notes
     table = eval_table.build_table([done[p.index] for p in pairs], extra_rows, notes)
+    timing["processes"], timing["devices"] = processes, jax.device_count()
     summary = {"settings": settings, **eval_table.to_json(table), "timing": timing}
+    if process > 0:
+        return table
     (out / "table.md").write_text(eval_table.to_markdown(table), encoding="utf-8")
     (out / "table.csv").write_text(eval_table.to_csv(table), encoding="utf-8")
     (out / "table.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     eval_run.write_example_grids(out, example_pairs(pairs), load)
     return table
+
+
+def _read_all_results(out: pathlib.Path, pairs: list[Pair], names) -> dict[int, dict]:
+    """Finished pairs of results.jsonl and of the per-process part files."""
+    done = read_results(out / RESULTS, pairs, names)
+    for part in sorted(out.glob("results.process*.jsonl")):
+        done.update(read_results(part, pairs, names))
+    return done
+
+
+def _merge_parts(out: pathlib.Path, pairs: list[Pair], done: dict[int, dict]) -> None:
+    """Appends the part files' pairs to results.jsonl (in pair order), then removes them."""
+    parts = sorted(out.glob("results.process*.jsonl"))
+    if not parts:
+        return
+    merged = set()
+    if (out / RESULTS).is_file():
+        with open(out / RESULTS, encoding="utf-8") as results:
+            merged = {json.loads(line)["pair"] for line in results}
+    with open(out / RESULTS, "a", encoding="utf-8") as results:
+        for pair in pairs:
+            if pair.index in done and pair.index not in merged:
+                results.write(json.dumps(done[pair.index]) + "\n")
+    for part in parts:
+        part.unlink()
 
 
 def example_pairs(pairs: list[Pair]) -> dict[int, list[Pair]]:

@@ -1,0 +1,144 @@
+"""A workdir has one trainer (lock, stale lock), damaged checkpoints are named and skipped, launch
+settings come from flags or PCONV_* variables. Multi-process runs: test_multiprocess.py."""
+
+import json
+import logging
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from pconv_jax import checkpoint, cli, distributed, workdir_lock
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TINY = str(ROOT / "experiments" / "configs" / "tiny.py")
+
+
+def test_second_trainer_refuses_naming_the_holder(tmp_path, capsys):
+    with workdir_lock.WorkdirLock(tmp_path / "run"):  # a second open file: flock conflicts
+        code = cli.main(["train", "--config", TINY, "--workdir", str(tmp_path / "run")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"is being trained by pid {os.getpid()} on host {socket.gethostname()}" in err
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert not (tmp_path / "run" / workdir_lock.LOCK_NAME).exists()  # released and removed
+
+
+def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path, caplog):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock_file = tmp_path / workdir_lock.LOCK_NAME
+    lock_file.write_text(json.dumps({"host": "h1", "pid": dead.pid, "started": 0, "command": "x"}))
+    with caplog.at_level(logging.WARNING, logger="pconv_jax.workdir_lock"):
+        with workdir_lock.WorkdirLock(tmp_path):
+            holder = json.loads(lock_file.read_text())
+            assert holder["pid"] == os.getpid()
+    assert f"taking over the stale lock of pid {dead.pid} on host h1" in caplog.text
+    assert not lock_file.exists()
+
+
+def _two_checkpoints(workdir):
+    rng = np.random.default_rng(0)
+    ckpts = checkpoint.Checkpoints(workdir)
+    kept = {}
+    for step in (5, 7):
+        kept[step] = rng.normal(size=(64, 64)).astype(np.float32)  # incompressible
+        ckpts.save(step, {"params": {"k": jnp.asarray(kept[step])}}, {"step": jnp.int32(step)})
+    ckpts.close()
+    return kept
+
+
+def _damage(workdir, step: int, how: str) -> str:
+    """Truncates, overwrites or flips one bit of the largest data file of checkpoint `step`."""
+    root = workdir / "checkpoints" / str(step)
+    data_file = max((p for p in root.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    data = bytearray(data_file.read_bytes())
+    if how == "truncate":
+        data = data[: len(data) // 2]
+    elif how == "overwrite":
+        data = np.random.default_rng(1).bytes(len(data))
+    else:
+        data[len(data) // 2] ^= 0x10
+    data_file.write_bytes(bytes(data))
+    return str(data_file.relative_to(root))
+
+
+def _restore(workdir):
+    target = {"params": {"k": jax.ShapeDtypeStruct((64, 64), jnp.float32)}}
+    ckpts = checkpoint.Checkpoints(workdir, read_only=True)
+    try:
+        return checkpoint.restore_newest_intact(
+            ckpts, target, {"step": jax.ShapeDtypeStruct((), jnp.int32)}
+        )
+    finally:
+        ckpts.close()
+
+
+@pytest.mark.parametrize(
+    "how, manifest, reason",
+    [
+        ("truncate", True, "{file} does not match its SHA-256"),
+        ("overwrite", True, "{file} does not match its SHA-256"),
+        ("flip", True, "{file} does not match its SHA-256"),
+        # Without the manifest (a run killed between commit and hashing), TensorStore's reason.
+        ("truncate", False, "OUT_OF_RANGE"),
+        ("overwrite", False, "ZSTD_decompressStream"),
+    ],
+)
+def test_damaged_newest_checkpoint_is_named_and_the_previous_one_restored(
+    tmp_path, caplog, how, manifest, reason
+):
+    kept = _two_checkpoints(tmp_path)
+    assert sorted(p.name for p in (tmp_path / "checksums").iterdir()) == ["5.json", "7.json"]
+    if not manifest:
+        (tmp_path / "checksums" / "7.json").unlink()
+    reason = reason.format(file=_damage(tmp_path, 7, how))
+    with caplog.at_level(logging.WARNING, logger="pconv_jax.checkpoint"):
+        step, model, train = _restore(tmp_path)
+    assert step == 5 and int(train["step"]) == 5
+    np.testing.assert_array_equal(np.asarray(model["params"]["k"]), kept[5])
+    assert "checkpoint step 7 is damaged or unreadable" in caplog.text
+    assert reason in caplog.text
+    assert "resuming from step 5, the newest intact checkpoint" in caplog.text
+
+
+def test_a_flipped_bit_without_manifest_goes_unnoticed(tmp_path):
+    """Why the manifests exist: the compressed chunk still decodes, into other numbers."""
+    kept = _two_checkpoints(tmp_path)
+    (tmp_path / "checksums" / "7.json").unlink()
+    _damage(tmp_path, 7, "flip")
+    step, model, _ = _restore(tmp_path)
+    assert step == 7 and not np.array_equal(np.asarray(model["params"]["k"]), kept[7])
+
+
+def test_no_intact_checkpoint_refuses_to_start_from_scratch(tmp_path):
+    _two_checkpoints(tmp_path)
+    _damage(tmp_path, 7, "truncate")
+    _damage(tmp_path, 5, "overwrite")
+    with pytest.raises(checkpoint.NoIntactCheckpoint, match="not training from scratch"):
+        _restore(tmp_path)
+
+
+def test_empty_run_directory_starts_fresh(tmp_path):
+    checkpoint.Checkpoints(tmp_path).close()
+    assert _restore(tmp_path) is None
+
+
+def test_launch_settings_from_flags_then_environment():
+    env = {"PCONV_COORDINATOR": "10.0.0.1:1234", "PCONV_NUM_PROCESSES": "4"}
+    env["PCONV_PROCESS_ID"] = "3"
+    assert distributed.resolve_launch(environ=env) == distributed.Launch("10.0.0.1:1234", 4, 3)
+    assert distributed.resolve_launch(process_id=1, environ=env).process_id == 1
+    assert distributed.resolve_launch(environ={}) is None
+    with pytest.raises(ValueError, match=r"also needs --process-id \(or PCONV_PROCESS_ID\)"):
+        distributed.resolve_launch("h:1", 2, environ={})
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        distributed.resolve_launch("host", 2, 0, environ={})
+    with pytest.raises(ValueError, match="0 <= --process-id < 2"):
+        distributed.resolve_launch("h:1", 2, 2, environ={})
