@@ -3,8 +3,10 @@
 Protocol (paper Sec. 4.1): every image is paired with test masks WITHOUT replacement,
 deterministically from the seed (`pair_masks`); masks are nearest-resized to the evaluation
 size; the method fills the holes (a model sees only the known pixels: the input is
-`truth * mask`); metrics are computed on the composite `truth * mask + clip(output, 0, 1) *
-(1 - mask)` at that size, per pair, then averaged per hole-ratio bucket x N/B (eval_table.py).
+`truth * mask`); metrics (l1, PSNR, SSIM, LPIPS) are computed on the composite
+`truth * mask + clip(output, 0, 1) * (1 - mask)` at that size, per pair, then averaged per
+hole-ratio bucket x N/B (tables.py); FID and IS, which need many images, per hole-ratio bucket
+with N and B pooled.
 
 Files in `out_dir`: settings.json (the arguments that fix the results; a rerun must match),
 results.jsonl (one line per finished pair, appended as computed, so a rerun resumes),
@@ -233,13 +235,13 @@ def evaluate(
     finally:
         pool.shutdown(cancel_futures=True)
     notes = [f"method: {description}", *eval_table.protocol_notes(settings)]
-    extra_rows = ()
+    bucket_rows = ()
     if fid_params is None:
         notes.append("FID / IS: not computed (no --fid-weights)")
     else:
-        extra_rows, fid_notes = eval_run.fid_rows(pairs, out / "fid", fid_params)
+        bucket_rows, fid_notes = eval_run.fid_rows(pairs, out / "fid", fid_params)
         notes += fid_notes
-    table = eval_table.build_table([done[p.index] for p in pairs], extra_rows, notes)
+    table = eval_table.build_table([done[p.index] for p in pairs], (), notes, bucket_rows)
     summary = {"settings": settings, **eval_table.to_json(table), "timing": timing}
     (out / "table.md").write_text(eval_table.to_markdown(table), encoding="utf-8")
     (out / "table.csv").write_text(eval_table.to_csv(table), encoding="utf-8")
