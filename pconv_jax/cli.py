@@ -154,7 +154,14 @@ def _cmd_export(args) -> int:
     """Writes a run's checkpoint as a self-contained inference .npz."""
     from pconv_jax.export import export_npz
 
-    path, step = export_npz(args.checkpoint, args.output, step=args.step)
+    run, step = args.checkpoint, args.step
+    if args.best:  # the step validation rated best, kept in RUN/best/
+        if step is not None:
+            raise ValueError("--best and --step exclude each other")
+        from pconv_jax import validation
+
+        run, step = validation.best_checkpoint(run)
+    path, step = export_npz(run, args.output, step=step)
     print(f"wrote {path} (step {step}); load it with Inpainter.from_export or --checkpoint")
     return 0
 
@@ -335,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="write a self-contained inference .npz")
     export.add_argument("--checkpoint", required=True, help="training run directory")
     export.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
+    export.add_argument(
+        "--best", action="store_true", help="the step validation rated best (best.json)"
+    )
     export.add_argument("output", help="the .npz file to write")
     export.set_defaults(func=_cmd_export)
 

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from pconv_jax import checkpoint, losses, sharding, vgg, writers
+from pconv_jax import checkpoint, losses, sharding, validation, vgg, writers
 from pconv_jax.config import Config
 from pconv_jax.data import pipeline as data
 from pconv_jax.model import PConvUNet, build_model
@@ -276,6 +276,7 @@ def train_and_evaluate(cfg: Config, workdir: str) -> dict:
     )
     predict_fn = jax.jit(functools.partial(predict, model=model))
     writer = writers.MetricWriter(workdir)
+    validator = validation.make_validator(cfg, workdir, model, mesh, global_batch)
     progress = _Progress(start, cfg.train.num_steps)
     pending: list[tuple[int, dict]] = []
     last: dict = {}
@@ -352,6 +353,7 @@ def train_and_evaluate(cfg: Config, workdir: str) -> dict:
                 if step % cfg.train.ckpt_every == 0 or done:
                     flush(step)
                     ckpts.save(step, state.model_vars(), state.train_vars())
+                last.update(validation.maybe_validate(validator, step, done, state, writer))
                 if out_of_time:
                     log.info(
                         "stopping at step %d: train.max_seconds=%s reached",
