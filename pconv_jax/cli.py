@@ -150,6 +150,15 @@ def _cmd_inpaint(args) -> int:
     return 1 if report.skipped else 0
 
 
+def _cmd_report(args) -> int:
+    """One Markdown page with tables, plots and figure grids of evaluations and runs."""
+    from pconv_jax.eval import report
+
+    path = report.write_report(args.folders, args.out)
+    print(f"wrote {path} and its figures")
+    return 0
+
+
 def _cmd_export(args) -> int:
     """Writes a run's checkpoint as a self-contained inference .npz."""
     from pconv_jax.export import export_npz
@@ -408,6 +417,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--workers", type=int, help="loading/baseline threads (default: CPUs)")
     evaluate.set_defaults(func=_cmd_evaluate)
+
+    report = sub.add_parser(
+        "report", help="a Markdown page with tables, plots and figure grids of results"
+    )
+    report.add_argument(
+        "folders", nargs="+", help="`pconv evaluate` output folders and `pconv train` runs"
+    )
+    report.add_argument("-o", "--out", required=True, help="folder for report.md and PNGs")
+    report.set_defaults(func=_cmd_report)
     return parser
 
 
