@@ -70,6 +70,8 @@ class Validator:
         from pconv_jax.eval import evaluate
 
         t = cfg.train
+        if cfg.data.task != "inpaint":
+            raise ValueError(f"validation scores inpainting; data.task is {cfg.data.task!r}")
         if t.eval_best_metric not in METRICS:
             raise ValueError(
                 f"train.eval_best_metric must be one of {METRICS}, got {t.eval_best_metric!r}"
