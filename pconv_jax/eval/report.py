@@ -166,8 +166,12 @@ def plot_grids(evals: list[dict], out: pathlib.Path) -> list[str]:
     written = []
     for bucket, rows in sorted(grid_pairs(evals).items()):
         titles = ["input (holes white)"] + [e["name"] for e in evals] + ["truth"]
+        side = s["size"] / 100 + 0.3  # inches at 100 dpi: panels near their native pixels
         fig, axes = plt.subplots(
-            len(rows), len(titles), figsize=(2.3 * len(titles), 2.45 * len(rows)), squeeze=False
+            len(rows),
+            len(titles),
+            figsize=(side * len(titles), (side + 0.15) * len(rows)),
+            squeeze=False,
         )
         for i, row in enumerate(rows):
             truth = source.load(index[row["image"]]).astype(np.float32) / 255.0
@@ -180,7 +184,7 @@ def plot_grids(evals: list[dict], out: pathlib.Path) -> list[str]:
             shown.append(truth)
             for j, picture in enumerate(shown):
                 ax = axes[i, j]
-                ax.imshow(np.clip(picture, 0.0, 1.0))
+                ax.imshow(np.clip(picture, 0.0, 1.0), interpolation="nearest")
                 ax.set_xticks([])
                 ax.set_yticks([])
                 if i == 0:
