@@ -116,8 +116,7 @@ def default() -> Config:
             ckpt_every=50,
             log_every=10,
             sample_every=25,
-            eval_at_end=True,  # prints the validation line of the last step
-            eval_num_images=12,
+            eval_at_end=True,  # prints the validation line of the last step (9 photos)
         ),
     )
 
