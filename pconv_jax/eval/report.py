@@ -166,7 +166,8 @@ def plot_grids(evals: list[dict], out: pathlib.Path) -> list[str]:
     written = []
     for bucket, rows in sorted(grid_pairs(evals).items()):
         titles = ["input (holes white)"] + [e["name"] for e in evals] + ["truth"]
-        side = s["size"] / 100 + 0.3  # inches at 100 dpi: panels near their native pixels
+        # Inches at 100 dpi: panels near their native pixels, and room for titles when small.
+        side = max(s["size"] / 100 + 0.3, 1.6)
         fig, axes = plt.subplots(
             len(rows),
             len(titles),
