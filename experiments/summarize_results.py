@@ -20,7 +20,13 @@ ROWS = ["l1 (%)", "PSNR (dB)", "SSIM"]
 
 def read_table(path: pathlib.Path) -> tuple[list[str], dict[str, list[str]]]:
     """(column titles, {row name: cells}) of the first Markdown table in a table.md."""
-    lines = [line for line in path.read_text().splitlines() if line.startswith("|")]
+    text = path.read_text().splitlines()
+    start = next(i for i, line in enumerate(text) if line.startswith("|"))
+    lines = []  # up to the first line that is not a table row: later tables are FID / IS
+    for line in text[start:]:
+        if not line.startswith("|"):
+            break
+        lines.append(line)
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     rows = {}
     for line in lines[2:]:

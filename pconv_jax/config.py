@@ -93,6 +93,14 @@ class TrainConfig:
     log_every: int = 50
     sample_every: int = 500  # steps between PNG grids of input / output / composite / truth
     max_seconds: float = 0.0  # stop (with a checkpoint) after this much wall time (0 = no limit)
+    # Validation on a fixed held-out set (pconv_jax/validation.py); also run at the last step.
+    eval_every: int = 0  # steps between validations (0 = none before the last step)
+    eval_at_end: bool = False  # validate at the last step even when eval_every is 0
+    eval_images: str = ""  # folder | skimage | tfds:NAME (data.eval_split); "" = data's images
+    eval_masks: str = ""  # test-mask folder; "" = generated once into workdir/validation_masks
+    eval_num_images: int = 24  # the first N images of eval_images
+    eval_masks_per_image: int = 1
+    eval_best_metric: str = "lpips"  # l1 | psnr | ssim | lpips: picks the best step (best.json)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +124,7 @@ def default() -> Config:
             ckpt_every=50,
             log_every=10,
             sample_every=25,
+            eval_at_end=True,  # prints the validation line of the last step (9 photos)
         ),
     )
 

@@ -28,6 +28,7 @@ from pconv_jax import (
     preemption,
     sharding,
     trained,
+    validation,
     vgg,
     workdir_lock,
     writers,
@@ -315,6 +316,7 @@ def _train(cfg: Config, workdir: pathlib.Path, signals: preemption.SignalFlag) -
     )
     predict_fn = jax.jit(functools.partial(predict, model=model))
     writer = writers.MetricWriter(workdir)
+    validator = validation.make_validator(cfg, workdir, model, mesh, global_batch)
     progress = writers.ProgressBar(start, cfg.train.num_steps)
     pending: list[tuple[int, dict]] = []
     last: dict = {}
@@ -398,6 +400,7 @@ def _train(cfg: Config, workdir: pathlib.Path, signals: preemption.SignalFlag) -
                 if step % cfg.train.ckpt_every == 0 or done:
                     flush(step)
                     ckpts.save(step, state.model_vars(), state.train_vars())
+                last.update(validation.maybe_validate(validator, step, done, state, writer))
                 if signalled and step < cfg.train.num_steps:  # else it simply finished
                     ckpts.wait()
                     log.info("checkpointed step %d after a preemption signal", step)

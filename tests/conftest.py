@@ -12,7 +12,10 @@ import pytest  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
-SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared"
+# PCONV_SHARED overrides the location (a git worktree elsewhere has no ../shared beside it).
+SHARED = pathlib.Path(
+    os.environ.get("PCONV_SHARED", pathlib.Path(__file__).resolve().parents[1].parent / "shared")
+)
 
 
 def shared_path(*parts: str) -> pathlib.Path:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from pconv_jax import checkpoint, cli, config, images, trained
-from pconv_jax.eval import baselines, evaluate
+from pconv_jax.eval import baselines, evaluate, lpips
 from pconv_jax.eval import tables as eval_table
 from pconv_jax.masks import protocol as masks
 from pconv_jax.masks import test_sets as mask_set
@@ -78,6 +78,8 @@ def test_table_layout_exact():
         {"bucket": 0, "border": False, "l1": 2.0, "psnr": 20.0, "ssim": 0.8, "hole_l1": None},
         {"bucket": 5, "border": True, "l1": 6.0, "psnr": 15.0, "ssim": 0.5, "hole_l1": 12.5},
     ]
+    for row, value in zip(rows, (0.1, 0.2, 0.4)):
+        row["lpips"] = value
     table = eval_table.build_table(rows, notes=["a note"])
     na = " | ".join(["n/a"] * 10)
     expected_md = (
@@ -89,6 +91,7 @@ def test_table_layout_exact():
         f"| PSNR (dB) | 25.00 | {na} | 15.00 | 21.67 |\n"
         f"| SSIM | 0.850 | {na} | 0.500 | 0.733 |\n"
         f"| hole-only l1 (%), not the paper's | 10.00 | {na} | 12.50 | 11.25 |\n"
+        f"| LPIPS (AlexNet), lower is better | 0.150 | {na} | 0.400 | 0.233 |\n"
         "| pairs | 2 | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 1 | 3 |\n"
         "\n- a note\n"
     )
@@ -100,13 +103,42 @@ def test_table_layout_exact():
         f"psnr,25.0{empty},15.0,21.666666666666668\n"
         f"ssim,0.8500000000000001{empty},0.5,0.7333333333333334\n"
         f"hole_l1,10.0{empty},12.5,11.25\n"
+        f"lpips,0.15000000000000002{empty},0.4,0.23333333333333336\n"
         "pairs,2,0,0,0,0,0,0,0,0,0,0,1,3\n"
     )
     as_json = eval_table.to_json(table)
     assert as_json["pairs"]["0N"] == 2 and as_json["metrics"]["l1"]["values"]["1N"] is None
-    assert as_json["column_titles"]["3B"] == "(0.3,0.4] B"
+    assert as_json["column_titles"]["3B"] == "(0.3,0.4] B" and as_json["buckets"] is None
     with pytest.raises(ValueError, match="bucket 6"):
         eval_table.build_table([dict(rows[0], bucket=6)])
+    # Rows written before LPIPS existed: left out of its mean, not an error.
+    old = eval_table.build_table([{k: v for k, v in r.items() if k != "lpips"} for r in rows])
+    assert old.rows[-1].values["all"] is None
+
+
+def test_pooled_bucket_table_layout_exact():
+    rows = [
+        {"bucket": 0, "border": False, "l1": 1.0, "psnr": 30.0, "ssim": 0.9, "hole_l1": 1.0},
+        {"bucket": 0, "border": True, "l1": 2.0, "psnr": 20.0, "ssim": 0.8, "hole_l1": 2.0},
+        {"bucket": 2, "border": True, "l1": 6.0, "psnr": 15.0, "ssim": 0.5, "hole_l1": 3.0},
+    ]
+    fid = {"0": 12.5, "1": None, "2": None, "3": None, "4": None, "5": None, "all": 40.0}
+    fid_row = eval_table.TableRow("fid", "FID", "{:.2f}", fid)
+    table = eval_table.build_table(rows, bucket_rows=[fid_row])
+    md = eval_table.to_markdown(table)
+    assert md.endswith(
+        "\nPer hole-ratio bucket, N and B pooled:\n\n"
+        "| metric | (0.01,0.1] | (0.1,0.2] | (0.2,0.3] | (0.3,0.4] | (0.4,0.5] | (0.5,0.6] "
+        "| all |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|\n"
+        "| FID | 12.50 | n/a | n/a | n/a | n/a | n/a | 40.00 |\n"
+        "| pairs | 2 | 0 | 1 | 0 | 0 | 0 | 3 |\n"
+    )
+    assert eval_table.to_csv(table).endswith(
+        "\n\nmetric,0,1,2,3,4,5,all\nfid,12.5,,,,,,40.0\npairs,2,0,1,0,0,0,3\n"
+    )
+    pooled = eval_table.to_json(table)["buckets"]
+    assert pooled["pairs"]["0"] == 2 and pooled["metrics"]["fid"]["values"]["all"] == 40.0
 
 
 @pytest.fixture(scope="module")
@@ -194,6 +226,8 @@ def test_each_baseline_fills_a_tiny_set(tmp_path, manifest_masks, method):
     hole = (1 - mask[..., 0]).astype(bool)
     assert rows[2]["hole_l1"] == pytest.approx(100 * err[hole].mean(), rel=1e-4)
     assert rows[2]["psnr"] == pytest.approx(-10 * np.log10((err**2).mean()), rel=1e-4)
+    want = lpips.lpips(composite[None].astype(np.float32), truth[None] / np.float32(255.0))
+    assert rows[2]["lpips"] == pytest.approx(float(want[0]), rel=1e-4)
     _check_table_is_mean_of_rows(out, rows)
     assert sorted(p.name for p in out.glob("examples_bucket*.png")) == [
         f"examples_bucket{b}.png" for b in range(6) if any(r["bucket"] == b for r in rows)
@@ -202,7 +236,7 @@ def test_each_baseline_fills_a_tiny_set(tmp_path, manifest_masks, method):
 
 def _check_table_is_mean_of_rows(out, rows):
     summary = json.loads((out / "table.json").read_text())
-    for key in ("l1", "psnr", "ssim", "hole_l1"):
+    for key in ("l1", "psnr", "ssim", "hole_l1", "lpips"):
         values = summary["metrics"][key]["values"]
         assert values["all"] == pytest.approx(np.mean([r[key] for r in rows]), rel=1e-12)
         for cell in eval_table.CELLS:
@@ -319,18 +353,19 @@ def test_fid_and_is_rows(tmp_path, manifest_masks):
     base = ["--method", "telea", "--images", "skimage", "--masks", manifest_masks, "--size", 32]
     base += ["--limit", 3, "--masks-per-image", 8]
     assert _run(*base, "--fid-weights", tmp_path / "head.npz", "--out", tmp_path / "a") == 0
-    summary = json.loads((tmp_path / "a" / "table.json").read_text())
-    fids, scores = summary["metrics"]["fid"]["values"], summary["metrics"]["is"]["values"]
-    assert all(np.isfinite(fids[c]) and np.isfinite(scores[c]) for c in eval_table.COLUMNS)
+    pooled = json.loads((tmp_path / "a" / "table.json").read_text())["buckets"]
+    fids, scores = pooled["metrics"]["fid"]["values"], pooled["metrics"]["is"]["values"]
+    assert pooled["pairs"] == {**{str(b): 4 for b in range(6)}, "all": 24}
+    assert all(np.isfinite(fids[c]) and np.isfinite(scores[c]) for c in eval_table.BUCKET_COLUMNS)
     # The "all" column recomputed from the stored per-pair features.
     features = np.stack([np.load(tmp_path / "a" / "fid" / f"{i:06d}.npy") for i in range(24)])
     assert fids["all"] == fid.fid_from_features(features[:, 1], features[:, 0], method="svd")
     logits = fid.inception_logits(fid.load_fid_inception(tmp_path / "head.npz"), features[:, 0])
     assert scores["all"] == fid.inception_score(logits, splits=1)[0]
-    cell = [r["pair"] for r in _rows(tmp_path / "a") if eval_table.cell_of(r) == "0N"]
-    assert len(cell) == 2
-    assert fids["0N"] == fid.fid_from_features(features[cell, 1], features[cell, 0], "svd")
+    bucket = [r["pair"] for r in _rows(tmp_path / "a") if r["bucket"] == 0]  # N and B pooled
+    assert len(bucket) == 4
+    assert fids["0"] == fid.fid_from_features(features[bucket, 1], features[bucket, 0], "svd")
     assert _run(*base, "--fid-weights", tmp_path / "no_head.npz", "--out", tmp_path / "b") == 0
     md = (tmp_path / "b" / "table.md").read_text()
-    assert "| IS | " + " | ".join(["n/a"] * 13) + " |" in md
+    assert "| IS | " + " | ".join(["n/a"] * 7) + " |" in md
     assert "IS: n/a, the FID weights have no classifier head" in md

@@ -33,6 +33,8 @@ def get_config() -> Config:
             batch_size_per_device=6,
             learning_rate=2e-4,
             ckpt_every=5000,
+            eval_every=5000,  # validation: the first 200 images of data.eval_split
+            eval_num_images=200,
             keep_every=50_000,
             log_every=100,
             sample_every=2000,

@@ -34,6 +34,9 @@ def get_config() -> Config:
             learning_rate=2e-4,
             compute_dtype="bfloat16",
             ckpt_every=1000,
+            eval_every=1000,  # validation: the 100 held-out photos, one fixed mask each
+            eval_images=".gpu_data/imagenet_eval",
+            eval_num_images=100,
             keep_last=2,
             log_every=100,
             sample_every=1000,

@@ -4,7 +4,8 @@ Command (one GPU; add --set data.dir=... for the Places2 "data_large" high-resol
 tfds does not provide: its `places365_small` is 256x256 only):
 
     pconv train --config experiments/configs/places2_512_stage1.py \
-        --workdir runs/places2_512_stage1 --set data.dir=/data/places2/data_large
+        --workdir runs/places2_512_stage1 --set data.dir=/data/places2/data_large \
+        --set train.eval_images=/data/places2/val_large
 
 Machine: the paper used one V100 16 GB, batch 6, ~10 days for stage 1. Not run in this repository
 (no Places2 copy here). Expected after stage 2 (places2_512_stage2.py), paper Table 1, PConv row,
@@ -25,6 +26,8 @@ def get_config() -> Config:
             batch_size_per_device=6,
             learning_rate=2e-4,
             ckpt_every=5000,
+            eval_every=5000,  # validation; set train.eval_images to a held-out folder
+            eval_num_images=200,
             keep_last=3,
             keep_every=100_000,
             log_every=100,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pconv_jax.cli.common import add_launch_args, start_processes
 from pconv_jax.eval import evaluate as evaluate_lib
+from pconv_jax.eval import report
 from pconv_jax.eval import tables as eval_table
 from pconv_jax.masks import protocol as masks
 from pconv_jax.masks import test_sets as mask_set
@@ -50,6 +51,13 @@ def cmd_evaluate(args) -> int:
     )
     print(eval_table.to_markdown(table), end="")
     print(f"wrote table.md, table.csv, table.json, results.jsonl and example grids to {args.out}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    """One Markdown page with tables, plots and figure grids of evaluations and runs."""
+    path = report.write_report(args.folders, args.out)
+    print(f"wrote {path} and its figures")
     return 0
 
 
@@ -107,3 +115,12 @@ def register(sub) -> None:
     evaluate.add_argument("--workers", type=int, help="loading/baseline threads (default: CPUs)")
     add_launch_args(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
+
+    report_cmd = sub.add_parser(
+        "report", help="a Markdown page with tables, plots and figure grids of results"
+    )
+    report_cmd.add_argument(
+        "folders", nargs="+", help="`pconv evaluate` output folders and `pconv train` runs"
+    )
+    report_cmd.add_argument("-o", "--out", required=True, help="folder for report.md and PNGs")
+    report_cmd.set_defaults(func=cmd_report)

@@ -8,7 +8,7 @@ import flax
 import jax
 
 import pconv_jax
-from pconv_jax import preemption, train, trained
+from pconv_jax import preemption, train, trained, validation
 from pconv_jax.cli.common import (
     add_checkpoint_args,
     add_config_args,
@@ -55,7 +55,12 @@ def cmd_export(args) -> int:
     """Writes a run's checkpoint as a self-contained inference .npz."""
     if not str(args.output).endswith(".npz"):
         raise UserError(f"the export is a .npz file; got output path {args.output}")
-    model = trained.load_run(args.checkpoint, args.step)
+    run, step = args.checkpoint, args.step
+    if args.best:  # the step validation rated best, kept in RUN/best/
+        if step is not None:
+            raise UserError("--best and --step exclude each other")
+        run, step = validation.best_checkpoint(run)
+    model = trained.load_run(run, step)
     path = trained.write_export(model, args.output)
     print(f"wrote {path} (step {model.step}); load it with Inpainter.from_export or --checkpoint")
     return 0
@@ -76,5 +81,8 @@ def register(sub) -> None:
 
     export = sub.add_parser("export", help="write a self-contained inference .npz")
     add_checkpoint_args(export, "training run directory")
+    export.add_argument(
+        "--best", action="store_true", help="the step validation rated best (best.json)"
+    )
     export.add_argument("output", help="the .npz file to write")
     export.set_defaults(func=cmd_export)

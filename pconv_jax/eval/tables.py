@@ -1,5 +1,8 @@
 """The paper's Table 1 from per-pair results: rows = metrics, columns = hole-ratio bucket x N/B.
 
+Metrics that need many images (FID, IS) get a second, pooled table: columns = hole-ratio bucket
+(N and B pooled) and "all", with the pair count of each column beside them.
+
 Pure functions, no I/O: `build_table` turns the per-pair rows of an evaluation (as written to
 results.jsonl) into cell means; `to_markdown`, `to_csv` and `to_json` lay the table out. Columns
 are the twelve cells "0N", "0B", ..., "5B" (bucket index 0..5 of masks.HOLE_RATIO_BUCKETS, N =
@@ -17,22 +20,25 @@ from pconv_jax.masks.protocol import HOLE_RATIO_BUCKETS
 
 CELLS = tuple(f"{b}{side}" for b in range(len(HOLE_RATIO_BUCKETS)) for side in "NB")
 COLUMNS = CELLS + ("all",)
+BUCKET_COLUMNS = tuple(str(b) for b in range(len(HOLE_RATIO_BUCKETS))) + ("all",)
 # (key in the per-pair rows, row title, Markdown number format); the paper's rows first.
 PER_PAIR_METRICS = (
     ("l1", "l1 (%)", "{:.2f}"),
     ("psnr", "PSNR (dB)", "{:.2f}"),
     ("ssim", "SSIM", "{:.3f}"),
     ("hole_l1", "hole-only l1 (%), not the paper's", "{:.2f}"),
+    ("lpips", "LPIPS (AlexNet), lower is better", "{:.3f}"),
 )
 MISSING = "n/a"
 
 
 def column_title(column: str) -> str:
-    """'3B' -> '(0.3,0.4] B'; 'all' -> 'all'."""
+    """'3B' -> '(0.3,0.4] B'; '3' (a pooled bucket) -> '(0.3,0.4]'; 'all' -> 'all'."""
     if column == "all":
         return column
-    lo, hi = HOLE_RATIO_BUCKETS[int(column[:-1])]
-    return f"({lo},{hi}] {column[-1]}"
+    side = column[-1] if column[-1] in "NB" else ""
+    lo, hi = HOLE_RATIO_BUCKETS[int(column.rstrip("NB"))]
+    return f"({lo},{hi}] {side}".rstrip()
 
 
 def cell_of(row: dict) -> str:
@@ -53,6 +59,9 @@ class Table:
     counts: dict[str, int]  # column -> number of pairs
     rows: tuple[TableRow, ...]
     notes: tuple[str, ...] = ()
+    # The pooled table: rows over BUCKET_COLUMNS, and the pairs of each of those columns.
+    bucket_rows: tuple[TableRow, ...] = ()
+    bucket_counts: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 def _mean(values: list) -> float | None:
@@ -60,15 +69,17 @@ def _mean(values: list) -> float | None:
     return sum(finite) / len(finite) if finite else None
 
 
-def build_table(rows: list[dict], extra_rows=(), notes=()) -> Table:
+def build_table(rows: list[dict], extra_rows=(), notes=(), bucket_rows=()) -> Table:
     """Cell means of the per-pair metrics.
 
     Args:
       rows: per-pair dicts with `bucket` (0..5), `border` (bool) and the keys of
-        PER_PAIR_METRICS (floats; `hole_l1` may be None or NaN for a pair without hole,
-        which is left out of that mean).
-      extra_rows: further TableRows computed per column elsewhere (FID, IS).
+        PER_PAIR_METRICS (floats; a value may be None or NaN, e.g. `hole_l1` of a pair without
+        hole, or absent, e.g. `lpips` of results written before it existed: such values are
+        left out of that mean).
+      extra_rows: further TableRows over COLUMNS computed elsewhere.
       notes: lines printed under the table.
+      bucket_rows: TableRows over BUCKET_COLUMNS (N and B pooled) computed elsewhere (FID, IS).
 
     Returns:
       A Table whose values are arithmetic means over the pairs of each cell (and of all
@@ -82,25 +93,38 @@ def build_table(rows: list[dict], extra_rows=(), notes=()) -> Table:
         by_column[cell].append(row)
         by_column["all"].append(row)
     table_rows = tuple(
-        TableRow(key, title, fmt, {c: _mean([r[key] for r in by_column[c]]) for c in COLUMNS})
+        TableRow(key, title, fmt, {c: _mean([r.get(key) for r in by_column[c]]) for c in COLUMNS})
         for key, title, fmt in PER_PAIR_METRICS
     )
     counts = {c: len(by_column[c]) for c in COLUMNS}
-    return Table(counts, table_rows + tuple(extra_rows), tuple(notes))
+    bucket_counts = {b: counts[f"{b}N"] + counts[f"{b}B"] for b in BUCKET_COLUMNS[:-1]}
+    bucket_counts["all"] = counts["all"]
+    return Table(
+        counts, table_rows + tuple(extra_rows), tuple(notes), tuple(bucket_rows), bucket_counts
+    )
 
 
-def _cells(row: TableRow) -> list[str]:
-    return [MISSING if row.values[c] is None else row.fmt.format(row.values[c]) for c in COLUMNS]
+def _cells(row: TableRow, columns=COLUMNS) -> list[str]:
+    return [MISSING if row.values[c] is None else row.fmt.format(row.values[c]) for c in columns]
+
+
+def _markdown_block(rows, counts: dict, columns) -> list[str]:
+    lines = [
+        "| metric | " + " | ".join(column_title(c) for c in columns) + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
+    lines += [f"| {row.title} | " + " | ".join(_cells(row, columns)) + " |" for row in rows]
+    lines.append("| pairs | " + " | ".join(str(counts[c]) for c in columns) + " |")
+    return lines
 
 
 def to_markdown(table: Table) -> str:
-    """A Markdown table (one line per metric, then `pairs`), followed by the notes."""
-    lines = [
-        "| metric | " + " | ".join(column_title(c) for c in COLUMNS) + " |",
-        "|---|" + "---:|" * len(COLUMNS),
-    ]
-    lines += [f"| {row.title} | " + " | ".join(_cells(row)) + " |" for row in table.rows]
-    lines.append("| pairs | " + " | ".join(str(table.counts[c]) for c in COLUMNS) + " |")
+    """A Markdown table (one line per metric, then `pairs`), the pooled per-bucket table if
+    any, then the notes."""
+    lines = _markdown_block(table.rows, table.counts, COLUMNS)
+    if table.bucket_rows:
+        lines += ["", "Per hole-ratio bucket, N and B pooled:", ""]
+        lines += _markdown_block(table.bucket_rows, table.bucket_counts, BUCKET_COLUMNS)
     if table.notes:
         lines.append("")
         lines += [f"- {note}" for note in table.notes]
@@ -109,29 +133,42 @@ def to_markdown(table: Table) -> str:
 
 def to_csv(table: Table) -> str:
     """CSV: header `metric,0N,0B,...,5B,all`, one line per metric key (full precision, empty
-    where there is no value), then `pairs`."""
+    where there is no value), then `pairs`; with a pooled table, an empty line, then the same
+    layout with header `metric,0,1,...,5,all`."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["metric", *COLUMNS])
-    for row in table.rows:
-        writer.writerow(
-            [row.key, *("" if row.values[c] is None else row.values[c] for c in COLUMNS)]
-        )
-    writer.writerow(["pairs", *(table.counts[c] for c in COLUMNS)])
+    blocks = [(table.rows, table.counts, COLUMNS)]
+    if table.bucket_rows:
+        blocks.append((table.bucket_rows, table.bucket_counts, BUCKET_COLUMNS))
+    for n, (rows, counts, columns) in enumerate(blocks):
+        if n:
+            buffer.write("\n")
+        writer.writerow(["metric", *columns])
+        for row in rows:
+            writer.writerow(
+                [row.key, *("" if row.values[c] is None else row.values[c] for c in columns)]
+            )
+        writer.writerow(["pairs", *(counts[c] for c in columns)])
     return buffer.getvalue()
 
 
 def to_json(table: Table) -> dict:
     """A JSON-ready dict: columns, their titles, pair counts, metrics {key: {title, values}},
-    notes."""
+    notes, and `buckets` (the pooled table in the same layout, or None)."""
+
+    def block(rows, counts, columns):
+        return {
+            "columns": list(columns),
+            "column_titles": {c: column_title(c) for c in columns},
+            "pairs": dict(counts),
+            "metrics": {r.key: {"title": r.title, "values": dict(r.values)} for r in rows},
+        }
+
+    pooled = table.bucket_rows and block(table.bucket_rows, table.bucket_counts, BUCKET_COLUMNS)
     return {
-        "columns": list(COLUMNS),
-        "column_titles": {c: column_title(c) for c in COLUMNS},
-        "pairs": dict(table.counts),
-        "metrics": {
-            row.key: {"title": row.title, "values": dict(row.values)} for row in table.rows
-        },
+        **block(table.rows, table.counts, COLUMNS),
         "notes": list(table.notes),
+        "buckets": pooled or None,
     }
 
 
@@ -144,4 +181,6 @@ def protocol_notes(settings: dict) -> list[str]:
         "metrics on the composite truth*mask + clip(output)*(1-mask); l1/PSNR/SSIM over the "
         "whole image as the paper; hole-only l1 = mean over hole pixels (mmagic's 'l1 error')",
         "PSNR capped at 100 dB per image",
+        "LPIPS: v0.1 AlexNet-lin distance (Zhang et al. 2018) of composite vs truth, inputs "
+        "mapped to [-1, 1]; n/a below 32 px",
     ]
