@@ -151,7 +151,17 @@ def _cmd_inpaint(args) -> int:
 
 
 def _cmd_export(args) -> int:
-    """Writes a run's checkpoint as a self-contained inference .npz."""
+    """Writes a run's checkpoint as a self-contained inference .npz or .onnx file."""
+    if args.format == "onnx":
+        try:
+            from pconv_jax.onnx_export import export_onnx
+
+            path, step = export_onnx(args.checkpoint, args.output, step=args.step)
+        except ImportError as e:
+            print(f"pconv export: error: {e}; pip install 'pconv_jax[onnx]'", file=sys.stderr)
+            return 2
+        print(f"wrote {path} (step {step}); run it with onnxruntime or --checkpoint {path}")
+        return 0
     from pconv_jax.export import export_npz
 
     path, step = export_npz(args.checkpoint, args.output, step=args.step)
@@ -299,7 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
         "inpaint", help="fill the holes of IMAGE given MASK, or of every image in a folder"
     )
     inpaint.add_argument(
-        "--checkpoint", required=True, help="training run directory, or a `pconv export` .npz"
+        "--checkpoint",
+        required=True,
+        help="training run directory, or a `pconv export` .npz or .onnx",
     )
     inpaint.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
     inpaint.add_argument("image", nargs="?", help="image file (single mode)")
@@ -332,10 +344,16 @@ def build_parser() -> argparse.ArgumentParser:
     inpaint.add_argument("--no-progress", action="store_true", help="no progress bar")
     inpaint.set_defaults(func=_cmd_inpaint)
 
-    export = sub.add_parser("export", help="write a self-contained inference .npz")
+    export = sub.add_parser("export", help="write a self-contained inference .npz or .onnx")
     export.add_argument("--checkpoint", required=True, help="training run directory")
     export.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
-    export.add_argument("output", help="the .npz file to write")
+    export.add_argument(
+        "--format",
+        choices=("npz", "onnx"),
+        default="npz",
+        help="npz (JAX, default) or onnx (dynamic batch and size, for onnxruntime)",
+    )
+    export.add_argument("output", help="the .npz or .onnx file to write")
     export.set_defaults(func=_cmd_export)
 
     upscale = sub.add_parser(

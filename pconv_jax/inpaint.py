@@ -106,6 +106,7 @@ class Inpainter:
             raise ValueError(
                 f"batch_size={self.batch_size} is not a multiple of the {self.mesh.size} devices"
             )
+        self.batch_unit = self.mesh.size  # the batch of a pass is a multiple of this
         self.train_size = train_size
         self.strategy = _check_strategy(strategy, train_size)
         self.variables = jax.device_put(variables, sharding.replicated(mesh=self.mesh))
@@ -129,7 +130,14 @@ class Inpainter:
 
     @classmethod
     def from_export(cls, path: str | pathlib.Path, dtype=None, **kw):
-        """An Inpainter for a `pconv export` .npz file (no orbax or training code needed)."""
+        """An Inpainter for a `pconv export` .npz file (no orbax or training code needed), or
+        for an .onnx export, run by onnxruntime (`onnx_runtime.OnnxInpainter`, no JAX)."""
+        if pathlib.Path(path).suffix.lower() == ".onnx":
+            from pconv_jax.onnx_runtime import OnnxInpainter
+
+            if dtype is not None:
+                raise ValueError("dtype applies to JAX models; an .onnx export runs in float32")
+            return OnnxInpainter(path, **kw)
         from pconv_jax.export import load_export
 
         cfg, model, variables = load_export(path, dtype=dtype)
@@ -211,9 +219,18 @@ class Inpainter:
         else:
             item.net_image, item.net_known = image, item.known
 
+    def _apply(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The raw network output [B,h,w,3] float32 for a padded batch (image [B,h,w,3], mask
+        [B,h,w,1]); B is a multiple of the device count. `OnnxInpainter` overrides it."""
+        batched = sharding.batch_sharded(self.mesh)
+        return np.asarray(
+            self._forward(
+                self.variables, jax.device_put(image, batched), jax.device_put(mask, batched)
+            )
+        )
+
     def _run(self, chunk: list[_Item], shape: tuple[int, int]) -> list[np.ndarray]:
-        devices = self.mesh.size
-        padded = devices
+        padded = self.batch_unit
         while padded < len(chunk):
             padded *= 2
         padded = min(padded, self.batch_size)
@@ -223,12 +240,7 @@ class Inpainter:
             h, w = item.net_known.shape
             image[j, :h, :w] = item.net_image
             mask[j, :h, :w, 0] = item.net_known
-        batched = sharding.batch_sharded(self.mesh)
-        output = np.asarray(
-            self._forward(
-                self.variables, jax.device_put(image, batched), jax.device_put(mask, batched)
-            )
-        )
+        output = self._apply(image, mask)
         return [
             output[j, : it.net_known.shape[0], : it.net_known.shape[1]]
             for j, it in enumerate(chunk)
