@@ -169,6 +169,25 @@ def _cmd_export(args) -> int:
     return 0
 
 
+def _cmd_serve(args) -> int:
+    """Starts the inpainting web page and its `inpaint` API (Gradio) for one model."""
+    from pconv_jax import serve
+
+    try:
+        serve.import_gradio()
+    except ImportError as e:
+        print(f"pconv serve: error: {e}", file=sys.stderr)
+        return 2
+    serve.serve(
+        args.checkpoint,
+        host=args.host,
+        port=args.port,
+        max_side=args.max_side,
+        strategy=args.strategy,
+    )
+    return 0
+
+
 def _cmd_upscale(args) -> int:
     """Super-resolves IMAGE by --factor with a model trained on SR canvases (paper Sec. 5.2)."""
     import pathlib
@@ -355,6 +374,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("output", help="the .npz or .onnx file to write")
     export.set_defaults(func=_cmd_export)
+
+    serve = sub.add_parser("serve", help="web page to paint holes and fill them (Gradio)")
+    serve.add_argument(
+        "--checkpoint", required=True, help="training run directory, or an export .npz/.onnx"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    serve.add_argument(
+        "--max-side", type=int, default=4096, help="largest accepted long side in px (4096)"
+    )
+    serve.add_argument(
+        "--strategy",
+        choices=("full", "downscale", "crop"),
+        default="full",
+        help="default strategy of the page and of the `inpaint` API (default full)",
+    )
+    serve.set_defaults(func=_cmd_serve)
 
     upscale = sub.add_parser(
         "upscale", help="super-resolve IMAGE by --factor with a super-resolution checkpoint"
