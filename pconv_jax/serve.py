@@ -173,7 +173,9 @@ def build_app(app: App):
                 strategy = gr.Radio(
                     list(STRATEGIES), value=app.inpainter.strategy, label="Strategy"
                 )
-                telea = gr.Checkbox(False, label="Also fill with Telea (OpenCV) to compare")
+                telea = gr.Checkbox(
+                    False, label="Also fill with Telea (OpenCV) to compare", elem_id="use-telea"
+                )
                 button = gr.Button("Inpaint", variant="primary", elem_id="inpaint-button")
             with gr.Column():
                 compare = gr.ImageSlider(

@@ -1,10 +1,13 @@
 """`pconv serve`: request handlers, the `inpaint` API through gradio_client, a real browser."""
 
+import io
 import os
 import pathlib
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -131,3 +134,79 @@ def test_inpaint_endpoint_with_gradio_client(server, tmp_path):
     assert result.shape == photo.shape
     np.testing.assert_array_equal(result[~hole], photo[~hole])
     assert (result[hole] != photo[hole]).any()
+
+
+def _chromium():
+    """A headless Chromium driven by Debian's chromedriver; fails in CI when they are absent."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if not browser or not driver:
+        message = "Chromium and chromedriver are needed: apt-get install chromium chromium-driver"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from selenium import webdriver
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,1150",
+        f"--user-data-dir={tempfile.mkdtemp(prefix='pconv_chromium_')}",
+    ):
+        options.add_argument(flag)
+    return webdriver.Chrome(options=options, service=webdriver.ChromeService(driver))
+
+
+@pytest.mark.slow
+def test_browser_paint_a_stroke_and_inpaint(server, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    photo = np.asarray(Image.open(ROOT / "pconv_jax/serve_examples/kodak23.jpg").convert("RGB"))
+    save_png(photo, tmp_path / "photo.png")
+    height, width = photo.shape[:2]
+    browser = _chromium()
+    try:
+        browser.get(server)
+        wait = WebDriverWait(browser, 90)
+        upload = wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "#editor input[type=file]"))
+        upload.send_keys(str(tmp_path / "photo.png"))
+        # After an upload the editor shows the photo centred on its canvas with the brush active.
+        wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "#editor button[aria-label=Brush]"))
+        time.sleep(2)
+        canvas = next(
+            c for c in browser.find_elements(By.CSS_SELECTOR, "#editor canvas") if c.is_displayed()
+        )
+        stroke = ActionChains(browser).move_to_element_with_offset(canvas, -60, 0).click_and_hold()
+        for dx, dy in ((30, 4), (30, -4), (30, 4), (30, -4)):
+            stroke = stroke.move_by_offset(dx, dy)
+        stroke.release().perform()
+        browser.find_element(By.CSS_SELECTOR, "#use-telea input[type=checkbox]").click()
+        browser.find_element(By.ID, "inpaint-button").click()
+        link = wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "#result-file a[href]"))
+        with urllib.request.urlopen(link.get_attribute("href"), timeout=30) as response:
+            result = np.asarray(Image.open(io.BytesIO(response.read())).convert("RGB"))
+        wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "#telea img"))
+        time.sleep(1)
+        shot = os.environ.get("PCONV_SCREENSHOT") or str(tmp_path / "page.png")
+        browser.save_screenshot(shot)
+    finally:
+        browser.quit()
+    assert result.shape == photo.shape
+    changed = (result != photo).any(-1)
+    # The stroke runs 120 CSS px through the canvas centre; whatever the zoom (about 1x here)
+    # and the brush width, it lies within this band around the photo's centre.
+    band = np.zeros_like(changed)
+    band[height // 2 - 50 : height // 2 + 50, width // 2 - 130 : width // 2 + 130] = True
+    np.testing.assert_array_equal(result[~band], photo[~band])  # outside: bit for bit
+    assert changed[height // 2 - 3 : height // 2 + 3, width // 2 - 40 : width // 2 + 40].all()
+    assert 0.01 < changed.mean() < 0.3
