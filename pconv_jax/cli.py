@@ -354,10 +354,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     inpaint.add_argument(
         "--strategy",
-        choices=("full", "downscale"),
+        choices=("full", "downscale", "crop"),
         default="full",
-        help="large images: run at full resolution, or at the training size and upsample the "
-        "fill (default full)",
+        help="large images: run at full resolution, at the training size and upsample the fill, "
+        "or on a training-size crop around each group of holes (default full)",
     )
     inpaint.add_argument("--batch-size", type=int, help="images per pass (default: one/device)")
     inpaint.add_argument("--no-progress", action="store_true", help="no progress bar")

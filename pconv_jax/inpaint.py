@@ -25,9 +25,10 @@ import numpy as np
 from PIL import Image
 
 from pconv_jax import sharding
+from pconv_jax.crop_strategy import crop_inpaint
 from pconv_jax.writers import to_uint8
 
-STRATEGIES = ("full", "downscale")
+STRATEGIES = ("full", "downscale", "crop")
 
 
 class NoHoleWarning(UserWarning):
@@ -67,6 +68,9 @@ class Inpainter:
         (bicubic) and use it only inside the holes. Bounded memory and holes at the scale the
         model was trained on, but the fill is as blurry as the upsampling; known pixels are still
         returned exactly. Images not larger than `train_size` run at full resolution either way.
+      'crop': each group of holes is filled on a square crop around it, run at `train_size`
+        (native resolution for holes up to train_size/2), and pasted back; groups too large for
+        a crop fall back to 'downscale' (the rule: `crop_strategy`).
     """
 
     def __init__(
@@ -90,7 +94,8 @@ class Inpainter:
           batch_size: images per forward pass, a multiple of the device count (default: one
             per device).
           train_size: training resolution in pixels, used by strategy='downscale'.
-          strategy: 'full' or 'downscale' (see the class docstring); callers may override it.
+          strategy: 'full', 'downscale' or 'crop' (see the class docstring); callers may
+            override it.
           devices: devices to run on (default `jax.local_devices()`).
         """
         self.model = model
@@ -156,7 +161,7 @@ class Inpainter:
             [N,H,W,3].
           masks: matching [H,W] or [H,W,1] (list, or [N,H,W(,1)] array), bool or 0/1 numbers,
             1 = known, 0 = hole.
-          strategy: 'full' or 'downscale' for this call (default: the Inpainter's).
+          strategy: 'full', 'downscale' or 'crop' for this call (default: the Inpainter's).
           composite: True (default): known pixels are returned as given. False: the network's
             output everywhere, known pixels included (strategy 'full' only; a mask without hole
             is run too). Super-resolution uses it, where the known value is not the truth.
@@ -187,6 +192,9 @@ class Inpainter:
                     stacklevel=2,
                 )
                 results[item.index] = item.image.copy()
+                continue
+            if strategy == "crop" and max(item.known.shape) > self.train_size:
+                results[item.index] = crop_inpaint(self, item.image, item.known)
                 continue
             self._prepare(item, strategy)
             h, w = item.net_known.shape
@@ -250,8 +258,10 @@ class Inpainter:
 def _check_strategy(strategy: str, train_size: int | None) -> str:
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
-    if strategy == "downscale" and not train_size:
-        raise ValueError("strategy='downscale' needs train_size (the model's training resolution)")
+    if strategy in ("downscale", "crop") and not train_size:
+        raise ValueError(
+            f"strategy={strategy!r} needs train_size (the model's training resolution)"
+        )
     return strategy
 
 
