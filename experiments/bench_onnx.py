@@ -82,7 +82,11 @@ def main() -> None:
     )
     diff = float(np.abs(ort_out - jax_out).max())
     print(f"{args.side}x{args.side} batch 1, num_layers={args.num_layers}, ONNX {size_mb:.0f} MiB")
-    print(f"jax {jax.__version__}, onnxruntime {onnxruntime.__version__}, max |diff| {diff:.2e}")
+    scale = float(np.abs(jax_out).max())
+    print(
+        f"jax {jax.__version__}, onnxruntime {onnxruntime.__version__}; max |diff| {diff:.2e} "
+        f"for outputs up to {scale:.3g} in magnitude"
+    )
     print("| runtime | wall ms (median) | CPU ms (median) |")
     print("|---|---:|---:|")
     print(f"| JAX (jit, XLA CPU) | {jax_wall * 1e3:.0f} | {jax_cpu * 1e3:.0f} |")

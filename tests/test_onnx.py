@@ -83,3 +83,33 @@ def test_onnx_export_errors(run_dir, tmp_path):
     (tmp_path / "bad.onnx").write_bytes(b"not a model")
     with pytest.raises(ValueError, match="cannot read"):
         Inpainter.from_export(tmp_path / "bad.onnx")
+
+
+def test_conv_baseline_exports_too(tmp_path):
+    """The paper's Conv baseline (partial=False, holes filled with the ImageNet mean)."""
+    import jax.numpy as jnp
+
+    from pconv_jax import config
+    from pconv_jax.model import build_model
+    from pconv_jax.onnx_export import build_onnx
+
+    cfg = config.Config(model=config.ModelConfig(num_layers=4, partial=False))
+    model = build_model(cfg.model)
+    shapes = jax.eval_shape(
+        lambda: model.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)), jnp.ones((1, 16, 16, 1)))
+    )
+    rng = np.random.default_rng(0)
+
+    def draw(path, x):  # BN variances positive, everything else small normal values
+        if path[-1].key == "var":
+            return rng.uniform(0.5, 1.5, x.shape).astype(np.float32)
+        return rng.normal(0, 0.2, x.shape).astype(np.float32)
+
+    variables = jax.tree_util.tree_map_with_path(draw, shapes)
+    image, mask = _photos_and_masks((64, 96))
+    expected = np.asarray(jax.jit(model.apply)(variables, image, mask))
+    session = onnxruntime.InferenceSession(
+        build_onnx(cfg, variables).SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    (got,) = session.run(["output"], {"image": image, "mask": mask})
+    assert np.abs(got - expected).max() <= 1e-4 * max(1.0, float(np.abs(expected).max()))

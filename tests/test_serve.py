@@ -50,6 +50,9 @@ def test_page_handler_fills_painted_hole_and_keeps_known_pixels(app):
     assert (result[hole] != photo[hole]).any()
     np.testing.assert_array_equal(telea[~hole], photo[~hole])
     assert f"{int(hole.sum())} hole pixels" in note
+    compiled = app.inpainter.num_compilations
+    app.inpaint_page({"background": photo, "layers": [layer[::-1]]}, None, "full", False)
+    assert app.inpainter.num_compilations == compiled  # same size: same bucket, no new trace
 
 
 def test_uploaded_mask_joins_the_painted_hole(app, tmp_path):
@@ -77,6 +80,14 @@ def test_blocks_declare_the_inpaint_api(app):
     blocks = build_app(app)
     names = [d.api_name for d in blocks.fns.values()]
     assert "inpaint" in names
+
+
+def test_serve_without_gradio_says_how_to_install(monkeypatch, capsys, run_dir):
+    from pconv_jax import cli
+
+    monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio -> ImportError
+    assert cli.main(["serve", "--checkpoint", str(run_dir)]) == 2
+    assert "pip install 'pconv_jax[serve]'" in capsys.readouterr().err
 
 
 def _free_port() -> int:
@@ -134,6 +145,33 @@ def test_inpaint_endpoint_with_gradio_client(server, tmp_path):
     assert result.shape == photo.shape
     np.testing.assert_array_equal(result[~hole], photo[~hole])
     assert (result[hole] != photo[hole]).any()
+
+    # Concurrent users: three jobs at once are queued and all answered, identically.
+    jobs = [
+        client.submit(
+            handle_file(str(tmp_path / "photo.png")),
+            handle_file(str(tmp_path / "mask.png")),
+            api_name="/inpaint",
+        )
+        for _ in range(3)
+    ]
+    for job in jobs:
+        np.testing.assert_array_equal(np.asarray(Image.open(job.result(timeout=120))), result)
+
+    # Too large: a clear message, and the server keeps serving.
+    save_png(np.zeros((10, 1025, 3), np.uint8), tmp_path / "wide.png")
+    save_png(np.zeros((10, 1025), np.uint8), tmp_path / "wide_mask.png")
+    with pytest.raises(Exception, match="at most 1024 px on the long side"):
+        client.predict(
+            handle_file(str(tmp_path / "wide.png")),
+            handle_file(str(tmp_path / "wide_mask.png")),
+            api_name="/inpaint",
+        )
+    assert client.predict(
+        handle_file(str(tmp_path / "photo.png")),
+        handle_file(str(tmp_path / "mask.png")),
+        api_name="/inpaint",
+    )
 
 
 def _chromium():
