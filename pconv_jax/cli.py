@@ -160,7 +160,8 @@ def _cmd_export(args) -> int:
         except ImportError as e:
             print(f"pconv export: error: {e}; pip install 'pconv_jax[onnx]'", file=sys.stderr)
             return 2
-        print(f"wrote {path} (step {step}); run it with onnxruntime or --checkpoint {path}")
+        origin = "" if step is None else f" (step {step})"
+        print(f"wrote {path}{origin}; run it with onnxruntime or --checkpoint {path}")
         return 0
     from pconv_jax.export import export_npz
 

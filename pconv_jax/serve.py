@@ -16,6 +16,7 @@ otherwise. Gradio is an optional dependency: `pip install 'pconv_jax[serve]'`.
 
 from __future__ import annotations
 
+import os
 import pathlib
 import tempfile
 import uuid
@@ -33,7 +34,9 @@ NO_HOLE_NOTE = "The mask has no hole: the image is returned unchanged. Paint ove
 
 
 def import_gradio():
-    """The gradio module, or ImportError saying how to install it."""
+    """The gradio module (usage analytics off unless the user turned them on), or ImportError
+    saying how to install it."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     try:
         import gradio
     except ImportError as e:

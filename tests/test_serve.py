@@ -241,8 +241,9 @@ def test_browser_paint_a_stroke_and_inpaint(server, tmp_path):
         browser.quit()
     assert result.shape == photo.shape
     changed = (result != photo).any(-1)
-    # The stroke runs 120 CSS px through the canvas centre; whatever the zoom (about 1x here)
-    # and the brush width, it lies within this band around the photo's centre.
+    # The stroke runs 120 CSS px through the canvas centre, where the editor centres the photo
+    # (at this window size it shows the 384x256 photo at 113%); with the brush's width it lies
+    # within this band around the photo's centre, and covers the band's middle.
     band = np.zeros_like(changed)
     band[height // 2 - 50 : height // 2 + 50, width // 2 - 130 : width // 2 + 130] = True
     np.testing.assert_array_equal(result[~band], photo[~band])  # outside: bit for bit
