@@ -25,10 +25,11 @@ import numpy as np
 from PIL import Image
 
 from pconv_jax import sharding, trained
+from pconv_jax.crop_strategy import crop_inpaint
 from pconv_jax.errors import UserError
 from pconv_jax.writers import to_uint8
 
-STRATEGIES = ("full", "downscale")
+STRATEGIES = ("full", "downscale", "crop")
 
 
 class NoHoleWarning(UserWarning):
@@ -68,6 +69,9 @@ class Inpainter:
         (bicubic) and use it only inside the holes. Bounded memory and holes at the scale the
         model was trained on, but the fill is as blurry as the upsampling; known pixels are still
         returned exactly. Images not larger than `train_size` run at full resolution either way.
+      'crop': each group of holes is filled on a square crop around it, run at `train_size`
+        (native resolution for holes up to train_size/2), and pasted back; groups too large for
+        a crop fall back to 'downscale' (the rule: `crop_strategy`).
     """
 
     def __init__(
@@ -91,7 +95,8 @@ class Inpainter:
           batch_size: images per forward pass, a multiple of the device count (default: one
             per device).
           train_size: training resolution in pixels, used by strategy='downscale'.
-          strategy: 'full' or 'downscale' (see the class docstring); callers may override it.
+          strategy: 'full', 'downscale' or 'crop' (see the class docstring); callers may
+            override it.
           devices: devices to run on (default `jax.local_devices()`).
         """
         self.model = model
@@ -107,6 +112,7 @@ class Inpainter:
             raise UserError(
                 f"batch_size={self.batch_size} is not a multiple of the {self.mesh.size} devices"
             )
+        self.batch_unit = self.mesh.size  # the batch of a pass is a multiple of this
         self.train_size = train_size
         self.strategy = _check_strategy(strategy, train_size)
         self.variables = jax.device_put(variables, sharding.replicated(mesh=self.mesh))
@@ -127,8 +133,25 @@ class Inpainter:
 
     @classmethod
     def from_export(cls, path: str | pathlib.Path, dtype=None, **kw):
-        """An Inpainter for a `pconv export` .npz file (no orbax or training code needed)."""
+        """An Inpainter for a `pconv export` .npz file (no orbax or training code needed), or
+        for an .onnx export, run by onnxruntime (`onnx_runtime.OnnxInpainter`, no JAX)."""
+        if pathlib.Path(path).suffix.lower() == ".onnx":
+            from pconv_jax.onnx_runtime import OnnxInpainter
+
+            if dtype is not None:
+                raise UserError("dtype applies to JAX models; an .onnx export runs in float32")
+            return OnnxInpainter(path, **kw)
         return cls.from_trained(trained.load_export(path, dtype), **kw)
+
+    @classmethod
+    def load(cls, path: str | pathlib.Path, step: int | None = None, dtype=None, **kw):
+        """Any trained model: a run directory (`step`, default the latest), a .npz export, or an
+        .onnx export (run by onnxruntime, no JAX)."""
+        if pathlib.Path(path).suffix.lower() == ".onnx":
+            if step is not None:
+                raise UserError("a step applies to a run directory, not to an .onnx export")
+            return cls.from_export(path, dtype, **kw)
+        return cls.from_trained(trained.load(path, step, dtype), **kw)
 
     @classmethod
     def from_trained(cls, model: trained.TrainedModel, **kw):
@@ -149,7 +172,7 @@ class Inpainter:
             [N,H,W,3].
           masks: matching [H,W] or [H,W,1] (list, or [N,H,W(,1)] array), bool or 0/1 numbers,
             1 = known, 0 = hole.
-          strategy: 'full' or 'downscale' for this call (default: the Inpainter's).
+          strategy: 'full', 'downscale' or 'crop' for this call (default: the Inpainter's).
           composite: True (default): known pixels are returned as given. False: the network's
             output everywhere, known pixels included (strategy 'full' only; a mask without hole
             is run too). Super-resolution uses it, where the known value is not the truth.
@@ -180,6 +203,9 @@ class Inpainter:
                     stacklevel=2,
                 )
                 results[item.index] = item.image.copy()
+                continue
+            if strategy == "crop" and max(item.known.shape) > self.train_size:
+                results[item.index] = crop_inpaint(self, item.image, item.known)
                 continue
             self._prepare(item, strategy)
             h, w = item.net_known.shape
@@ -212,9 +238,18 @@ class Inpainter:
         else:
             item.net_image, item.net_known = image, item.known
 
+    def _apply(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The raw network output [B,h,w,3] float32 for a padded batch (image [B,h,w,3], mask
+        [B,h,w,1]); B is a multiple of the device count. `OnnxInpainter` overrides it."""
+        batched = sharding.batch_sharded(self.mesh)
+        return np.asarray(
+            self._forward(
+                self.variables, jax.device_put(image, batched), jax.device_put(mask, batched)
+            )
+        )
+
     def _run(self, chunk: list[_Item], shape: tuple[int, int]) -> list[np.ndarray]:
-        devices = self.mesh.size
-        padded = devices
+        padded = self.batch_unit
         while padded < len(chunk):
             padded *= 2
         padded = min(padded, self.batch_size)
@@ -224,12 +259,7 @@ class Inpainter:
             h, w = item.net_known.shape
             image[j, :h, :w] = item.net_image
             mask[j, :h, :w, 0] = item.net_known
-        batched = sharding.batch_sharded(self.mesh)
-        output = np.asarray(
-            self._forward(
-                self.variables, jax.device_put(image, batched), jax.device_put(mask, batched)
-            )
-        )
+        output = self._apply(image, mask)
         return [
             output[j, : it.net_known.shape[0], : it.net_known.shape[1]]
             for j, it in enumerate(chunk)
@@ -239,8 +269,8 @@ class Inpainter:
 def _check_strategy(strategy: str, train_size: int | None) -> str:
     if strategy not in STRATEGIES:
         raise UserError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
-    if strategy == "downscale" and not train_size:
-        raise UserError("strategy='downscale' needs train_size (the model's training resolution)")
+    if strategy in ("downscale", "crop") and not train_size:
+        raise UserError(f"strategy={strategy!r} needs train_size (the model's training resolution)")
     return strategy
 
 

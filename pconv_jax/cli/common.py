@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from pconv_jax import config, distributed, trained
+from pconv_jax import config, distributed
 from pconv_jax.errors import UserError
 from pconv_jax.inpaint import Inpainter
 
@@ -34,7 +34,7 @@ def add_checkpoint_args(parser: argparse.ArgumentParser, what: str) -> None:
 def load_inpainter(args) -> Inpainter:
     """--checkpoint (run directory or export) and --step, --strategy, --batch-size."""
     options = dict(strategy=args.strategy, batch_size=args.batch_size)
-    return Inpainter.from_trained(trained.load(args.checkpoint, args.step), **options)
+    return Inpainter.load(args.checkpoint, args.step, **options)
 
 
 def add_launch_args(parser: argparse.ArgumentParser) -> None:

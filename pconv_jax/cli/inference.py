@@ -10,9 +10,10 @@ from pconv_jax import inpaint_files, superres
 from pconv_jax.cli.common import add_checkpoint_args, load_inpainter
 from pconv_jax.errors import UserError
 from pconv_jax.images import read_image
+from pconv_jax.inpaint import STRATEGIES
 from pconv_jax.writers import save_png
 
-CHECKPOINT_HELP = "training run directory, or a `pconv export` .npz"
+CHECKPOINT_HELP = "training run directory, or a `pconv export` .npz or .onnx"
 
 
 def cmd_inpaint(args) -> int:
@@ -73,6 +74,24 @@ def cmd_upscale(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    """Starts the inpainting web page and its `inpaint` API (Gradio) for one model."""
+    from pconv_jax import serve  # optional extra: gradio
+
+    try:
+        serve.import_gradio()
+    except ImportError as e:
+        raise UserError(str(e)) from e
+    serve.serve(
+        args.checkpoint,
+        host=args.host,
+        port=args.port,
+        max_side=args.max_side,
+        strategy=args.strategy,
+    )
+    return 0
+
+
 def register(sub) -> None:
     inpaint = sub.add_parser(
         "inpaint", help="fill the holes of IMAGE given MASK, or of every image in a folder"
@@ -99,10 +118,10 @@ def register(sub) -> None:
     )
     inpaint.add_argument(
         "--strategy",
-        choices=("full", "downscale"),
+        choices=STRATEGIES,
         default="full",
-        help="large images: run at full resolution, or at the training size and upsample the "
-        "fill (default full)",
+        help="large images: run at full resolution, at the training size and upsample the fill, "
+        "or on a training-size crop around each group of holes (default full)",
     )
     inpaint.add_argument("--batch-size", type=int, help="images per pass (default: one/device)")
     inpaint.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -125,3 +144,18 @@ def register(sub) -> None:
         "the low-res pixels exactly, as the paper)",
     )
     upscale.set_defaults(func=cmd_upscale)
+
+    serve = sub.add_parser("serve", help="web page to paint holes and fill them (Gradio)")
+    serve.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    serve.add_argument(
+        "--max-side", type=int, default=4096, help="largest accepted long side in px (4096)"
+    )
+    serve.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="full",
+        help="default strategy of the page and of the `inpaint` API (default full)",
+    )
+    serve.set_defaults(func=cmd_serve)

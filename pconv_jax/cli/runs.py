@@ -8,7 +8,7 @@ import flax
 import jax
 
 import pconv_jax
-from pconv_jax import preemption, train, trained, validation
+from pconv_jax import onnx_export, preemption, train, trained, validation
 from pconv_jax.cli.common import (
     add_checkpoint_args,
     add_config_args,
@@ -52,14 +52,22 @@ def cmd_train(args) -> int:
 
 
 def cmd_export(args) -> int:
-    """Writes a run's checkpoint as a self-contained inference .npz."""
-    if not str(args.output).endswith(".npz"):
-        raise UserError(f"the export is a .npz file; got output path {args.output}")
+    """Writes a run's checkpoint as a self-contained inference .npz or .onnx file."""
+    suffix = {"npz": ".npz", "onnx": ".onnx"}[args.format]
+    if not str(args.output).endswith(suffix):
+        raise UserError(f"--format {args.format} writes a {suffix} file; got {args.output}")
     run, step = args.checkpoint, args.step
     if args.best:  # the step validation rated best, kept in RUN/best/
         if step is not None:
             raise UserError("--best and --step exclude each other")
         run, step = validation.best_checkpoint(run)
+    if args.format == "onnx":
+        try:  # onnx is an optional extra, imported by the exporter
+            path, step = onnx_export.export_onnx(run, args.output, step=step)
+        except ImportError as e:
+            raise UserError(f"{e}; pip install 'pconv_jax[onnx]'") from e
+        print(f"wrote {path} (step {step}); run it with onnxruntime or --checkpoint {path}")
+        return 0
     model = trained.load_run(run, step)
     path = trained.write_export(model, args.output)
     print(f"wrote {path} (step {model.step}); load it with Inpainter.from_export or --checkpoint")
@@ -79,10 +87,16 @@ def register(sub) -> None:
     add_launch_args(run)
     run.set_defaults(func=cmd_train)
 
-    export = sub.add_parser("export", help="write a self-contained inference .npz")
+    export = sub.add_parser("export", help="write a self-contained inference .npz or .onnx")
     add_checkpoint_args(export, "training run directory")
     export.add_argument(
         "--best", action="store_true", help="the step validation rated best (best.json)"
     )
-    export.add_argument("output", help="the .npz file to write")
+    export.add_argument(
+        "--format",
+        choices=("npz", "onnx"),
+        default="npz",
+        help="npz (JAX, default) or onnx (dynamic batch and size, for onnxruntime)",
+    )
+    export.add_argument("output", help="the .npz or .onnx file to write")
     export.set_defaults(func=cmd_export)

@@ -1,0 +1,115 @@
+"""ONNX export: onnxruntime equals JAX on real photos, holes are ignored, Inpainter runs .onnx."""
+
+import jax
+import numpy as np
+import onnxruntime
+import pytest
+from PIL import Image
+
+from pconv_jax import cli, trained
+from pconv_jax.inpaint import Inpainter
+from pconv_jax.onnx_export import export_onnx
+
+from conftest import shared_path
+
+
+@pytest.fixture(scope="module")
+def onnx_path(run_dir, tmp_path_factory):
+    path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    assert cli.main(["export", "--format", "onnx", "--checkpoint", str(run_dir), str(path)]) == 0
+    return path
+
+
+def _photos_and_masks(size_hw, indices=(3, 19)):
+    """Two Kodak photos (area-downscaled, cropped) with two NVIDIA test masks, float32 batch."""
+    kodak, nvidia = shared_path("data", "kodak"), shared_path("data", "nvidia_test_masks")
+    height, width = size_hw
+    images, masks = [], []
+    for i in indices:
+        photo = Image.open(kodak / f"{i:02d}.png").convert("RGB")
+        photo = photo.resize((width, round(photo.height * width / photo.width)), Image.BOX)
+        images.append(np.asarray(photo, np.float32)[:height] / 255.0)
+        hole = Image.open(nvidia / f"{i * 7:05d}.png").convert("L").resize((width, height))
+        masks.append((np.asarray(hole) < 128).astype(np.float32)[..., None])  # white = hole
+    return np.stack(images), np.stack(masks)
+
+
+@pytest.mark.parametrize("size_hw", [(64, 96), (128, 192)])
+def test_onnxruntime_matches_jax_on_photos(onnx_path, run_dir, size_hw):
+    image, mask = _photos_and_masks(size_hw)
+    assert 0.05 < 1 - mask.mean() < 0.7  # real holes, not an empty or full mask
+    loaded = trained.load_run(run_dir)
+    model, variables = loaded.model, loaded.variables
+    expected = np.asarray(jax.jit(model.apply)(variables, image, mask))  # independent: Flax
+    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    (got,) = session.run(["output"], {"image": image, "mask": mask})
+    assert got.shape == expected.shape == (2, *size_hw, 3) and got.dtype == np.float32
+    assert np.abs(got - expected).max() <= 1e-4
+    assert np.abs(expected).max() > 0.5  # the comparison is not between near-zero outputs
+
+
+def test_onnx_hole_pixels_change_nothing(onnx_path):
+    image, mask = _photos_and_masks((64, 96))
+    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    (base,) = session.run(["output"], {"image": image, "mask": mask})
+    noisy = np.where(mask > 0, image, np.random.default_rng(0).uniform(-5, 5, image.shape))
+    noisy = noisy.astype(np.float32)
+    noisy[0, mask[0, ..., 0] == 0] = np.nan  # NaN in a hole must not leak either
+    (other,) = session.run(["output"], {"image": noisy, "mask": mask})
+    np.testing.assert_array_equal(other, base)
+    # The mask itself matters: the check above is not passing because the input is ignored.
+    (moved,) = session.run(["output"], {"image": image, "mask": np.roll(mask, 9, axis=2)})
+    assert np.abs(moved - base).max() > 1e-3
+
+
+def test_inpainter_runs_onnx_with_exact_known_pixels(onnx_path, run_dir):
+    image, mask = _photos_and_masks((45, 67))  # odd size: padded to a bucket like the JAX path
+    image_u8 = np.round(image * 255).astype(np.uint8)
+    known = mask[..., 0] > 0
+    onnx_inpainter = Inpainter.from_export(onnx_path)
+    assert type(onnx_inpainter).__name__ == "OnnxInpainter"
+    out = onnx_inpainter(list(image_u8), list(known))
+    jax_out = Inpainter.from_checkpoint(run_dir)(list(image_u8), list(known))
+    for o, j, img, k in zip(out, jax_out, image_u8, known):
+        assert o.shape == img.shape and o.dtype == np.uint8
+        np.testing.assert_array_equal(o[k], img[k])
+        assert np.abs(o.astype(int) - j.astype(int)).max() <= 1  # rounding of ~1e-5 differences
+    assert onnx_inpainter.num_compilations == 1  # both photos share one bucket and one pass
+
+
+def test_onnx_export_errors(run_dir, tmp_path):
+    with pytest.raises(ValueError, match=r"\.onnx file"):
+        export_onnx(run_dir, tmp_path / "model.npz")
+    (tmp_path / "bad.onnx").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="cannot read"):
+        Inpainter.from_export(tmp_path / "bad.onnx")
+
+
+def test_conv_baseline_exports_too(tmp_path):
+    """The paper's Conv baseline (partial=False, holes filled with the ImageNet mean)."""
+    import jax.numpy as jnp
+
+    from pconv_jax import config
+    from pconv_jax.model import build_model
+    from pconv_jax.onnx_export import build_onnx
+
+    cfg = config.Config(model=config.ModelConfig(num_layers=4, partial=False))
+    model = build_model(cfg.model)
+    shapes = jax.eval_shape(
+        lambda: model.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)), jnp.ones((1, 16, 16, 1)))
+    )
+    rng = np.random.default_rng(0)
+
+    def draw(path, x):  # BN variances positive, everything else small normal values
+        if path[-1].key == "var":
+            return rng.uniform(0.5, 1.5, x.shape).astype(np.float32)
+        return rng.normal(0, 0.2, x.shape).astype(np.float32)
+
+    variables = jax.tree_util.tree_map_with_path(draw, shapes)
+    image, mask = _photos_and_masks((64, 96))
+    expected = np.asarray(jax.jit(model.apply)(variables, image, mask))
+    session = onnxruntime.InferenceSession(
+        build_onnx(cfg, variables).SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    (got,) = session.run(["output"], {"image": image, "mask": mask})
+    assert np.abs(got - expected).max() <= 1e-4 * max(1.0, float(np.abs(expected).max()))

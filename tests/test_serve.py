@@ -1,0 +1,251 @@
+"""`pconv serve`: request handlers, the `inpaint` API through gradio_client, a real browser."""
+
+import io
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pconv_jax.inpaint import Inpainter
+from pconv_jax.serve import NO_HOLE_NOTE, App, build_app, painted_hole
+from pconv_jax.writers import save_png
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "pconv_jax/serve_examples/kodak03.jpg"
+
+
+@pytest.fixture(scope="module")
+def app(run_dir, tmp_path_factory):
+    return App(
+        Inpainter.from_checkpoint(run_dir), max_side=300, out_dir=tmp_path_factory.mktemp("o")
+    )
+
+
+def _photo():
+    return np.asarray(Image.open(EXAMPLE).convert("RGB"))[:120, :160]
+
+
+def test_page_handler_fills_painted_hole_and_keeps_known_pixels(app):
+    photo = _photo()
+    layer = np.zeros((*photo.shape[:2], 4), np.uint8)
+    layer[40:70, 50:100] = (255, 0, 255, 255)  # a brush stroke
+    layer[60:70, 90:100, 3] = 0  # partly erased again
+    (before, after), png, telea, note = app.inpaint_page(
+        {"background": photo, "layers": [layer], "composite": None}, None, "full", True
+    )
+    hole = layer[..., 3] > 0
+    result = np.asarray(Image.open(png))
+    np.testing.assert_array_equal(before, photo)
+    np.testing.assert_array_equal(result, after)
+    np.testing.assert_array_equal(result[~hole], photo[~hole])  # exact, through the PNG
+    assert (result[hole] != photo[hole]).any()
+    np.testing.assert_array_equal(telea[~hole], photo[~hole])
+    assert f"{int(hole.sum())} hole pixels" in note
+    compiled = app.inpainter.num_compilations
+    app.inpaint_page({"background": photo, "layers": [layer[::-1]]}, None, "full", False)
+    assert app.inpainter.num_compilations == compiled  # same size: same bucket, no new trace
+
+
+def test_uploaded_mask_joins_the_painted_hole(app, tmp_path):
+    photo = _photo()
+    mask = np.zeros((60, 80), np.uint8)  # half size, same aspect: resized (nearest)
+    mask[10:20, 10:20] = 255  # white = hole
+    (_, after), _, _, _ = app.inpaint_page({"background": photo, "layers": []}, mask, "full", False)
+    changed = (after != photo).any(-1)
+    assert changed[20:40, 20:40].any() and not changed[60:, :].any()
+
+
+def test_no_hole_returns_the_image_with_a_note_and_size_limit(app, tmp_path):
+    photo = _photo()
+    (_, after), _, _, note = app.inpaint_page({"background": photo, "layers": []}, None, "full", 0)
+    np.testing.assert_array_equal(after, photo)
+    assert note == NO_HOLE_NOTE
+    big = np.zeros((100, 301, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"301x100 px; this server accepts at most 300 px"):
+        app.inpaint_page({"background": big, "layers": []}, None, "full", False)
+    with pytest.raises(ValueError, match="upload a photo"):
+        painted_hole({"background": None, "layers": []})
+
+
+def test_blocks_declare_the_inpaint_api(app):
+    blocks = build_app(app)
+    names = [d.api_name for d in blocks.fns.values()]
+    assert "inpaint" in names
+
+
+def test_serve_without_gradio_says_how_to_install(monkeypatch, capsys, run_dir):
+    from pconv_jax import cli
+
+    monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio -> ImportError
+    assert cli.main(["serve", "--checkpoint", str(run_dir)]) == 2
+    assert "pip install 'pconv_jax[serve]'" in capsys.readouterr().err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(run_dir):
+    """A real `pconv serve` (python -m pconv_jax serve) on the tiny checkpoint."""
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GRADIO_ANALYTICS_ENABLED": "False"}
+    env.pop("XLA_FLAGS", None)
+    command = [sys.executable, "-m", "pconv_jax", "serve", "--checkpoint", str(run_dir)]
+    proc = subprocess.Popen(
+        [*command, "--port", str(port), "--max-side", "1024"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"pconv serve did not start: {proc.communicate()[0][-3000:]}")
+            time.sleep(1)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_inpaint_endpoint_with_gradio_client(server, tmp_path):
+    from gradio_client import Client, handle_file
+
+    photo = _photo()
+    hole = np.zeros(photo.shape[:2], bool)
+    hole[30:60, 40:90] = True
+    save_png(photo, tmp_path / "photo.png")
+    save_png(np.where(hole, 255, 0).astype(np.uint8), tmp_path / "mask.png")
+    client = Client(server, verbose=False)
+    path = client.predict(
+        handle_file(str(tmp_path / "photo.png")),
+        handle_file(str(tmp_path / "mask.png")),
+        api_name="/inpaint",
+    )
+    result = np.asarray(Image.open(path).convert("RGB"))
+    assert result.shape == photo.shape
+    np.testing.assert_array_equal(result[~hole], photo[~hole])
+    assert (result[hole] != photo[hole]).any()
+
+    # Concurrent users: three jobs at once are queued and all answered, identically.
+    jobs = [
+        client.submit(
+            handle_file(str(tmp_path / "photo.png")),
+            handle_file(str(tmp_path / "mask.png")),
+            api_name="/inpaint",
+        )
+        for _ in range(3)
+    ]
+    for job in jobs:
+        np.testing.assert_array_equal(np.asarray(Image.open(job.result(timeout=120))), result)
+
+    # Too large: a clear message, and the server keeps serving.
+    save_png(np.zeros((10, 1025, 3), np.uint8), tmp_path / "wide.png")
+    save_png(np.zeros((10, 1025), np.uint8), tmp_path / "wide_mask.png")
+    with pytest.raises(Exception, match="at most 1024 px on the long side"):
+        client.predict(
+            handle_file(str(tmp_path / "wide.png")),
+            handle_file(str(tmp_path / "wide_mask.png")),
+            api_name="/inpaint",
+        )
+    assert client.predict(
+        handle_file(str(tmp_path / "photo.png")),
+        handle_file(str(tmp_path / "mask.png")),
+        api_name="/inpaint",
+    )
+
+
+def _chromium():
+    """A headless Chromium driven by Debian's chromedriver; fails in CI when they are absent."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if not browser or not driver:
+        message = "Chromium and chromedriver are needed: apt-get install chromium chromium-driver"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from selenium import webdriver
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,1150",
+        f"--user-data-dir={tempfile.mkdtemp(prefix='pconv_chromium_')}",
+    ):
+        options.add_argument(flag)
+    return webdriver.Chrome(options=options, service=webdriver.ChromeService(driver))
+
+
+@pytest.mark.slow
+def test_browser_paint_a_stroke_and_inpaint(server, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    photo = np.asarray(Image.open(ROOT / "pconv_jax/serve_examples/kodak23.jpg").convert("RGB"))
+    save_png(photo, tmp_path / "photo.png")
+    height, width = photo.shape[:2]
+    browser = _chromium()
+    try:
+        browser.get(server)
+        wait = WebDriverWait(browser, 90)
+        upload = wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "#editor input[type=file]"))
+        upload.send_keys(str(tmp_path / "photo.png"))
+        # After an upload the editor shows the photo centred on its canvas with the brush active.
+        wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "#editor button[aria-label=Brush]"))
+        time.sleep(2)
+        canvas = next(
+            c for c in browser.find_elements(By.CSS_SELECTOR, "#editor canvas") if c.is_displayed()
+        )
+        stroke = ActionChains(browser).move_to_element_with_offset(canvas, -60, 0).click_and_hold()
+        for dx, dy in ((30, 4), (30, -4), (30, 4), (30, -4)):
+            stroke = stroke.move_by_offset(dx, dy)
+        stroke.release().perform()
+        browser.find_element(By.CSS_SELECTOR, "#use-telea input[type=checkbox]").click()
+        browser.find_element(By.ID, "inpaint-button").click()
+        link = wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "#result-file a[href]"))
+        with urllib.request.urlopen(link.get_attribute("href"), timeout=30) as response:
+            result = np.asarray(Image.open(io.BytesIO(response.read())).convert("RGB"))
+        wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "#telea img"))
+        time.sleep(1)
+        shot = os.environ.get("PCONV_SCREENSHOT") or str(tmp_path / "page.png")
+        browser.save_screenshot(shot)
+    finally:
+        browser.quit()
+    assert result.shape == photo.shape
+    changed = (result != photo).any(-1)
+    # The stroke runs 120 CSS px through the canvas centre, where the editor centres the photo
+    # (at this window size it shows the 384x256 photo at 113%); with the brush's width it lies
+    # within this band around the photo's centre, and covers the band's middle.
+    band = np.zeros_like(changed)
+    band[height // 2 - 50 : height // 2 + 50, width // 2 - 130 : width // 2 + 130] = True
+    np.testing.assert_array_equal(result[~band], photo[~band])  # outside: bit for bit
+    assert changed[height // 2 - 3 : height // 2 + 3, width // 2 - 40 : width // 2 + 40].all()
+    assert 0.01 < changed.mean() < 0.3
