@@ -23,6 +23,14 @@ def shared_path(*parts: str) -> pathlib.Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def vgg_params():
+    """The shipped ImageNet VGG16 (conv1_1..conv3_3), loaded once per test process."""
+    from pconv_jax import vgg
+
+    return vgg.load_vgg16_params()
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A tiny trained-looking inpainting run directory (tests/tiny_run.py), one per test module."""

@@ -5,12 +5,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import skimage.draw
+import torch
 
 from pconv_jax import losses, vgg
 from pconv_jax.config import LossConfig
 
-torch = pytest.importorskip("torch")
-from torch_ref import loss as torch_loss  # noqa: E402
+from torch_ref import loss as torch_loss
 
 PAPER_WEIGHTS = LossConfig()  # 1, 6, 0.05, 120, 0.1
 TERM_KEYS = ["hole", "perceptual", "style_comp", "style_out", "total", "tv", "valid"]

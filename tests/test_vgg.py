@@ -8,14 +8,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from pconv_jax import cli, vgg
 
 from conftest import SHARED
-
-torch = pytest.importorskip("torch")
-from torch_ref.loss import VGG16Pool3  # noqa: E402
+from torch_ref.loss import VGG16Pool3
 
 # torchvision vgg16 `features` convs beyond conv3_3 and the classifier; kept tiny (the loader
 # must ignore them, whatever their shapes) so that the test file stays small.
