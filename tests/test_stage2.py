@@ -51,7 +51,8 @@ def _loss(cfg, state, batch, vgg_params, mesh):
 
 
 @pytest.fixture(scope="module")
-def fixture():
+def case():
+    """(mesh, stage-1 config, stage-2 config, a fresh stage-1 state, a batch)."""
     mesh = sharding.make_mesh()
     stage1 = tiny_cfg()
     _, _, state = setup(stage1, mesh)
@@ -59,8 +60,8 @@ def fixture():
     return mesh, stage1, tiny_cfg(**STAGE2), jax.device_get(state), batch
 
 
-def test_stage2_loss_uses_the_encoders_running_statistics(fixture, vgg_params):
-    mesh, stage1, stage2, state, batch = fixture
+def test_stage2_loss_uses_the_encoders_running_statistics(case, vgg_params):
+    mesh, stage1, stage2, state, batch = case
     batch_stats = _batch_statistics(stage1, state.model_vars(), batch)
     # Running statistics set to this batch's own statistics: stage 2 must then compute exactly
     # the stage-1 loss (encoder normalised with the same numbers, decoder with batch statistics).
@@ -79,9 +80,9 @@ def test_stage2_loss_uses_the_encoders_running_statistics(fixture, vgg_params):
     assert abs(stage2_other - stage1_loss) > 1e-3 * stage1_loss, (stage2_other, stage1_loss)
 
 
-def test_stage2_decoder_still_uses_batch_statistics(fixture, vgg_params):
+def test_stage2_decoder_still_uses_batch_statistics(case, vgg_params):
     """Only the encoder is frozen: the decoder's running statistics do not enter the loss."""
-    mesh, _, stage2, state, batch = fixture
+    mesh, _, stage2, state, batch = case
     base = _loss(stage2, state, batch, vgg_params, mesh)
     decoder_shifted = {
         k: (jax.tree_util.tree_map(lambda x: 3.0 * x + 0.2, v) if k.startswith("dec") else v)
@@ -91,10 +92,10 @@ def test_stage2_decoder_still_uses_batch_statistics(fixture, vgg_params):
     assert shifted == pytest.approx(base, rel=1e-6)
 
 
-def test_model_flag_alone_switches_the_encoder_statistics(fixture):
+def test_model_flag_alone_switches_the_encoder_statistics(case):
     """The model-level switch the train step passes: freeze_encoder_bn=True with train=True
     gives the output of an encoder in eval mode whose statistics equal the batch's."""
-    _, stage1, _, state, batch = fixture
+    _, stage1, _, state, batch = case
     model = build_model(config.ModelConfig(num_layers=4))
     inputs = batch["image"] * batch["mask"]
     stats = _batch_statistics(stage1, state.model_vars(), batch)
