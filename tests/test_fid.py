@@ -252,13 +252,13 @@ def test_port_matches_torchscript_on_real_photos():
     ours, ref = fid.fid_features(params, crops, batch_size=5), torch_features(crops)
     rel = np.abs(ours - ref).max() / np.abs(ref).max()
     print(f"FID Inception port: max |jax - torch| / max |torch| = {rel:.2e}")
-    assert rel < 1e-4
+    assert rel < 1e-5  # README: ~2e-6 on 299x299 crops (measured 1.9e-6)
     # FID between two sets of six photos' crops, from each model's features. The svd method
     # (checked against sqrtm above) because one 2048x2048 sqrtm takes 15-90 s on 2 cores.
     ours_fid = fid.fid_from_features(ours[:6], ours[6:], method="svd")
     ref_fid = fid.fid_from_features(ref[:6], ref[6:], method="svd")
     print(f"FID jax {ours_fid:.6f} vs torch features {ref_fid:.6f}")
-    np.testing.assert_allclose(ours_fid, ref_fid, rtol=1e-4)
+    np.testing.assert_allclose(ours_fid, ref_fid, rtol=1e-6)  # measured 5e-8
 
     # Whole photos (768x512) through the resize, as float in [0, 1].
     whole = np.stack(photos[:2]).astype(np.float32) / 255
@@ -267,7 +267,9 @@ def test_port_matches_torchscript_on_real_photos():
         resized = nv_bilinear(torch.from_numpy(whole).permute(0, 3, 1, 2), (299, 299))
         ref_whole = model(resized * (255 / 128) - 1).numpy()
     ours_whole = fid.fid_features(params, whole)
-    assert np.abs(ours_whole - ref_whole).max() / np.abs(ref_whole).max() < 1e-4
+    rel_whole = np.abs(ours_whole - ref_whole).max() / np.abs(ref_whole).max()
+    print(f"FID Inception port through the resize: {rel_whole:.2e}")
+    assert rel_whole < 5e-5  # README: 1.2e-5 over the 24 Kodak photos (here 7.5e-6 on two)
 
 
 @pytest.mark.slow

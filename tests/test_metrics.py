@@ -10,6 +10,10 @@ from pconv_jax.eval import metrics
 
 from conftest import shared_path
 
+# |ssim - skimage's| in float32: measured <= 2.4e-7 (random pairs 11x11 to 64x48, a Kodak crop);
+# the README's metrics table states the same 1e-6 bound.
+SSIM_ATOL = 1e-6
+
 
 def _skimage_ssim(a, b):
     return structural_similarity(
@@ -63,14 +67,16 @@ def test_ssim_matches_skimage_on_random_images():
     output, target = _noisy_pair((2, 23, 31, 3), noise=0.2)
     ours = np.asarray(jax.jit(metrics.ssim)(output.astype(np.float32), target.astype(np.float32)))
     ref = [_skimage_ssim(output[i], target[i]) for i in range(2)]
-    np.testing.assert_allclose(ours, ref, atol=1e-4)
+    np.testing.assert_allclose(ours, ref, atol=SSIM_ATOL)
     # Identical images -> 1; the smallest allowed size (11x11) is one window.
     np.testing.assert_allclose(
         metrics.ssim(target[:, :11, :11], target[:, :11, :11]), 1.0, atol=1e-6
     )
     small_out, small_gt = output[:1, :11, :11], target[:1, :11, :11]
     np.testing.assert_allclose(
-        metrics.ssim(small_out, small_gt), [_skimage_ssim(small_out[0], small_gt[0])], atol=1e-4
+        metrics.ssim(small_out, small_gt),
+        [_skimage_ssim(small_out[0], small_gt[0])],
+        atol=SSIM_ATOL,
     )
 
 
@@ -86,7 +92,7 @@ def test_metrics_on_a_real_photo_with_an_inpainted_hole():
     output = target * mask + fill * (1 - mask)
     out_b, gt_b, mask_b = output[None], target[None], mask[None]
     np.testing.assert_allclose(
-        metrics.ssim(out_b, gt_b), [_skimage_ssim(output, target)], atol=1e-4
+        metrics.ssim(out_b, gt_b), [_skimage_ssim(output, target)], atol=SSIM_ATOL
     )
     np.testing.assert_allclose(
         metrics.psnr(out_b, gt_b),

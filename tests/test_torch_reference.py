@@ -10,13 +10,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
+from pconv_jax.model import PConvUNet
+from pconv_jax.model import count_kernel_weights as count_flax_kernel_weights
 
-from pconv_jax.model import PConvUNet  # noqa: E402
-from pconv_jax.model import count_kernel_weights as count_flax_kernel_weights  # noqa: E402
-
-from torch_ref.unet import (  # noqa: E402
+from torch_ref.unet import (
     PConvUNetTorch,
     count_kernel_weights,
     load_flax_variables,

@@ -12,54 +12,20 @@ import pytest
 from pconv_jax import checkpoint, config, sharding, train, trained, vgg
 from pconv_jax.model import build_model
 
-
-def _cfg(**train_fields):
-    cfg = config.Config(
-        model=config.ModelConfig(num_layers=4),
-        data=config.DataConfig(image_size=32),
-    )
-    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **train_fields))
-
-
-def _batch(n=4, side=32, seed=0):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:side, :side] / side
-    base = np.stack([np.sin(6 * xx + 3 * i) * 0.4 + 0.5 + 0.1 * yy for i in range(3)], -1)
-    image = np.clip(base[None] + 0.05 * rng.normal(size=(n, side, side, 3)), 0, 1)
-    mask = np.ones((n, side, side, 1))
-    for i in range(n):
-        y, x = rng.integers(0, side - 12, size=2)
-        mask[i, y : y + 12, x : x + 9] = 0
-    return {"image": image.astype(np.float32), "mask": mask.astype(np.float32)}
-
-
-@pytest.fixture(scope="module")
-def vgg_params():
-    return vgg.load_vgg16_params("")
-
-
-def _setup(cfg, mesh):
-    model = build_model(cfg.model)
-    repl = sharding.replicated(mesh)
-    abstract = jax.eval_shape(lambda: train.init_variables(model, 32, 0))["params"]
-    tx = train.make_optimizer(cfg, abstract)
-    state = jax.jit(
-        functools.partial(train.create_train_state, model, tx, 32, 0), out_shardings=repl
-    )()
-    return model, tx, state
+from tiny_train import run_steps, setup, tiny_batch, tiny_cfg
 
 
 @pytest.mark.parametrize("vgg_terms", [True, False])
 def test_data_parallel_step_equals_single_device_step(vgg_params, vgg_terms):
     assert jax.device_count() == 4, "tests/conftest.py sets 4 fake CPU devices"
-    cfg = _cfg()
+    cfg = tiny_cfg()
     if not vgg_terms:
         cfg = dataclasses.replace(cfg, loss=config.LossConfig(perceptual=0.0, style=0.0))
-    batch = _batch(n=8)
+    batch = tiny_batch(n=8)
     results = []
     for devices in (jax.devices()[:1], jax.devices()):
         mesh = sharding.make_mesh(devices)
-        model, _, state = _setup(cfg, mesh)
+        model, _, state = setup(cfg, mesh)
         loss_fn = functools.partial(
             train.loss_and_updates, model=model, vgg_model=vgg.VGG16Features(), cfg=cfg
         )
@@ -91,36 +57,19 @@ def test_data_parallel_step_equals_single_device_step(vgg_params, vgg_terms):
         chex.assert_trees_all_close(g1, g4, rtol=1e-4, atol=1e-6)
 
 
-def _run_steps(cfg, state, model, tx, vgg_params, batches, mesh):
-    step = jax.jit(
-        functools.partial(
-            train.train_step, model=model, vgg_model=vgg.VGG16Features(), tx=tx, cfg=cfg
-        ),
-        in_shardings=(
-            sharding.replicated(mesh),
-            sharding.batch_sharded(mesh),
-            sharding.replicated(mesh),
-        ),
-        donate_argnums=0,
-    )
-    history = []
-    for b in batches:
-        state, metrics = step(state, sharding.shard_batch(b, mesh), vgg_params)
-        history.append(jax.device_get(metrics))
-    return state, history
-
-
 def test_stage2_freezes_encoder_bn_and_trains_the_rest(vgg_params):
     mesh = sharding.make_mesh()
-    stage1 = _cfg()
-    model, tx, state = _setup(stage1, mesh)
-    state, _ = _run_steps(stage1, state, model, tx, vgg_params, [_batch(seed=1)], mesh)
-    stage2 = _cfg(freeze_encoder_bn_stats=True, freeze_encoder_bn_params=True, learning_rate=5e-5)
+    stage1 = tiny_cfg()
+    model, tx, state = setup(stage1, mesh)
+    state, _ = run_steps(stage1, state, model, tx, vgg_params, [tiny_batch(seed=1)], mesh)
+    stage2 = tiny_cfg(
+        freeze_encoder_bn_stats=True, freeze_encoder_bn_params=True, learning_rate=5e-5
+    )
     tx2 = train.make_optimizer(stage2, state.params)
     before = jax.device_get(state.model_vars())
     state2 = state.replace(opt_state=tx2.init(state.params))
-    state2, _ = _run_steps(
-        stage2, state2, model, tx2, vgg_params, [_batch(seed=s) for s in (2, 3)], mesh
+    state2, _ = run_steps(
+        stage2, state2, model, tx2, vgg_params, [tiny_batch(seed=s) for s in (2, 3)], mesh
     )
     after = jax.device_get(state2.model_vars())
     for name in before["batch_stats"]:
@@ -134,10 +83,10 @@ def test_stage2_freezes_encoder_bn_and_trains_the_rest(vgg_params):
 
 def test_loss_falls_when_overfitting_one_batch(vgg_params):
     mesh = sharding.make_mesh()
-    cfg = _cfg(learning_rate=1e-3)
-    model, tx, state = _setup(cfg, mesh)
-    batch = _batch(seed=4)
-    _, history = _run_steps(cfg, state, model, tx, vgg_params, [batch] * 60, mesh)
+    cfg = tiny_cfg(learning_rate=1e-3)
+    model, tx, state = setup(cfg, mesh)
+    batch = tiny_batch(seed=4)
+    _, history = run_steps(cfg, state, model, tx, vgg_params, [batch] * 60, mesh)
     first, last = history[0]["total"], history[-1]["total"]
     assert last < first / 3, (first, last)
     assert all(h["finite"] == 1.0 for h in history)
@@ -145,21 +94,21 @@ def test_loss_falls_when_overfitting_one_batch(vgg_params):
 
 def test_non_finite_loss_leaves_state_unchanged(vgg_params):
     mesh = sharding.make_mesh()
-    cfg = _cfg()
-    model, tx, state = _setup(cfg, mesh)
+    cfg = tiny_cfg()
+    model, tx, state = setup(cfg, mesh)
     before = jax.device_get(state)
-    bad = _batch(seed=5)
+    bad = tiny_batch(seed=5)
     bad["image"][0, 0, 0, 0] = np.nan
-    after, history = _run_steps(cfg, state, model, tx, vgg_params, [bad], mesh)
+    after, history = run_steps(cfg, state, model, tx, vgg_params, [bad], mesh)
     assert history[0]["finite"] == 0.0
     chex.assert_trees_all_equal(before, jax.device_get(after))
 
 
 def test_checkpoint_restores_on_another_device_count_and_is_strict(tmp_path, vgg_params):
-    cfg = _cfg()
+    cfg = tiny_cfg()
     mesh4 = sharding.make_mesh()
-    model, tx, state = _setup(cfg, mesh4)
-    state, _ = _run_steps(cfg, state, model, tx, vgg_params, [_batch(seed=6)], mesh4)
+    model, tx, state = setup(cfg, mesh4)
+    state, _ = run_steps(cfg, state, model, tx, vgg_params, [tiny_batch(seed=6)], mesh4)
     ckpts = checkpoint.Checkpoints(tmp_path)
     ckpts.save(1, state.model_vars(), state.train_vars())
     ckpts.close()

@@ -1,5 +1,6 @@
 """`pconv train` end to end: kill and resume bitwise, stage 2 from stage 1, non-finite stops."""
 
+import json
 import os
 import pathlib
 import signal
@@ -12,8 +13,10 @@ import jax
 import numpy as np
 import pytest
 from PIL import Image
+from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
+from tensorboard.compat.proto import event_pb2
 
-from pconv_jax import cli, trained
+from pconv_jax import checkpoint, cli, config, trained
 from pconv_jax.data import pipeline as data
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -21,15 +24,8 @@ TINY = str(ROOT / "experiments" / "configs" / "tiny.py")
 
 
 @pytest.fixture(scope="module")
-def image_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("images")
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[:48, :64]
-    for i in range(6):
-        waves = np.stack([np.sin(xx / 5 + i), np.cos(yy / 7 - i), np.sin((xx + yy) / 9)], -1)
-        pixels = waves * 100 + 128 + rng.normal(0, 10, (48, 64, 3))
-        Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(folder / f"{i}.png")
-    return folder
+def image_dir(wave_image_dir):
+    return wave_image_dir  # tests/conftest.py: six small wave photos
 
 
 def _train_command(workdir, image_dir, *overrides):
@@ -182,25 +178,60 @@ def test_bad_overrides_are_errors(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_the_embedded_default_runs(tmp_path):
-    """The README's first command, shortened to two steps of one image per device."""
+    """The README's first command, shortened to two steps of one image per device; checks the
+    values it writes, not only that the files exist."""
     workdir = tmp_path / "demo"
+    overrides = ["train.num_steps=2", "train.batch_size_per_device=1"]
     assert (
         cli.main(
-            [
-                "train",
-                "--workdir",
-                str(workdir),
-                "--set",
-                "train.num_steps=2",
-                "--set",
-                "train.batch_size_per_device=1",
-            ]
+            ["train", "--workdir", str(workdir), *[a for o in overrides for a in ("--set", o)]]
         )
         == 0
     )
-    assert (workdir / "checkpoints" / "2").is_dir()
-    assert list((workdir / "samples").glob("*.png"))
-    lines = (workdir / "metrics.jsonl").read_text().splitlines()
-    assert any("train/total" in line for line in lines)
-    assert "val/lpips" in lines[-1]  # the demo validates once, at its last step
-    assert list((workdir / "tensorboard").glob("events.out.tfevents.*"))
+    cfg = checkpoint.read_config(workdir)
+    assert cfg == config.override(config.default(), overrides)
+    assert (cfg.model.num_layers, cfg.data.image_size, cfg.data.source) == (7, 128, "skimage")
+    assert _finished_steps(workdir) == [2]
+    variables = trained.load_run(workdir).variables
+    assert all(np.all(np.isfinite(x)) for x in jax.tree_util.tree_leaves(variables))
+
+    # metrics.jsonl: one line at the last step; the total is Eq. 7 of the logged terms with the
+    # paper's weights (1, 6, 0.05, 120, 0.1), recomputed here by hand.
+    lines = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert "val/lpips" in lines[-1] and lines[-1]["step"] == 2  # the demo validates at its end
+    train_lines = [line for line in lines if "train/total" in line]
+    assert [m["step"] for m in train_lines] == [2]
+    m = train_lines[0]
+    terms = ("valid", "hole", "perceptual", "style_out", "style_comp", "tv")
+    assert all(np.isfinite(m[f"train/{t}"]) and m[f"train/{t}"] > 0 for t in terms)
+    eq7 = (
+        m["train/valid"]
+        + 6 * m["train/hole"]
+        + 0.05 * m["train/perceptual"]
+        + 120 * (m["train/style_out"] + m["train/style_comp"])
+        + 0.1 * m["train/tv"]
+    )
+    assert m["train/total"] == pytest.approx(eq7, rel=1e-5)
+    assert m["train/learning_rate"] == 2e-4 and m["train/grad_norm"] > 0
+    assert m["train/images_per_sec"] > 0  # one timed step: the first includes compilation
+
+    # TensorBoard holds the same scalars as the JSON lines.
+    (events,) = (workdir / "tensorboard").glob("events.out.tfevents.*")
+    logged = {}
+    for record in RawEventFileLoader(str(events)).Load():
+        event = event_pb2.Event.FromString(record)
+        for value in event.summary.value:
+            logged[(event.step, value.tag)] = value.simple_value
+    for key, value in m.items():
+        if key != "step":
+            assert logged[(2, key)] == pytest.approx(value, rel=1e-6), key
+
+    # Sample grids at steps 2 (the end; sample_every=25): 4 rows (global batch) x 4 panels
+    # (input with white holes, output, composite, truth) of 128x128 with 2 px borders.
+    (sample,) = (workdir / "samples").glob("*.png")
+    assert sample.name == "0000002.png"
+    grid = np.asarray(Image.open(sample))
+    assert grid.shape == (4 * 130 + 2, 4 * 130 + 2, 3)
+    truth, composite = grid[2:130, 392:520], grid[2:130, 262:390]
+    assert truth.std() > 10, "the truth panel shows a photo"
+    assert np.mean(composite == truth) > 0.3, "the composite keeps the known pixels"

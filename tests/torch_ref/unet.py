@@ -39,7 +39,9 @@ class PConvBlock(nn.Module):
         self.conv = PartialConv2d(
             in_ch, out_ch, kernel_size, stride, padding=(kernel_size - 1) // 2, bias=not batch_norm
         )
-        # Flax BatchNorm(momentum=0.9, epsilon=1e-5) = torch's momentum 0.1, eps 1e-5.
+        # Flax BatchNorm(momentum=0.9, epsilon=1e-5) = torch's momentum 0.1, eps 1e-5, except
+        # that torch updates the running variance with the unbiased batch variance (n/(n-1)
+        # times Flax's); tests/test_unet_torch_full.py maps the two.
         self.bn = nn.BatchNorm2d(out_ch, eps=1e-5, momentum=0.1) if batch_norm else None
         self.activation = activation
 

@@ -1,0 +1,74 @@
+"""Tiny in-process training pieces shared by the train-step tests: a 4-level U-Net on 32x32."""
+
+import dataclasses
+import functools
+
+import jax
+import numpy as np
+
+from pconv_jax import config, sharding, train, vgg
+from pconv_jax.model import build_model
+
+SIDE = 32
+
+
+def tiny_cfg(model=None, **train_fields) -> config.Config:
+    """A 4-level U-Net on 32x32 crops with `train_fields` replaced (and `model` if given)."""
+    cfg = config.Config(
+        model=model or config.ModelConfig(num_layers=4),
+        data=config.DataConfig(image_size=SIDE),
+    )
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **train_fields))
+
+
+def tiny_batch(n: int = 4, side: int = SIDE, seed: int = 0) -> dict:
+    """Smooth coloured waves plus noise, float32 in [0,1]; one 12x9 hole per image."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:side, :side] / side
+    base = np.stack([np.sin(6 * xx + 3 * i) * 0.4 + 0.5 + 0.1 * yy for i in range(3)], -1)
+    image = np.clip(base[None] + 0.05 * rng.normal(size=(n, side, side, 3)), 0, 1)
+    mask = np.ones((n, side, side, 1))
+    for i in range(n):
+        y, x = rng.integers(0, side - 12, size=2)
+        mask[i, y : y + 12, x : x + 9] = 0
+    return {"image": image.astype(np.float32), "mask": mask.astype(np.float32)}
+
+
+def setup(cfg: config.Config, mesh):
+    """(model, optimizer, replicated fresh TrainState) for `cfg` in its compute dtype."""
+    model = build_model(cfg.model, train.compute_dtype(cfg))
+    repl = sharding.replicated(mesh)
+    abstract = jax.eval_shape(lambda: train.init_variables(model, SIDE, 0))["params"]
+    tx = train.make_optimizer(cfg, abstract)
+    state = jax.jit(
+        functools.partial(train.create_train_state, model, tx, SIDE, 0), out_shardings=repl
+    )()
+    return model, tx, state
+
+
+def step_fn(cfg: config.Config, model, tx, mesh):
+    """The jitted train step as `train_and_evaluate` builds it (without donation)."""
+    return jax.jit(
+        functools.partial(
+            train.train_step,
+            model=model,
+            vgg_model=vgg.VGG16Features(dtype=train.compute_dtype(cfg)),
+            tx=tx,
+            cfg=cfg,
+        ),
+        in_shardings=(
+            sharding.replicated(mesh),
+            sharding.batch_sharded(mesh),
+            sharding.replicated(mesh),
+        ),
+    )
+
+
+def run_steps(cfg, state, model, tx, vgg_params, batches, mesh):
+    """Applies the train step to each batch; returns (state, [metrics per step])."""
+    step = step_fn(cfg, model, tx, mesh)
+    history = []
+    for b in batches:
+        state, metrics = step(state, sharding.shard_batch(b, mesh), vgg_params)
+        history.append(jax.device_get(metrics))
+    return state, history
