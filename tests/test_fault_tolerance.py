@@ -22,7 +22,9 @@ TINY = str(ROOT / "experiments" / "configs" / "tiny.py")
 
 def test_second_trainer_refuses_naming_the_holder(tmp_path, capsys):
     with workdir_lock.WorkdirLock(tmp_path / "run"):  # a second open file: flock conflicts
-        code = cli.main(["train", "--config", TINY, "--workdir", str(tmp_path / "run")])
+        # A valid config (the lock is checked after the config): the tiny config's own folder.
+        argv = ["train", "--config", TINY, "--set", f"data.dir={tmp_path}"]
+        code = cli.main([*argv, "--workdir", str(tmp_path / "run")])
     assert code == 2
     err = capsys.readouterr().err
     assert f"is being trained by pid {os.getpid()} on host {socket.gethostname()}" in err
