@@ -2,7 +2,7 @@
 
 CPU mode (default): the same global batch on the same 4-device mesh, once in one process with 4
 fake CPU devices, once in two processes of 2 (jax.distributed on 127.0.0.1, gloo collectives
-between them). Reports images/s of `train.train_step` (jitted, synthetic batches, after two
+between them). Reports images/s of `train_step.train_step` (jitted, synthetic batches, after two
 warm-up steps) and the all-reduce volume per step, read from the compiled step's HLO (the bytes
 of every all-reduce result: the gradients, the batch-norm statistics, the loss terms). On this
 machine's CPU the devices share the same cores, so the numbers measure the cost of the
@@ -50,7 +50,7 @@ def worker(args) -> None:
     import numpy as np
 
     sys.path.insert(0, str(ROOT))
-    from pconv_jax import config, distributed, sharding, train, vgg
+    from pconv_jax import config, distributed, sharding, train_step, vgg
     from pconv_jax.model import build_model
 
     if args.coordinator:
@@ -63,15 +63,16 @@ def worker(args) -> None:
     mesh = sharding.make_mesh()
     repl, split = sharding.replicated(mesh), sharding.batch_sharded(mesh)
     model = build_model(cfg.model)
-    params = jax.eval_shape(lambda: train.init_variables(model, args.size, 0))["params"]
-    tx = train.make_optimizer(cfg, params)
+    params = jax.eval_shape(lambda: train_step.init_variables(model, args.size, 0))["params"]
+    tx = train_step.make_optimizer(cfg, params)
     state = jax.jit(
-        functools.partial(train.create_train_state, model, tx, args.size, 0), out_shardings=repl
+        functools.partial(train_step.create_train_state, model, tx, args.size, 0),
+        out_shardings=repl,
     )()
     vgg_params = jax.device_put(vgg.load_vgg16_params(""), repl)
     step = jax.jit(
         functools.partial(
-            train.train_step, model=model, vgg_model=vgg.VGG16Features(), tx=tx, cfg=cfg
+            train_step.train_step, model=model, vgg_model=vgg.VGG16Features(), tx=tx, cfg=cfg
         ),
         in_shardings=(repl, split, repl),
         out_shardings=(repl, repl),

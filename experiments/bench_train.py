@@ -3,7 +3,7 @@
 CPU mode (default, one process, alternating runs): images/s of one full training step (U-Net
 forward + backward, the paper's loss with three VGG16 passes, Adam update) at 256x256 (7-layer
 U-Net, batch 2) and 512x512 (8-layer U-Net, batch 1):
-  - pconv_jax: `train.train_step` under jit on a 1-D mesh of the local devices, float32;
+  - pconv_jax: `train_step.train_step` under jit on a 1-D mesh of the local devices, float32;
   - PyTorch (eager, CPU): experiments/torch_ref's U-Net of the official-style layer (mask
     convolved with an all-ones (C_out, C_in, k, k) kernel, multi-channel masks) and the paper's
     loss with the same VGG16 weights, Adam.
@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from pconv_jax import config, sharding, train, vgg  # noqa: E402
+from pconv_jax import config, sharding, train_step, vgg  # noqa: E402
 from pconv_jax.model import build_model  # noqa: E402
 
 # Dense peak FLOP/s of an H100 SXM (NVIDIA datasheet): bf16 tensor cores and tf32 tensor cores
@@ -59,17 +59,17 @@ def jax_step(num_layers: int, side: int, batch: int, dtype: str, devices=None):
     )
     mesh = sharding.make_mesh(devices)
     repl, split = sharding.replicated(mesh), sharding.batch_sharded(mesh)
-    compute = train.compute_dtype(cfg)
+    compute = train_step.compute_dtype(cfg)
     model = build_model(cfg.model, compute)
-    params = jax.eval_shape(lambda: train.init_variables(model, side, 0))["params"]
-    tx = train.make_optimizer(cfg, params)
+    params = jax.eval_shape(lambda: train_step.init_variables(model, side, 0))["params"]
+    tx = train_step.make_optimizer(cfg, params)
     state = jax.jit(
-        functools.partial(train.create_train_state, model, tx, side, 0), out_shardings=repl
+        functools.partial(train_step.create_train_state, model, tx, side, 0), out_shardings=repl
     )()
     vgg_params = jax.device_put(vgg.load_vgg16_params(""), repl)
     step = jax.jit(
         functools.partial(
-            train.train_step,
+            train_step.train_step,
             model=model,
             vgg_model=vgg.VGG16Features(dtype=compute),
             tx=tx,

@@ -1,10 +1,7 @@
-"""Training: the train state, the jitted data-parallel train step, and the training loop.
+"""The training loop: resume or initialise, train, log, sample, validate, checkpoint, stop.
 
-Paper Sec. 4: Adam, lr 2e-4 with BN on everywhere (stage 1); fine-tuning at lr 5e-5 with the
-encoder's BN frozen (stage 2). Stage 2 here freezes BOTH halves of the encoder's BN, each
-switchable: the running statistics (used, never updated: `freeze_encoder_bn` in the model and
-the updated `batch_stats` filtered back to the old encoder values) and scale/bias (labelled
-`frozen` for the optimizer, which gives them zero updates and no Adam state).
+One `jax.jit` train step (`train_step.py`) over a 1-D mesh of every device of every process;
+stops (max_seconds, a signal, a non-finite loss) are agreed by all processes.
 """
 
 from __future__ import annotations
@@ -13,20 +10,16 @@ import functools
 import logging
 import pathlib
 import time
-from typing import Any
 
-import flax
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 
 from pconv_jax import (
     checkpoint,
     distributed,
-    losses,
     preemption,
     sharding,
+    train_step,
     trained,
     validation,
     vgg,
@@ -36,142 +29,23 @@ from pconv_jax import (
 from pconv_jax import config as config_lib
 from pconv_jax.config import Config
 from pconv_jax.data import pipeline as data
-from pconv_jax.model import PConvUNet, abstract_variables, build_model
+from pconv_jax.model import abstract_variables, build_model
 
 log = logging.getLogger("pconv_jax.train")
 
 
-@flax.struct.dataclass
-class TrainState:
-    step: jax.Array  # int32 scalar: number of completed steps
-    params: Any
-    batch_stats: Any
-    opt_state: Any
-    rng: jax.Array  # uint32 raw key data, advanced every step
-
-    def model_vars(self) -> dict:
-        return {"params": self.params, "batch_stats": self.batch_stats}
-
-    def train_vars(self) -> dict:
-        return {"opt_state": self.opt_state, "step": self.step, "rng": self.rng}
-
-
-def compute_dtype(cfg: Config):
-    """The model's compute dtype (None = float32); `config.validate` checked the choice."""
-    return jnp.bfloat16 if cfg.train.compute_dtype == "bfloat16" else None
-
-
-def _is_encoder_bn(path) -> bool:
-    names = [getattr(k, "key", None) for k in path]
-    return len(names) >= 2 and str(names[0]).startswith("enc") and names[1] == "bn"
-
-
-def param_labels(params, freeze_encoder_bn_params: bool):
-    """'frozen' for the encoder's BN scale/bias when freezing them, else 'trainable'."""
-    return jax.tree_util.tree_map_with_path(
-        lambda p, _: "frozen" if freeze_encoder_bn_params and _is_encoder_bn(p) else "trainable",
-        params,
-    )
-
-
-def make_optimizer(cfg: Config, params) -> optax.GradientTransformation:
-    labels = param_labels(params, cfg.train.freeze_encoder_bn_params)
-    return optax.multi_transform(
-        {"trainable": optax.adam(cfg.train.learning_rate), "frozen": optax.set_to_zero()}, labels
-    )
-
-
-def keep_encoder_stats(old_stats, new_stats):
-    """New batch statistics for the decoder, the old ones for the encoder."""
-    return {k: (old_stats[k] if k.startswith("enc") else v) for k, v in new_stats.items()}
-
-
-def init_variables(model: PConvUNet, image_size: int, seed: int) -> dict:
-    image = jnp.zeros((1, image_size, image_size, 3), jnp.float32)
-    return model.init(jax.random.key(seed), image, jnp.ones((1, image_size, image_size, 1)))
-
-
-def create_train_state(model, tx, image_size: int, seed: int) -> TrainState:
-    variables = init_variables(model, image_size, seed)
-    return TrainState(
-        step=jnp.zeros((), jnp.int32),
-        params=variables["params"],
-        batch_stats=variables["batch_stats"],
-        opt_state=tx.init(variables["params"]),
-        rng=jax.random.key_data(jax.random.key(seed + 1)),
-    )
-
-
-def network_input(batch):
-    """What the network is fed: `batch['input']` (SR canvases) or the image with holes zeroed.
-
-    The network never sees the ground truth in the holes (it matters for the Conv baseline with
-    hole_fill=(), which keeps the input's hole pixels). [N, H, W, 3] in [0, 1].
-    """
-    return batch["input"] if "input" in batch else batch["image"] * batch["mask"]
-
-
-def loss_and_updates(params, batch_stats, batch, vgg_params, *, model, vgg_model, cfg: Config):
-    """Returns (L_total, (terms, new_batch_stats)) for one global batch."""
-    inputs = network_input(batch)
-    output, updates = model.apply(
-        {"params": params, "batch_stats": batch_stats},
-        inputs,
-        batch["mask"],
-        train=True,
-        freeze_encoder_bn=cfg.train.freeze_encoder_bn_stats,
-        mutable=["batch_stats"],
-    )
-    features_fn = functools.partial(vgg_model.apply, {"params": vgg_params})
-    total, terms = losses.inpainting_loss(
-        output, batch["image"], batch["mask"], features_fn, cfg.loss
-    )
-    new_stats = updates["batch_stats"]
-    if cfg.train.freeze_encoder_bn_stats:
-        new_stats = keep_encoder_stats(batch_stats, new_stats)
-    return total, (terms, new_stats)
-
-
-def train_step(state: TrainState, batch, vgg_params, *, model, vgg_model, tx, cfg: Config):
-    """One Adam step on the global batch. A non-finite loss leaves the state unchanged and sets
-    metrics['finite'] to 0, so a checkpoint never holds the result of a bad step."""
-    grad_fn = jax.value_and_grad(loss_and_updates, has_aux=True)
-    (total, (terms, new_stats)), grads = grad_fn(
-        state.params,
-        state.batch_stats,
-        batch,
-        vgg_params,
-        model=model,
-        vgg_model=vgg_model,
-        cfg=cfg,
-    )
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    rng = jax.random.key_data(jax.random.split(jax.random.wrap_key_data(state.rng))[0])
-    new_state = state.replace(
-        step=state.step + 1, params=params, batch_stats=new_stats, opt_state=opt_state, rng=rng
-    )
-    finite = jnp.isfinite(total)
-    new_state = jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new_state, state)
-    metrics = {**terms, "grad_norm": optax.tree.norm(grads), "finite": finite.astype(jnp.float32)}
-    return new_state, metrics
-
-
-def predict(variables, inputs, mask, *, model):
-    """Inference output (running BN statistics), [N,H,W,3] float32."""
-    return model.apply(variables, inputs, mask).astype(jnp.float32)
-
-
-def _abstract_state(model, tx, cfg: Config, replicated) -> TrainState:
+def _abstract_state(model, tx, cfg: Config, replicated) -> train_step.TrainState:
     shapes = jax.eval_shape(
-        functools.partial(create_train_state, model, tx, cfg.data.image_size, cfg.train.seed)
+        functools.partial(
+            train_step.create_train_state, model, tx, cfg.data.image_size, cfg.train.seed
+        )
     )
     return jax.tree_util.tree_map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), shapes
     )
 
 
-def _initial_state(cfg: Config, workdir, model, tx, ckpts, replicated) -> TrainState:
+def _initial_state(cfg: Config, workdir, model, tx, ckpts, replicated) -> train_step.TrainState:
     """Where training starts, in this order:
     1. this workdir's latest checkpoint (re-running a command resumes it);
     2. `train.init_from`: a stage-1 workdir's params and BN statistics, fresh optimizer, step 0;
@@ -184,9 +58,11 @@ def _initial_state(cfg: Config, workdir, model, tx, ckpts, replicated) -> TrainS
     if found is not None:
         step, model_vars, train_vars = found
         log.info("resuming %s from its checkpoint at step %d", workdir, step)
-        return TrainState(**model_vars, **train_vars)
+        return train_step.TrainState(**model_vars, **train_vars)
     fresh = jax.jit(
-        functools.partial(create_train_state, model, tx, cfg.data.image_size, cfg.train.seed),
+        functools.partial(
+            train_step.create_train_state, model, tx, cfg.data.image_size, cfg.train.seed
+        ),
         out_shardings=replicated,
     )()
     if cfg.train.init_from:
@@ -211,7 +87,7 @@ def _initial_state(cfg: Config, workdir, model, tx, ckpts, replicated) -> TrainS
 
 def _log_frozen(cfg: Config, params) -> None:
     labels = jax.tree_util.tree_leaves_with_path(
-        param_labels(params, cfg.train.freeze_encoder_bn_params)
+        train_step.param_labels(params, cfg.train.freeze_encoder_bn_params)
     )
     frozen = [trained.path_str(p) for p, label in labels if label == "frozen"]
     if cfg.train.freeze_encoder_bn_stats:
@@ -245,13 +121,13 @@ def _lock_workdir(workdir) -> workdir_lock.WorkdirLock | None:
 def sample_grid(batch, output, model_cfg) -> np.ndarray:
     """A PNG grid of up to 4 examples: input, output, composite, truth (uint8).
 
-    The input column is what the network sees: `network_input(batch)` with, for the Conv
+    The input column is what the network sees: `train_step.network_input(batch)` with, for the Conv
     baseline, its hole_fill colour in the holes (PConv sees zeros there, and the mask).
     Args: batch of numpy arrays ('image', 'mask' [N,H,W,1], maybe 'input'), output [N,H,W,3].
     """
     mask = np.asarray(batch["mask"])[:4]
     truth = np.asarray(batch["image"])[:4]
-    shown_input = np.asarray(network_input(batch))[:4]
+    shown_input = np.asarray(train_step.network_input(batch))[:4]
     if not model_cfg.partial and model_cfg.hole_fill:
         fill = np.asarray(model_cfg.hole_fill, np.float32).reshape(1, 1, 1, 3)
         shown_input = shown_input * mask + fill * (1.0 - mask)
@@ -293,13 +169,13 @@ def _train(cfg: Config, workdir: pathlib.Path, signals: preemption.SignalFlag) -
     global_batch = cfg.train.batch_size_per_device * mesh.size
     sharding.check_batch_size(global_batch, mesh)
     replicated = sharding.replicated(mesh)
-    dtype = compute_dtype(cfg)
+    dtype = train_step.compute_dtype(cfg)
     model = build_model(cfg.model, dtype)
     vgg_model = vgg.VGG16Features(dtype=dtype)
     vgg_params = jax.device_put(vgg.load_vgg16_params(cfg.loss.vgg_weights), replicated)
 
     abstract_params = abstract_variables(model)["params"]
-    tx = make_optimizer(cfg, abstract_params)
+    tx = train_step.make_optimizer(cfg, abstract_params)
     _log_frozen(cfg, abstract_params)
     ckpts = checkpoint.Checkpoints(workdir, cfg.train.keep_last, cfg.train.keep_every)
     try:
@@ -309,12 +185,12 @@ def _train(cfg: Config, workdir: pathlib.Path, signals: preemption.SignalFlag) -
         raise
     start = int(state.step)
     step_fn = jax.jit(
-        functools.partial(train_step, model=model, vgg_model=vgg_model, tx=tx, cfg=cfg),
+        functools.partial(train_step.train_step, model=model, vgg_model=vgg_model, tx=tx, cfg=cfg),
         in_shardings=(replicated, sharding.batch_sharded(mesh), replicated),
         out_shardings=(replicated, replicated),
         donate_argnums=0,
     )
-    predict_fn = jax.jit(functools.partial(predict, model=model))
+    predict_fn = jax.jit(functools.partial(train_step.predict, model=model))
     writer = writers.MetricWriter(workdir)
     validator = validation.make_validator(cfg, workdir, model, mesh, global_batch)
     progress = writers.ProgressBar(start, cfg.train.num_steps)
@@ -390,7 +266,9 @@ def _train(cfg: Config, workdir: pathlib.Path, signals: preemption.SignalFlag) -
                 if step % cfg.train.log_every == 0 or done:
                     flush(step)
                 if step % cfg.train.sample_every == 0 or done:
-                    output = predict_fn(state.model_vars(), network_input(batch), batch["mask"])
+                    output = predict_fn(
+                        state.model_vars(), train_step.network_input(batch), batch["mask"]
+                    )
                     # The first rows of the global batch, replicated: they may live on other
                     # processes' devices.
                     shown, output = distributed.first_rows((batch, output), 4, mesh)

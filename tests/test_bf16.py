@@ -1,4 +1,4 @@
-"""bfloat16 training (`train.compute_dtype=bfloat16`, every GPU config): the train step runs,
+"""bfloat16 training (`train_step.compute_dtype=bfloat16`, every GPU config): the train step runs,
 parameters and optimizer state stay float32, its loss is close to the float32 loss on the same
 batch and parameters, and a short run learns."""
 

@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from pconv_jax import config, sharding, train
+from pconv_jax import config, sharding, train_step
 from pconv_jax.model import build_model
 
 from tiny_train import setup, step_fn, tiny_batch, tiny_cfg
@@ -38,11 +38,11 @@ _STEPS = {}
 
 
 def _loss(cfg, state, batch, vgg_params, mesh):
-    """L_total of one train step (the real `train.train_step`, jitted once per config)."""
+    """L_total of one train step (the real `train_step.train_step`, jitted once per config)."""
     key = cfg.train
     if key not in _STEPS:
         model = build_model(cfg.model)
-        tx = train.make_optimizer(cfg, state.params)
+        tx = train_step.make_optimizer(cfg, state.params)
         _STEPS[key] = (tx, step_fn(cfg, model, tx, mesh))
     tx, step = _STEPS[key]
     state = state.replace(opt_state=tx.init(state.params))

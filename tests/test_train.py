@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pconv_jax import checkpoint, config, sharding, train, trained, vgg
+from pconv_jax import checkpoint, config, sharding, train, train_step, trained, vgg
 from pconv_jax.model import build_model
 
 from tiny_train import run_steps, setup, tiny_batch, tiny_cfg
@@ -27,7 +27,7 @@ def test_data_parallel_step_equals_single_device_step(vgg_params, vgg_terms):
         mesh = sharding.make_mesh(devices)
         model, _, state = setup(cfg, mesh)
         loss_fn = functools.partial(
-            train.loss_and_updates, model=model, vgg_model=vgg.VGG16Features(), cfg=cfg
+            train_step.loss_and_updates, model=model, vgg_model=vgg.VGG16Features(), cfg=cfg
         )
         repl, split = sharding.replicated(mesh), sharding.batch_sharded(mesh)
         fn = jax.jit(
@@ -65,7 +65,7 @@ def test_stage2_freezes_encoder_bn_and_trains_the_rest(vgg_params):
     stage2 = tiny_cfg(
         freeze_encoder_bn_stats=True, freeze_encoder_bn_params=True, learning_rate=5e-5
     )
-    tx2 = train.make_optimizer(stage2, state.params)
+    tx2 = train_step.make_optimizer(stage2, state.params)
     before = jax.device_get(state.model_vars())
     state2 = state.replace(opt_state=tx2.init(state.params))
     state2, _ = run_steps(
@@ -122,12 +122,12 @@ def test_checkpoint_restores_on_another_device_count_and_is_strict(tmp_path, vgg
     assert model_vars["params"]["enc1"]["conv"]["kernel"].sharding.device_set == {jax.devices()[0]}
 
     other = build_model(dataclasses.replace(cfg.model, num_layers=5))
-    other_shapes = jax.eval_shape(lambda: train.init_variables(other, 32, 0))
+    other_shapes = jax.eval_shape(lambda: train_step.init_variables(other, 32, 0))
     with pytest.raises(ValueError, match="lacks batch_stats/dec5/bn/mean that the model expects"):
         ckpts.restore(1, other_shapes)
     conv = build_model(dataclasses.replace(cfg.model, hole_fill=()))
     wider = jax.tree_util.tree_map(
-        lambda x: x, jax.eval_shape(lambda: train.init_variables(conv, 32, 0))
+        lambda x: x, jax.eval_shape(lambda: train_step.init_variables(conv, 32, 0))
     )
     wider["params"]["dec1"]["conv"]["kernel"] = jax.ShapeDtypeStruct((3, 3, 67, 4), jnp.float32)
     with pytest.raises(ValueError, match="dec1/conv/kernel has shape \\(3, 3, 67, 3\\)"):
@@ -137,11 +137,11 @@ def test_checkpoint_restores_on_another_device_count_and_is_strict(tmp_path, vgg
 
 def test_param_labels_freeze_only_encoder_bn():
     model = build_model(config.ModelConfig(num_layers=4))
-    params = jax.eval_shape(lambda: train.init_variables(model, 32, 0))["params"]
-    labels = jax.tree_util.tree_leaves_with_path(train.param_labels(params, True))
+    params = jax.eval_shape(lambda: train_step.init_variables(model, 32, 0))["params"]
+    labels = jax.tree_util.tree_leaves_with_path(train_step.param_labels(params, True))
     frozen = sorted(trained.path_str(p) for p, label in labels if label == "frozen")
     assert frozen == [f"enc{i}/bn/{k}" for i in (2, 3, 4) for k in ("bias", "scale")]
-    none = train.param_labels(params, False)
+    none = train_step.param_labels(params, False)
     assert set(jax.tree_util.tree_leaves(none)) == {"trainable"}
 
 
@@ -164,4 +164,4 @@ def test_sample_grid_input_column_never_shows_the_truth_in_the_holes(partial):
     assert (shown[:, 4:] == 128).all()  # known pixels: round(0.5 * 255)
     assert (grid[pad : pad + 8, 3 * (8 + pad) + pad :][:, :8] == 128).all()  # truth column
     # The network is fed the same: network_input zeroes the holes.
-    np.testing.assert_array_equal(train.network_input(batch)[:, :, :4], 0.0)
+    np.testing.assert_array_equal(train_step.network_input(batch)[:, :, :4], 0.0)

@@ -6,7 +6,7 @@ import functools
 import jax
 import numpy as np
 
-from pconv_jax import config, sharding, train, vgg
+from pconv_jax import config, sharding, train_step, vgg
 from pconv_jax.model import build_model
 
 SIDE = 32
@@ -36,12 +36,12 @@ def tiny_batch(n: int = 4, side: int = SIDE, seed: int = 0) -> dict:
 
 def setup(cfg: config.Config, mesh):
     """(model, optimizer, replicated fresh TrainState) for `cfg` in its compute dtype."""
-    model = build_model(cfg.model, train.compute_dtype(cfg))
+    model = build_model(cfg.model, train_step.compute_dtype(cfg))
     repl = sharding.replicated(mesh)
-    abstract = jax.eval_shape(lambda: train.init_variables(model, SIDE, 0))["params"]
-    tx = train.make_optimizer(cfg, abstract)
+    abstract = jax.eval_shape(lambda: train_step.init_variables(model, SIDE, 0))["params"]
+    tx = train_step.make_optimizer(cfg, abstract)
     state = jax.jit(
-        functools.partial(train.create_train_state, model, tx, SIDE, 0), out_shardings=repl
+        functools.partial(train_step.create_train_state, model, tx, SIDE, 0), out_shardings=repl
     )()
     return model, tx, state
 
@@ -50,9 +50,9 @@ def step_fn(cfg: config.Config, model, tx, mesh):
     """The jitted train step as `train_and_evaluate` builds it (without donation)."""
     return jax.jit(
         functools.partial(
-            train.train_step,
+            train_step.train_step,
             model=model,
-            vgg_model=vgg.VGG16Features(dtype=train.compute_dtype(cfg)),
+            vgg_model=vgg.VGG16Features(dtype=train_step.compute_dtype(cfg)),
             tx=tx,
             cfg=cfg,
         ),

@@ -1,0 +1,143 @@
+"""The train state and the jitted data-parallel train step (forward, Eq. 7 loss, Adam).
+
+Paper Sec. 4: Adam, lr 2e-4 with BN on everywhere (stage 1); fine-tuning at lr 5e-5 with the
+encoder's BN frozen (stage 2). Stage 2 here freezes BOTH halves of the encoder's BN, each
+switchable: the running statistics (used, never updated: `freeze_encoder_bn` in the model and
+the updated `batch_stats` filtered back to the old encoder values) and scale/bias (labelled
+`frozen` for the optimizer, which gives them zero updates and no Adam state).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+
+from pconv_jax import losses
+from pconv_jax.config import Config
+from pconv_jax.model import PConvUNet
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array  # int32 scalar: number of completed steps
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+    rng: jax.Array  # uint32 raw key data, advanced every step
+
+    def model_vars(self) -> dict:
+        return {"params": self.params, "batch_stats": self.batch_stats}
+
+    def train_vars(self) -> dict:
+        return {"opt_state": self.opt_state, "step": self.step, "rng": self.rng}
+
+
+def compute_dtype(cfg: Config):
+    """The model's compute dtype (None = float32); `config.validate` checked the choice."""
+    return jnp.bfloat16 if cfg.train.compute_dtype == "bfloat16" else None
+
+
+def _is_encoder_bn(path) -> bool:
+    names = [getattr(k, "key", None) for k in path]
+    return len(names) >= 2 and str(names[0]).startswith("enc") and names[1] == "bn"
+
+
+def param_labels(params, freeze_encoder_bn_params: bool):
+    """'frozen' for the encoder's BN scale/bias when freezing them, else 'trainable'."""
+    return jax.tree_util.tree_map_with_path(
+        lambda p, _: "frozen" if freeze_encoder_bn_params and _is_encoder_bn(p) else "trainable",
+        params,
+    )
+
+
+def make_optimizer(cfg: Config, params) -> optax.GradientTransformation:
+    labels = param_labels(params, cfg.train.freeze_encoder_bn_params)
+    return optax.multi_transform(
+        {"trainable": optax.adam(cfg.train.learning_rate), "frozen": optax.set_to_zero()}, labels
+    )
+
+
+def keep_encoder_stats(old_stats, new_stats):
+    """New batch statistics for the decoder, the old ones for the encoder."""
+    return {k: (old_stats[k] if k.startswith("enc") else v) for k, v in new_stats.items()}
+
+
+def init_variables(model: PConvUNet, image_size: int, seed: int) -> dict:
+    image = jnp.zeros((1, image_size, image_size, 3), jnp.float32)
+    return model.init(jax.random.key(seed), image, jnp.ones((1, image_size, image_size, 1)))
+
+
+def create_train_state(model, tx, image_size: int, seed: int) -> TrainState:
+    variables = init_variables(model, image_size, seed)
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=variables["params"],
+        batch_stats=variables["batch_stats"],
+        opt_state=tx.init(variables["params"]),
+        rng=jax.random.key_data(jax.random.key(seed + 1)),
+    )
+
+
+def network_input(batch):
+    """What the network is fed: `batch['input']` (SR canvases) or the image with holes zeroed.
+
+    The network never sees the ground truth in the holes (it matters for the Conv baseline with
+    hole_fill=(), which keeps the input's hole pixels). [N, H, W, 3] in [0, 1].
+    """
+    return batch["input"] if "input" in batch else batch["image"] * batch["mask"]
+
+
+def loss_and_updates(params, batch_stats, batch, vgg_params, *, model, vgg_model, cfg: Config):
+    """Returns (L_total, (terms, new_batch_stats)) for one global batch."""
+    inputs = network_input(batch)
+    output, updates = model.apply(
+        {"params": params, "batch_stats": batch_stats},
+        inputs,
+        batch["mask"],
+        train=True,
+        freeze_encoder_bn=cfg.train.freeze_encoder_bn_stats,
+        mutable=["batch_stats"],
+    )
+    features_fn = functools.partial(vgg_model.apply, {"params": vgg_params})
+    total, terms = losses.inpainting_loss(
+        output, batch["image"], batch["mask"], features_fn, cfg.loss
+    )
+    new_stats = updates["batch_stats"]
+    if cfg.train.freeze_encoder_bn_stats:
+        new_stats = keep_encoder_stats(batch_stats, new_stats)
+    return total, (terms, new_stats)
+
+
+def train_step(state: TrainState, batch, vgg_params, *, model, vgg_model, tx, cfg: Config):
+    """One Adam step on the global batch. A non-finite loss leaves the state unchanged and sets
+    metrics['finite'] to 0, so a checkpoint never holds the result of a bad step."""
+    grad_fn = jax.value_and_grad(loss_and_updates, has_aux=True)
+    (total, (terms, new_stats)), grads = grad_fn(
+        state.params,
+        state.batch_stats,
+        batch,
+        vgg_params,
+        model=model,
+        vgg_model=vgg_model,
+        cfg=cfg,
+    )
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    rng = jax.random.key_data(jax.random.split(jax.random.wrap_key_data(state.rng))[0])
+    new_state = state.replace(
+        step=state.step + 1, params=params, batch_stats=new_stats, opt_state=opt_state, rng=rng
+    )
+    finite = jnp.isfinite(total)
+    new_state = jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new_state, state)
+    metrics = {**terms, "grad_norm": optax.tree.norm(grads), "finite": finite.astype(jnp.float32)}
+    return new_state, metrics
+
+
+def predict(variables, inputs, mask, *, model):
+    """Inference output (running BN statistics), [N,H,W,3] float32."""
+    return model.apply(variables, inputs, mask).astype(jnp.float32)
