@@ -3,8 +3,9 @@
 CPU mode (default): the same global batch on the same 4-device mesh, once in one process with 4
 fake CPU devices, once in two processes of 2 (jax.distributed on 127.0.0.1, gloo collectives
 between them). Reports images/s of `train_step.train_step` (jitted, synthetic batches, after two
-warm-up steps) and the all-reduce volume per step, read from the compiled step's HLO (the bytes
-of every all-reduce result: the gradients, the batch-norm statistics, the loss terms). On this
+warm-up steps) and the collective volume per step, read from the compiled step's HLO (the bytes
+of every all-reduce, reduce-scatter and all-gather result: gradients, batch-norm statistics,
+loss terms). The 1-process run uses XLA's in-process collectives (no distributed runtime). On this
 machine's CPU the devices share the same cores, so the numbers measure the cost of the
 cross-process collectives, not a speed-up.
 
@@ -31,17 +32,25 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 BYTES = {"f32": 4, "bf16": 2, "f16": 2, "s32": 4, "u32": 4, "pred": 1}
 
 
-def all_reduce_bytes(hlo_text: str) -> tuple[int, int]:
-    """(number of all-reduce ops, bytes of their results) in compiled HLO text."""
-    count, total = 0, 0
-    for match in re.finditer(r"=\s*(\([^=]*?\)|\S+)\s+all-reduce(?:-start)?\(", hlo_text):
-        count += 1
+COLLECTIVES = ("all-reduce", "reduce-scatter", "all-gather")
+
+
+def collective_bytes(hlo_text: str) -> dict[str, tuple[int, int]]:
+    """{kind: (number of ops, bytes of their results)} in compiled HLO text, for all-reduce,
+    reduce-scatter and all-gather (XLA may turn a gradient all-reduce into the latter two)."""
+    found = {kind: [0, 0] for kind in COLLECTIVES}
+    # One instruction a line: "%name = <shape or tuple of shapes> all-reduce(...". Tuples carry
+    # /*index=N*/ comments, so the shape part is everything between the first "= " and the op.
+    pattern = r"^\s*(?:ROOT\s+)?%?\S+\s*=\s*(.*?)\s(" + "|".join(COLLECTIVES) + r")(?:-start)?\("
+    for match in re.finditer(pattern, hlo_text, flags=re.MULTILINE):
+        entry = found[match.group(2)]
+        entry[0] += 1
         for dtype, dims in re.findall(r"(\w+)\[([\d,]*)\]", match.group(1)):
             size = 1
             for d in filter(None, dims.split(",")):
                 size *= int(d)
-            total += size * BYTES.get(dtype, 4)
-    return count, total
+            entry[1] += size * BYTES.get(dtype, 4)
+    return {kind: tuple(v) for kind, v in found.items()}
 
 
 def worker(args) -> None:
@@ -87,7 +96,7 @@ def worker(args) -> None:
     }
     data = sharding.shard_batch(batch, mesh)
     compiled = step.lower(state, data, vgg_params).compile()
-    ops, volume = all_reduce_bytes(compiled.as_text())
+    collectives = collective_bytes(compiled.as_text())
     for _ in range(2):
         state, metrics = compiled(state, data, vgg_params)
     jax.block_until_ready(metrics)
@@ -104,8 +113,8 @@ def worker(args) -> None:
             "global_batch": args.batch,
             "images_per_s": args.steps * args.batch / seconds,
             "ms_per_step": 1000 * seconds / args.steps,
-            "all_reduce_ops": ops,
-            "all_reduce_mb": volume / 1e6,
+            **{f"{k}_ops": v[0] for k, v in collectives.items()},
+            **{f"{k}_mb": v[1] / 1e6 for k, v in collectives.items()},
             "param_mb": sum(x.size * 4 for x in jax.tree_util.tree_leaves(params)) / 1e6,
         }
         print("RESULT " + json.dumps(row), flush=True)
@@ -162,14 +171,18 @@ def main() -> None:
         f"train step, {args.num_layers}-layer U-Net, {args.size}x{args.size}, global batch "
         f"{args.batch}, float32, {os.cpu_count()} CPU cores"
     )
-    print("| layout | images/s | ms/step | all-reduce ops | all-reduce MB/step | params MB |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| layout | images/s | ms/step | all-reduce ops, MB | reduce-scatter ops, MB | "
+        "all-gather ops, MB | params MB |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for processes, devices in ((1, 4), (2, 2)):
         r = measure(args, processes, devices)
         print(
             f"| {processes} process x {devices} devices | {r['images_per_s']:.2f} | "
-            f"{r['ms_per_step']:.0f} | {r['all_reduce_ops']} | {r['all_reduce_mb']:.2f} | "
-            f"{r['param_mb']:.2f} |",
+            f"{r['ms_per_step']:.0f} | "
+            + " | ".join(f"{r[k + '_ops']}, {r[k + '_mb']:.2f}" for k in COLLECTIVES)
+            + f" | {r['param_mb']:.2f} |",
             flush=True,
         )
 
