@@ -25,6 +25,8 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from pconv_jax.errors import UserError
+
 log = logging.getLogger("pconv_jax.distributed")
 
 ENV = {
@@ -66,19 +68,19 @@ def resolve_launch(
         return None
     if missing:
         names = ", ".join(f"--{k.replace('_', '-')} (or {ENV[k]})" for k in missing)
-        raise ValueError(f"a multi-process launch also needs {names}")
+        raise UserError(f"a multi-process launch also needs {names}")
     host, _, port = str(values["coordinator"]).rpartition(":")
     if not host or not port.isdigit():
-        raise ValueError(f"--coordinator must be HOST:PORT, got {values['coordinator']!r}")
+        raise UserError(f"--coordinator must be HOST:PORT, got {values['coordinator']!r}")
     try:
         count, index = int(values["num_processes"]), int(values["process_id"])
     except ValueError:
-        raise ValueError(
+        raise UserError(
             f"--num-processes and --process-id must be integers, got "
             f"{values['num_processes']!r} and {values['process_id']!r}"
         ) from None
     if count < 1 or not 0 <= index < count:
-        raise ValueError(f"need --num-processes >= 1 and 0 <= --process-id < {count}, got {index}")
+        raise UserError(f"need --num-processes >= 1 and 0 <= --process-id < {count}, got {index}")
     return Launch(str(values["coordinator"]), count, index)
 
 

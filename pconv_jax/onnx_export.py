@@ -237,10 +237,10 @@ def read_metadata(model_proto) -> tuple[config_lib.Config, dict]:
     """(config, meta) stored in an exported ONNX model; ValueError if it is not one."""
     props = {p.key: p.value for p in model_proto.metadata_props}
     if "pconv_meta" not in props or "pconv_config" not in props:
-        raise ValueError("this ONNX file is not a pconv_jax export (no pconv_meta metadata)")
+        raise UserError("this ONNX file is not a pconv_jax export (no pconv_meta metadata)")
     meta = json.loads(props["pconv_meta"])
     if meta.get("format") != FORMAT or meta.get("version") != VERSION:
-        raise ValueError(
+        raise UserError(
             f"unsupported ONNX export {meta.get('format')} v{meta.get('version')} "
             f"(this version reads {FORMAT} v{VERSION})"
         )

@@ -11,6 +11,7 @@ import pathlib
 
 import numpy as np
 
+from pconv_jax.errors import UserError
 from pconv_jax.inpaint import Inpainter, _check_strategy
 
 
@@ -51,13 +52,13 @@ class OnnxInpainter(Inpainter):
         try:
             proto = onnx.load(str(path), load_external_data=False)
         except Exception as e:  # DecodeError and friends: all mean "not an ONNX model"
-            raise ValueError(f"cannot read {path} as an ONNX model: {e}") from e
+            raise UserError(f"cannot read {path} as an ONNX model: {e}") from e
         self.cfg, self.meta = read_metadata(proto)
         self.path = path
         self.multiple = 2**self.cfg.model.num_layers
         self.bucket_step = bucket_step or max(self.multiple, 64)
         if self.bucket_step % self.multiple:
-            raise ValueError(
+            raise UserError(
                 f"bucket_step={self.bucket_step} is not a multiple of 2**num_layers={self.multiple}"
             )
         self.batch_unit = 1

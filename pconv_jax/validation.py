@@ -26,8 +26,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pconv_jax import checkpoint, sharding
+from pconv_jax import checkpoint, images, sharding
 from pconv_jax.config import Config
+from pconv_jax.errors import UserError
 from pconv_jax.eval import lpips, runners
 from pconv_jax.masks import protocol as masks
 from pconv_jax.masks import test_sets
@@ -55,7 +56,7 @@ def _mask_set(cfg: Config, workdir: pathlib.Path, need: int):
             multihost_utils.sync_global_devices("pconv_jax validation masks")
     records = masks.load_mask_set(out)
     if len(records) < need:
-        raise ValueError(
+        raise UserError(
             f"{out} holds {len(records)} masks, validation needs {need}: delete it to redraw"
         )
     return records
@@ -70,17 +71,17 @@ class Validator:
 
         t = cfg.train
         if cfg.data.task != "inpaint":
-            raise ValueError(f"validation scores inpainting; data.task is {cfg.data.task!r}")
+            raise UserError(f"validation scores inpainting; data.task is {cfg.data.task!r}")
         if t.eval_best_metric not in METRICS:
-            raise ValueError(
+            raise UserError(
                 f"train.eval_best_metric must be one of {METRICS}, got {t.eval_best_metric!r}"
             )
         if t.eval_num_images < 1 or t.eval_masks_per_image < 1:
-            raise ValueError("train.eval_num_images and train.eval_masks_per_image must be >= 1")
+            raise UserError("train.eval_num_images and train.eval_masks_per_image must be >= 1")
         self.cfg, self.workdir = cfg, pathlib.Path(workdir)
         size = cfg.data.image_size
         if size < lpips.MIN_SIZE_PX:
-            raise ValueError(f"validation needs data.image_size >= {lpips.MIN_SIZE_PX} (LPIPS)")
+            raise UserError(f"validation needs data.image_size >= {lpips.MIN_SIZE_PX} (LPIPS)")
         source = data.eval_images(
             t.eval_images or cfg.data, size, limit=t.eval_num_images, **_tfds_args(cfg)
         )
@@ -95,7 +96,7 @@ class Validator:
         pairs = evaluate.pair_masks(len(source), records, 0, t.eval_masks_per_image)
         self.buckets = np.array([p.mask.bucket for p in pairs])
         truth = np.stack([source.load(p.image_index) for p in pairs])
-        mask = np.stack([masks.read_mask(p.mask.path, size) for p in pairs])
+        mask = np.stack([images.read_mask(p.mask.path, size) for p in pairs])
         padded = -len(pairs) % global_batch
         self.truth, self.mask = runners.pad_to(len(pairs) + padded, truth, mask)
         self.batch, self.num_pairs = global_batch, len(pairs)
@@ -210,7 +211,7 @@ def maybe_validate(validator, step: int, done: bool, state, writer) -> dict:
 def make_validator(cfg: Config, workdir, model, mesh, global_batch: int):
     """A Validator when train.eval_every > 0 or train.eval_at_end, else None."""
     if cfg.train.eval_every < 0:
-        raise ValueError(f"train.eval_every must be >= 0, got {cfg.train.eval_every}")
+        raise UserError(f"train.eval_every must be >= 0, got {cfg.train.eval_every}")
     if not (cfg.train.eval_every or cfg.train.eval_at_end):
         return None
     return Validator(cfg, workdir, model, mesh, global_batch)

@@ -1,6 +1,7 @@
 """tfds end to end: a real dataset written to a temporary directory by a real
 `GeneratorBasedBuilder` (ArrayRecord files, PNG-encoded `image` feature), read through
-`tfds.data_source` by `train_batches`, one shard per process via `tfds.split_for_jax_process`."""
+`tfds.data_source` by `train_batches` (each process making its rows of the same global batch) and
+by the sharded evaluation source (`tfds.split_for_jax_process`)."""
 
 import io
 
@@ -76,21 +77,43 @@ def _seen(cfg, process_index, process_count, steps=6):
     return seen
 
 
+def _batches(cfg, process_index, process_count, steps=3):
+    with data.train_batches(
+        cfg, 4, seed=0, process_index=process_index, process_count=process_count
+    ) as batches:
+        return [next(batches) for _ in range(steps)]
+
+
 def test_train_batches_read_the_prepared_dataset_per_process(data_dir):
     cfg = DataConfig(
         source="tfds", tfds_name=NAME, tfds_data_dir=data_dir, image_size=32, num_workers=0
     )
     everything = {LEVELS * (i + 1) for i in range(TRAIN)}
     assert _seen(cfg, 0, 1) == everything  # 24 draws cover all 8 of one process
+    assert _seen(cfg, 1, 2) <= everything
 
-    # Two processes: each reads exactly tfds's own split_for_jax_process shard of the split.
+    # Two processes make the two halves of the one-process global batch, bit for bit: the batch
+    # of step k does not depend on the process count (README: Training on several hosts).
+    whole = _batches(cfg, 0, 1)
+    halves = [_batches(cfg, index, 2) for index in range(2)]
+    for step, batch in enumerate(whole):
+        for key in ("image", "mask"):
+            stacked = np.concatenate([halves[0][step][key], halves[1][step][key]])
+            assert stacked.tobytes() == batch[key].tobytes()
+
+
+def test_sharded_source_is_tfds_own_process_split(data_dir):
+    """Evaluation shards (open_source with a process index) are tfds's split_for_jax_process."""
+    cfg = DataConfig(source="tfds", tfds_name=NAME, tfds_data_dir=data_dir, image_size=32)
     shards = []
     for index in range(2):
         split = tfds.split_for_jax_process("train", process_index=index, process_count=2)
-        source = tfds.data_source(NAME, split=split, data_dir=data_dir)
-        expected = {int(source[i]["image"][0, 0, 0]) for i in range(len(source))}
-        assert _seen(cfg, index, 2) == expected
-        shards.append(expected)
+        expected = tfds.data_source(NAME, split=split, data_dir=data_dir)
+        ours = data.open_source(cfg, "train", index, 2)
+        levels = [int(ours.load(i)[0, 0, 0]) for i in range(len(ours))]
+        assert levels == [int(expected[i]["image"][0, 0, 0]) for i in range(len(expected))]
+        shards.append(set(levels))
+    everything = {LEVELS * (i + 1) for i in range(TRAIN)}
     assert shards[0].isdisjoint(shards[1]) and shards[0] | shards[1] == everything
 
 

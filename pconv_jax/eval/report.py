@@ -23,9 +23,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image
 
+from pconv_jax import images
 from pconv_jax.data import pipeline as data
+from pconv_jax.errors import UserError
 from pconv_jax.eval import tables
-from pconv_jax.masks import protocol as masks
 from pconv_jax.masks.protocol import HOLE_RATIO_BUCKETS
 
 PLOTTED = (("psnr", "PSNR (dB)"), ("ssim", "SSIM"), ("lpips", "LPIPS (AlexNet)"))
@@ -42,7 +43,7 @@ def load_evaluation(folder: pathlib.Path) -> dict:
     """{name, folder, settings, table (table.json), rows (results.jsonl)} of an evaluation."""
     settings = json.loads((folder / "settings.json").read_text(encoding="utf-8"))
     if not (folder / "table.json").is_file():
-        raise ValueError(f"{folder} has no table.json: finish (resume) its `pconv evaluate`")
+        raise UserError(f"{folder} has no table.json: finish (resume) its `pconv evaluate`")
     return {
         "name": settings["method"],
         "folder": folder,
@@ -61,7 +62,7 @@ def classify(folders) -> tuple[list[dict], list[pathlib.Path]]:
         elif (folder / "metrics.jsonl").is_file():
             runs.append(folder)
         else:
-            raise ValueError(
+            raise UserError(
                 f"{folder} is neither a `pconv evaluate` folder (settings.json, results.jsonl) "
                 "nor a `pconv train` run (metrics.jsonl)"
             )
@@ -172,7 +173,7 @@ def plot_grids(evals: list[dict], out: pathlib.Path) -> list[str]:
         for i, row in enumerate(rows):
             truth = source.load(index[row["image"]]).astype(np.float32) / 255.0
             mask_path = next(pathlib.Path(s["masks"]).rglob(f"{row['mask']}.*"))
-            mask = masks.read_mask(mask_path, s["size"])
+            mask = images.read_mask(mask_path, s["size"])
             shown = [truth * mask + (1.0 - mask)]
             for e in evals:
                 fill = np.asarray(Image.open(e["folder"] / "examples" / f"{row['pair']:06d}.png"))
