@@ -16,7 +16,6 @@ from pconv_jax.cli.common import (
     load_config,
     start_processes,
 )
-from pconv_jax.data import pipeline as data
 from pconv_jax.errors import UserError
 from pconv_jax.model import abstract_variables, build_model, count_kernel_weights
 
@@ -39,10 +38,6 @@ def cmd_train(args) -> int:
     """Trains (or resumes) a run in --workdir."""
     start_processes(args)
     cfg = load_config(args)
-    try:
-        data.validate(cfg.data)  # cross-field data settings: still the user's config
-    except ValueError as e:
-        raise UserError(str(e)) from e
     try:
         train.train_and_evaluate(cfg, args.workdir or f"runs/{cfg.name}")
     except preemption.Preempted as e:

@@ -34,9 +34,11 @@ import grain
 import grain.experimental
 import numpy as np
 
+from pconv_jax import config as config_lib
 from pconv_jax.config import DataConfig
 from pconv_jax.data import examples as train_examples
 from pconv_jax.data import sources
+from pconv_jax.errors import UserError
 from pconv_jax.masks import augment as mask_augment
 
 log = logging.getLogger(__name__)
@@ -45,36 +47,32 @@ STREAM_END = sys.maxsize  # the training stream's positions: never reached
 
 
 def validate(cfg: DataConfig) -> None:
-    """Raises ValueError naming the first inconsistent DataConfig field."""
-    choices = {"source": ("skimage", "folder", "tfds"), "task": ("inpaint", "superres")}
-    choices["masks"] = ("generate", "folder")
-    for field, allowed in choices.items():
-        if getattr(cfg, field) not in allowed:
-            raise ValueError(f"data.{field} must be one of {allowed}, got {getattr(cfg, field)!r}")
+    """Raises UserError naming the first bad or inconsistent DataConfig field."""
+    config_lib.validate(cfg, "data.")  # the Literal choices (a DataConfig built in Python)
     if cfg.source == "folder" and not cfg.dir:
-        raise ValueError("data.source=folder needs data.dir")
+        raise UserError("data.source=folder needs data.dir")
     if cfg.source == "tfds" and not cfg.tfds_name:
-        raise ValueError("data.source=tfds needs data.tfds_name")
+        raise UserError("data.source=tfds needs data.tfds_name")
     if cfg.masks == "folder" and not cfg.mask_dir and cfg.task == "inpaint":
-        raise ValueError("data.masks=folder needs data.mask_dir")
+        raise UserError("data.masks=folder needs data.mask_dir")
     if cfg.image_size < 1:
-        raise ValueError(f"data.image_size must be positive, got {cfg.image_size}")
+        raise UserError(f"data.image_size must be positive, got {cfg.image_size}")
     if cfg.train_scale_max < 1.0:
-        raise ValueError(f"data.train_scale_max must be >= 1, got {cfg.train_scale_max}")
+        raise UserError(f"data.train_scale_max must be >= 1, got {cfg.train_scale_max}")
     if not 0.0 <= cfg.hole_ratio_min < cfg.hole_ratio_max <= 1.0:
-        raise ValueError(
+        raise UserError(
             "data.hole_ratio_min/max must satisfy 0 <= min < max <= 1, got "
             f"{cfg.hole_ratio_min}, {cfg.hole_ratio_max}"
         )
     if cfg.task == "superres":
         bad = [f for f in cfg.sr_factors if f < 1 or cfg.image_size % f]
         if not cfg.sr_factors or bad:
-            raise ValueError(
+            raise UserError(
                 f"data.sr_factors {cfg.sr_factors} must be non-empty factors >= 1 dividing "
                 f"data.image_size={cfg.image_size}"
             )
     if cfg.prefetch < 0 or cfg.num_workers < 0:
-        raise ValueError(
+        raise UserError(
             f"data.prefetch/num_workers must be >= 0: {cfg.prefetch}, {cfg.num_workers}"
         )
 
