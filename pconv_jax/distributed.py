@@ -54,7 +54,7 @@ def resolve_launch(
     """Launch settings from the arguments, each falling back to its PCONV_* variable.
 
     Returns None when none is set (single process, or cluster auto-detection); raises
-    ValueError naming what is missing or wrong when only some are set or a value is invalid.
+    UserError naming what is missing or wrong when only some are set or a value is invalid.
     """
     environ = os.environ if environ is None else environ
     given = {"coordinator": coordinator, "num_processes": num_processes, "process_id": process_id}

@@ -206,11 +206,6 @@ def build_app(app: App):
     return blocks
 
 
-def load_inpainter(checkpoint: str, strategy: str = "full") -> Inpainter:
-    """A run directory (orbax) or an export file (.npz for JAX, .onnx for onnxruntime)."""
-    return Inpainter.load(checkpoint, strategy=strategy)
-
-
 def serve(
     checkpoint: str,
     *,
@@ -222,7 +217,7 @@ def serve(
 ):
     """Loads the model once and launches the page; returns the Blocks when `block` is False."""
     import_gradio()
-    app = App(load_inpainter(checkpoint, strategy), max_side=max_side)
+    app = App(Inpainter.load(checkpoint, strategy=strategy), max_side=max_side)
     blocks = build_app(app)
     blocks.launch(
         server_name=host,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from pconv_jax import config, distributed
-from pconv_jax.errors import UserError
 from pconv_jax.inpaint import Inpainter
 
 
@@ -55,8 +54,5 @@ def add_launch_args(parser: argparse.ArgumentParser) -> None:
 
 def start_processes(args) -> None:
     """Joins the multi-process run the launch arguments describe (nothing for one process)."""
-    try:
-        launch = distributed.resolve_launch(args.coordinator, args.num_processes, args.process_id)
-    except ValueError as e:
-        raise UserError(str(e)) from e
+    launch = distributed.resolve_launch(args.coordinator, args.num_processes, args.process_id)
     distributed.initialize(launch, auto=args.distributed)
