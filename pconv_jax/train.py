@@ -242,8 +242,7 @@ def _train(cfg: Config, workdir: pathlib.Path, signals: preemption.SignalFlag) -
         ) as batches:
             step = start
             while step < cfg.train.num_steps:
-                host_batch = next(batches)
-                batch = sharding.shard_batch(host_batch, mesh)
+                batch = sharding.shard_batch(next(batches), mesh)
                 if t_mark is None:  # compile first, then meet: see distributed.wait_for_all
                     step_fn = step_fn.lower(state, batch, vgg_params).compile()
                     distributed.wait_for_all("pconv train step compiled")
