@@ -1,5 +1,6 @@
 """`pconv serve`: request handlers, the `inpaint` API through gradio_client, a real browser."""
 
+import dataclasses
 import io
 import os
 import pathlib
@@ -96,32 +97,46 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclasses.dataclass
+class Server:
+    url: str
+    log: pathlib.Path  # the server's stdout and stderr
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-chars:]
+
+
 @pytest.fixture(scope="module")
-def server(run_dir):
-    """A real `pconv serve` (python -m pconv_jax serve) on the tiny checkpoint."""
+def server(run_dir, tmp_path_factory):
+    """A real `pconv serve` (python -m pconv_jax serve) on the tiny checkpoint.
+
+    Its output goes to a file (a pipe nobody reads would stall the server once full); tests quote
+    the file's tail when they fail.
+    """
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GRADIO_ANALYTICS_ENABLED": "False"}
     env.pop("XLA_FLAGS", None)
     command = [sys.executable, "-m", "pconv_jax", "serve", "--checkpoint", str(run_dir)]
-    proc = subprocess.Popen(
-        [*command, "--port", str(port), "--max-side", "1024"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}/"
+    served = Server(f"http://127.0.0.1:{port}/", tmp_path_factory.mktemp("serve") / "server.log")
+    with open(served.log, "w") as log:
+        proc = subprocess.Popen(
+            [*command, "--port", str(port), "--max-side", "1024"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 180
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=5):
+            with urllib.request.urlopen(served.url, timeout=5):
                 break
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                pytest.fail(f"pconv serve did not start: {proc.communicate()[0][-3000:]}")
+                proc.wait()
+                pytest.fail(f"pconv serve did not start: {served.log_tail()}")
             time.sleep(1)
-    yield url
+    yield served
     proc.terminate()
     proc.wait(timeout=30)
 
@@ -135,7 +150,7 @@ def test_inpaint_endpoint_with_gradio_client(server, tmp_path):
     hole[30:60, 40:90] = True
     save_png(photo, tmp_path / "photo.png")
     save_png(np.where(hole, 255, 0).astype(np.uint8), tmp_path / "mask.png")
-    client = Client(server, verbose=False)
+    client = Client(server.url, verbose=False)
     path = client.predict(
         handle_file(str(tmp_path / "photo.png")),
         handle_file(str(tmp_path / "mask.png")),
@@ -203,24 +218,58 @@ def _chromium():
     return webdriver.Chrome(options=options, service=webdriver.ChromeService(driver))
 
 
+def _wait_for(browser, server, what: str, condition, seconds: float = 180):
+    """`condition(browser)` once truthy; a timeout fails naming `what`, with screenshot and log."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        return WebDriverWait(browser, seconds).until(condition)
+    except TimeoutException:
+        shot = server.log.with_name(f"timeout-{time.monotonic_ns()}.png")
+        browser.save_screenshot(str(shot))
+        pytest.fail(f"no {what} after {seconds} s (page: {shot}); server log: {server.log_tail()}")
+
+
+def _result_link_or_error(browser, server):
+    """The result file's link once the page shows it; fails at once if the page shows an error."""
+    from selenium.webdriver.common.by import By
+
+    links = browser.find_elements(By.CSS_SELECTOR, "#result-file a[href]")
+    if links:
+        return links[0]
+    toasts = [t.text for t in browser.find_elements(By.CSS_SELECTOR, ".toast-body") if t.text]
+    if toasts:
+        pytest.fail(f"the page shows an error: {toasts}; server log: {server.log_tail()}")
+    return None
+
+
 @pytest.mark.slow
 def test_browser_paint_a_stroke_and_inpaint(server, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     photo = np.asarray(Image.open(ROOT / "pconv_jax/serve_examples/kodak23.jpg").convert("RGB"))
     save_png(photo, tmp_path / "photo.png")
     height, width = photo.shape[:2]
     browser = _chromium()
     try:
-        browser.get(server)
-        wait = WebDriverWait(browser, 90)
-        upload = wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "#editor input[type=file]"))
+        browser.get(server.url)
+        upload = _wait_for(
+            browser,
+            server,
+            "upload input on the page",
+            lambda b: b.find_element(By.CSS_SELECTOR, "#editor input[type=file]"),
+        )
+        zoom = browser.find_element(By.CSS_SELECTOR, "#editor .zoom-number")
+        empty_zoom = zoom.text  # the empty canvas's zoom, e.g. "36%"
         upload.send_keys(str(tmp_path / "photo.png"))
-        # After an upload the editor shows the photo centred on its canvas with the brush active.
-        wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "#editor button[aria-label=Brush]"))
-        time.sleep(2)
+        # Once the photo is on the canvas the editor zooms to fit it (e.g. "113%"), brush active;
+        # the brush button is there from the start, so it says nothing about the upload.
+        _wait_for(
+            browser, server, "photo on the canvas", lambda b: zoom.text not in ("", empty_zoom)
+        )
+        time.sleep(1)
         canvas = next(
             c for c in browser.find_elements(By.CSS_SELECTOR, "#editor canvas") if c.is_displayed()
         )
@@ -230,10 +279,14 @@ def test_browser_paint_a_stroke_and_inpaint(server, tmp_path):
         stroke.release().perform()
         browser.find_element(By.CSS_SELECTOR, "#use-telea input[type=checkbox]").click()
         browser.find_element(By.ID, "inpaint-button").click()
-        link = wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "#result-file a[href]"))
+        link = _wait_for(
+            browser, server, "result file link", lambda b: _result_link_or_error(b, server)
+        )
         with urllib.request.urlopen(link.get_attribute("href"), timeout=30) as response:
             result = np.asarray(Image.open(io.BytesIO(response.read())).convert("RGB"))
-        wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "#telea img"))
+        _wait_for(
+            browser, server, "Telea image", lambda b: b.find_element(By.CSS_SELECTOR, "#telea img")
+        )
         time.sleep(1)
         shot = os.environ.get("PCONV_SCREENSHOT") or str(tmp_path / "page.png")
         browser.save_screenshot(shot)
