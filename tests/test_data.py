@@ -10,6 +10,7 @@ import pathlib
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import cv2
@@ -460,14 +461,42 @@ def test_worker_side_modules_import_no_jax():
     assert out.stdout.strip() == "[]"
 
 
-def test_a_dead_worker_process_is_a_clear_error(image_dir):
+def test_a_dead_worker_process_is_a_clear_error(image_dir, monkeypatch):
+    # Killed at the wrong moment, a worker leaves grain's close blocked (next test); the
+    # shorter bound keeps this test quick when that happens.
+    monkeypatch.setattr(data, "CLOSE_TIMEOUT_S", 10.0)
     with data.train_batches(_cfg(image_dir, **KINDS["processes"]), 4, seed=0) as batches:
         _next(batches, 3)
-        for pid in _worker_pids():
+        pids = _worker_pids()
+        for pid in pids:
             os.kill(pid, signal.SIGKILL)
         with pytest.raises(RuntimeError, match="terminated unexpectedly"):
             for _ in range(6):  # the prefetched batches may have been finished already
                 next(batches)
+    assert _wait_gone(pids)
+
+
+def test_close_kills_the_workers_when_grain_cannot_stop_them(image_dir, monkeypatch, caplog):
+    """grain's close blocked for good (as when a killed worker left its queue's lock taken):
+    close() returns after CLOSE_TIMEOUT_S with a warning, and the workers are gone."""
+    monkeypatch.setattr(data, "CLOSE_TIMEOUT_S", 2.0)
+    batches = data.train_batches(_cfg(image_dir, **KINDS["processes"]), 4, seed=0)
+    _next(batches, 3)
+    pids = _worker_pids()
+    assert len(pids) == 2
+    grain_close = batches._iterator.close
+    released = threading.Event()
+    # Without the bound, close() would return only when this wait ends (after 60 s).
+    monkeypatch.setattr(batches._iterator, "close", lambda: released.wait(60.0))
+    start = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger=data.__name__):
+        batches.close()
+    assert 2.0 <= time.monotonic() - start < 20.0
+    assert "killing the 2 left" in caplog.text
+    assert all(str(pid) in caplog.text for pid in pids)
+    assert _wait_gone(pids, seconds=5.0)
+    released.set()
+    grain_close()  # grain's own cleanup (its shared memory); the workers are already gone
 
 
 SCRIPT = """

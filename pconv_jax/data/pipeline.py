@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import logging
 import math
+import multiprocessing
 import os
 import sys
+import threading
 
 import absl.flags
 import grain
@@ -44,6 +46,10 @@ from pconv_jax.masks import augment as mask_augment
 log = logging.getLogger(__name__)
 
 STREAM_END = sys.maxsize  # the training stream's positions: never reached
+# How long close() waits for grain to stop the workers (grain itself gives a worker that will not
+# stop 25 s before killing it) before it kills them itself.
+CLOSE_TIMEOUT_S = 60.0
+GRAIN_WORKER_NAME = "grain-process-prefetch-"  # the name prefix of grain 0.2's worker processes
 
 
 def validate(cfg: DataConfig) -> None:
@@ -121,6 +127,7 @@ class TrainBatches:
     def __init__(self, cfg, source, batch_size, seed, start_step, global_batch=None, first_row=0):
         self.step = start_step  # the step of the next batch returned
         self._bad: dict[int, str] = {}
+        self._children_before = {p.pid for p in multiprocessing.active_children()}
         augmenter = None
         if cfg.task == "inpaint" and cfg.masks == "folder":
             augmenter = mask_augment.RawMaskAugmenter(
@@ -182,10 +189,47 @@ class TrainBatches:
         return batch
 
     def close(self) -> None:
-        """Stops the workers (grain joins them); closing twice is harmless."""
-        if not self._closed:
-            self._closed = True
-            self._iterator.close()
+        """Stops the workers (grain joins them); closing twice is harmless.
+
+        A worker killed from outside (say by the out-of-memory killer) at the moment it holds
+        the lock of grain's state counter leaves that lock taken, and grain's close then waits on
+        it forever. So grain's close runs in a thread; if it has not returned within
+        CLOSE_TIMEOUT_S, this process kills the workers this pipeline started, logs a warning,
+        and returns (the error that the dead worker caused is still raised by the caller).
+        """
+        if self._closed:
+            return
+        self._closed = True
+        errors = []
+
+        def close_grain():
+            try:
+                self._iterator.close()
+            except BaseException as e:  # re-raised in the caller's thread below
+                errors.append(e)
+
+        closing = threading.Thread(target=close_grain, name="close-data-workers", daemon=True)
+        closing.start()
+        closing.join(CLOSE_TIMEOUT_S)
+        if closing.is_alive():
+            workers = [
+                p
+                for p in multiprocessing.active_children()
+                if p.name.startswith(GRAIN_WORKER_NAME) and p.pid not in self._children_before
+            ]
+            log.warning(
+                "grain did not stop the data workers within %.0f s (a worker that died can leave "
+                "its queue locked); killing the %d left: %s",
+                CLOSE_TIMEOUT_S,
+                len(workers),
+                [p.pid for p in workers],
+            )
+            for process in workers:
+                process.kill()
+            for process in workers:
+                process.join(10)
+        elif errors:
+            raise errors[0]
 
     def __enter__(self):
         return self
