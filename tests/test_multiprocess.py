@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import chex
@@ -73,20 +74,27 @@ def _start(pconv_args, processes, devices, cache, runtime=False) -> list[subproc
     for i in range(processes):
         launch = ["--coordinator", f"127.0.0.1:{port}", "--num-processes", str(processes)]
         launch += ["--process-id", str(i)]
-        procs.append(
-            subprocess.Popen(
-                args + (launch if processes > 1 or runtime else []),
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
+        # Output to a file: a pipe read only at the end would stall a process that fills it.
+        log = tempfile.TemporaryFile("w+")
+        proc = subprocess.Popen(
+            args + (launch if processes > 1 or runtime else []),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
+        proc.log = log
+        procs.append(proc)
     return procs
 
 
+def _output(proc) -> str:
+    proc.log.seek(0)
+    return proc.log.read()
+
+
 def _finish(procs, timeout=900) -> list[tuple[int, str]]:
-    return [(p.wait(timeout), p.stdout.read()) for p in procs]
+    return [(p.wait(timeout), _output(p)) for p in procs]
 
 
 def _run(workdir, images, processes, devices, cache) -> list[str]:
@@ -97,7 +105,7 @@ def _run(workdir, images, processes, devices, cache) -> list[str]:
 
 
 def _tail(proc) -> str:
-    return proc.stdout.read()[-4000:]
+    return _output(proc)[-4000:]
 
 
 def _finished_steps(workdir) -> list[int]:
