@@ -31,8 +31,8 @@ import numpy as np
 from bench_inpaint import random_variables
 from PIL import Image
 
-from pconv_jax.inpaint import Inpainter
-from pconv_jax.model import PConvUNet
+from pconv_jax.inference.inpainter import Inpainter
+from pconv_jax.nn.model import PConvUNet
 
 SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared/data"
 STRATEGIES = ("full", "downscale", "crop")

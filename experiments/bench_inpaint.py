@@ -19,8 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pconv_jax.inpaint import Inpainter, bucket_side
-from pconv_jax.model import PConvUNet
+from pconv_jax.inference.inpainter import Inpainter, bucket_side
+from pconv_jax.nn.model import PConvUNet
 
 SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared/data"
 

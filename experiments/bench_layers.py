@@ -37,7 +37,7 @@ import numpy as np
 # `experiments.torch_ref` (and for pconv_jax when it is not installed).
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from pconv_jax.model import PConvUNet  # noqa: E402  (pconv_jax.model never imports tfds)
+from pconv_jax.nn.model import PConvUNet  # noqa: E402  (pconv_jax.nn.model never imports tfds)
 
 # size -> (batch, num_layers) of the CPU comparison, as the issue fixes them.
 CPU_CONFIGS = {256: (2, 7), 512: (1, 8)}

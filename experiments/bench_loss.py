@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from pconv_jax import losses, vgg  # noqa: E402
 from pconv_jax.config import LossConfig  # noqa: E402
+from pconv_jax.nn import losses, vgg
 from tests.torch_ref import loss as torch_loss  # noqa: E402
 
 

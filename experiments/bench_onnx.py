@@ -22,8 +22,8 @@ import numpy as np
 from bench_inpaint import random_variables
 
 from pconv_jax import config
-from pconv_jax.model import build_model
-from pconv_jax.onnx_export import build_onnx
+from pconv_jax.nn.model import build_model
+from pconv_jax.store.onnx_export import build_onnx
 
 SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared/data"
 

@@ -59,8 +59,11 @@ def worker(args) -> None:
     import numpy as np
 
     sys.path.insert(0, str(ROOT))
-    from pconv_jax import config, distributed, sharding, train_step, vgg
-    from pconv_jax.model import build_model
+    from pconv_jax import config
+    from pconv_jax.nn import vgg
+    from pconv_jax.nn.model import build_model
+    from pconv_jax.parallel import distributed, sharding
+    from pconv_jax.train import step as train_step
 
     if args.coordinator:
         launch = distributed.Launch(args.coordinator, args.num_processes, args.process_id)

@@ -32,8 +32,11 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from pconv_jax import config, sharding, train_step, vgg  # noqa: E402
-from pconv_jax.model import build_model  # noqa: E402
+from pconv_jax import config
+from pconv_jax.nn import vgg
+from pconv_jax.nn.model import build_model  # noqa: E402
+from pconv_jax.parallel import sharding
+from pconv_jax.train import step as train_step
 
 # Dense peak FLOP/s of an H100 SXM (NVIDIA datasheet): bf16 tensor cores and tf32 tensor cores
 # (XLA runs float32 convolutions as tf32 on Hopper at the default precision).

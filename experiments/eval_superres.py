@@ -6,7 +6,7 @@
 Protocol: the centred crop x crop square of every image in --images (sorted by name; images
 with a shorter side are skipped and listed); low-res = the crop box-downsampled by K (the mean
 of each KxK cell, as in training) and rounded to 8 bits, as a low-res file would be; each
-method upscales it back by K to 8 bits; PSNR and SSIM (pconv_jax.eval.metrics: data range 1, RGB,
+method upscales it back by K to 8 bits; PSNR and SSIM (pconv_jax.metrics.pixel: data range 1, RGB,
 the whole image, no border shaved; SSIM as scikit-image's Gaussian SSIM) against the crop,
 averaged over images. Rows:
   bicubic: Pillow's BICUBIC (a = -0.5, pixel-centre alignment), `superres.bicubic_upscale`
@@ -15,7 +15,7 @@ averaged over images. Rows:
   PConv, LR pixels kept (paper): `upscale(...)`, the low-res pixels returned exactly at
     (K*i + K//2, K*j + K//2);
   PConv, network output: `upscale(..., keep_low_res=False)`, the prediction everywhere (see
-    pconv_jax/superres.py on why the kept cell means are not the true pixels there).
+    pconv_jax/inference/superres.py on why the kept cell means are not the true pixels there).
 Both PConv rows come from one forward pass per image. Without --checkpoint only bicubic runs.
 Prints one Markdown table (with the checkpoint's step and training budget above it) and writes
 it to --out.
@@ -32,9 +32,9 @@ import jax
 import numpy as np
 
 from pconv_jax import images as images_lib
-from pconv_jax import superres
 from pconv_jax.data import sources, sr_canvas
-from pconv_jax.eval import metrics
+from pconv_jax.inference import superres
+from pconv_jax.metrics import pixel as metrics
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 KODAK = ROOT.parent / "shared" / "data" / "kodak"

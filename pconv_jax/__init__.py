@@ -11,10 +11,10 @@ __all__ = ["Config", "Inpainter", "PConvUNet", "PartialConv", "count_kernel_weig
 # numpy, OpenCV and Pillow.
 _LAZY = {
     "Config": "pconv_jax.config",
-    "Inpainter": "pconv_jax.inpaint",
-    "PartialConv": "pconv_jax.layers",
-    "PConvUNet": "pconv_jax.model",
-    "count_kernel_weights": "pconv_jax.model",
+    "Inpainter": "pconv_jax.inference.inpainter",
+    "PartialConv": "pconv_jax.nn.layers",
+    "PConvUNet": "pconv_jax.nn.model",
+    "count_kernel_weights": "pconv_jax.nn.model",
 }
 
 

@@ -93,7 +93,7 @@ class TrainConfig:
     log_every: int = 50
     sample_every: int = 500  # steps between PNG grids of input / output / composite / truth
     max_seconds: float = 0.0  # stop (with a checkpoint) after this much wall time (0 = no limit)
-    # Validation on a fixed held-out set (pconv_jax/validation.py); also run at the last step.
+    # Validation on a fixed held-out set (pconv_jax/train/validation.py); also run at the last step.
     eval_every: int = 0  # steps between validations (0 = none before the last step)
     eval_at_end: bool = False  # validate at the last step even when eval_every is 0
     eval_images: str = ""  # folder | skimage | tfds:NAME (data.eval_split); "" = data's images

@@ -184,3 +184,27 @@ def write_holes(path: str | os.PathLike, holes: np.ndarray) -> None:
     """Writes a hole map [H, W] (nonzero = hole) as an 8-bit PNG, white (255) = hole."""
     if not cv2.imwrite(os.fspath(path), np.where(holes != 0, 255, 0).astype(np.uint8)):
         raise UserError(f"cannot write mask file {path}")
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """Float images in [0,1] (values outside are clipped) -> uint8, rounding to nearest."""
+    return np.round(np.clip(np.asarray(images, np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def image_grid(columns: list[np.ndarray], pad: int = 2) -> np.ndarray:
+    """Lays out K batches [N,H,W,3] in [0,1] as N rows × K columns, uint8 [N·(H+p), K·(W+p), 3]."""
+    n, h, w, _ = columns[0].shape
+    grid = np.full((n * (h + pad) + pad, len(columns) * (w + pad) + pad, 3), 255, np.uint8)
+    for j, col in enumerate(columns):
+        col = np.broadcast_to(col, (n, h, w, 3))
+        for i in range(n):
+            y, x = pad + i * (h + pad), pad + j * (w + pad)
+            grid[y : y + h, x : x + w] = to_uint8(col[i])
+    return grid
+
+
+def save_png(array_uint8: np.ndarray, path: str | pathlib.Path) -> None:
+    """Writes uint8 [H, W, 3] (or [H, W]) as a PNG, creating its folder."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array_uint8).save(path)

@@ -31,7 +31,7 @@ def shared_path(*parts: str) -> pathlib.Path:
 @pytest.fixture(scope="session")
 def vgg_params():
     """The shipped ImageNet VGG16 (conv1_1..conv3_3), loaded once per test process."""
-    from pconv_jax import vgg
+    from pconv_jax.nn import vgg
 
     return vgg.load_vgg16_params()
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pconv_jax import sharding
+from pconv_jax.parallel import sharding
 
 from tiny_train import run_steps, setup, tiny_batch, tiny_cfg
 

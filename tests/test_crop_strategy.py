@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pconv_jax import Inpainter
-from pconv_jax.crop_strategy import crop_box, hole_groups
+from pconv_jax.inference.crop_strategy import crop_box, hole_groups
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pconv_jax import checkpoint, cli, config, images, trained
-from pconv_jax.eval import baselines, evaluate, lpips
+from pconv_jax import cli, config, images
+from pconv_jax.eval import baselines
 from pconv_jax.eval import tables as eval_table
 from pconv_jax.masks import protocol as masks
 from pconv_jax.masks import test_sets as mask_set
-from pconv_jax.model import build_model
+from pconv_jax.metrics import lpips
+from pconv_jax.nn.model import build_model
+from pconv_jax.store import checkpoint, trained
 
 from conftest import shared_path
 
@@ -25,7 +27,7 @@ NVIDIA = ("data", "nvidia_test_masks")
 def _records(per_cell=5, short_cell=None):
     """Fake MaskRecords: `per_cell` per cell (`short_cell` gets 1), names unique."""
     records = []
-    for n, cell in enumerate(eval_table.CELLS):
+    for n, cell in enumerate(masks.CELLS):
         count = 1 if cell == short_cell else per_cell
         for j in range(count):
             bucket, border = int(cell[:-1]), cell[-1] == "B"
@@ -37,39 +39,39 @@ def _records(per_cell=5, short_cell=None):
 
 def test_pairing_is_deterministic_without_replacement_and_stratified():
     records = _records()
-    pairs = evaluate.pair_masks(24, records, seed=3)
+    pairs = masks.pair_masks(24, records, seed=3)
     assert [p.index for p in pairs] == list(range(24))
     assert [p.image_index for p in pairs] == list(range(24))
     assert len({p.mask.name for p in pairs}) == 24  # no mask used twice
-    assert collections.Counter(p.mask.label for p in pairs) == {c: 2 for c in eval_table.CELLS}
+    assert collections.Counter(p.mask.label for p in pairs) == {c: 2 for c in masks.CELLS}
     # A pure function of (count, records, seed): same result from a shuffled record list.
     shuffled = [records[i] for i in np.random.default_rng(0).permutation(len(records))]
-    assert evaluate.pair_masks(24, shuffled, seed=3) == pairs
-    other = evaluate.pair_masks(24, records, seed=4)
+    assert masks.pair_masks(24, shuffled, seed=3) == pairs
+    other = masks.pair_masks(24, records, seed=4)
     assert [p.mask.name for p in other] != [p.mask.name for p in pairs]
     # Image order is unrelated to the round-robin cell order.
-    assert [p.mask.label for p in pairs[:12]] != list(eval_table.CELLS)
+    assert [p.mask.label for p in pairs[:12]] != list(masks.CELLS)
 
 
 def test_pairing_with_several_masks_per_image_and_uneven_cells():
     records = _records(per_cell=5)
-    pairs = evaluate.pair_masks(20, records, seed=0, masks_per_image=3)
+    pairs = masks.pair_masks(20, records, seed=0, masks_per_image=3)
     assert len(pairs) == 60 and len({p.mask.name for p in pairs}) == 60  # all masks, once each
     for image in range(20):
         mine = [p for p in pairs if p.image_index == image]
         assert [p.index for p in mine] == [3 * image + k for k in range(3)]
         assert len({p.mask.name for p in mine}) == 3
     # 21 pairs over 12 cells: 2 for the first 9 cells of the round robin, 1 for the last 3.
-    counts = collections.Counter(p.mask.label for p in evaluate.pair_masks(7, records, 0, 3))
-    assert [counts[c] for c in eval_table.CELLS] == [2] * 9 + [1] * 3
+    counts = collections.Counter(p.mask.label for p in masks.pair_masks(7, records, 0, 3))
+    assert [counts[c] for c in masks.CELLS] == [2] * 9 + [1] * 3
     # An exhausted cell is skipped, the others fill in.
-    uneven = evaluate.pair_masks(30, _records(per_cell=3, short_cell="2B"), seed=1)
+    uneven = masks.pair_masks(30, _records(per_cell=3, short_cell="2B"), seed=1)
     uneven_counts = collections.Counter(p.mask.label for p in uneven)
     assert uneven_counts["2B"] == 1 and sum(uneven_counts.values()) == 30
     with pytest.raises(ValueError, match="need 61 distinct masks; the mask set has 60"):
-        evaluate.pair_masks(61, records, seed=0)
+        masks.pair_masks(61, records, seed=0)
     with pytest.raises(ValueError, match="20 images x 4 masks per image need 80"):
-        evaluate.pair_masks(20, records, seed=0, masks_per_image=4)
+        masks.pair_masks(20, records, seed=0, masks_per_image=4)
 
 
 def test_table_layout_exact():
@@ -178,7 +180,7 @@ def test_bucket_and_border_from_a_manifest_set(tmp_path, manifest_masks):
     records = {r.name: r for r in masks.load_mask_set(manifest_masks)}
     _check_rows_against_masks(rows, records, 32)
     summary = json.loads((out / "table.json").read_text())
-    assert summary["pairs"] == {**{c: 2 for c in eval_table.CELLS}, "all": 24}
+    assert summary["pairs"] == {**{c: 2 for c in masks.CELLS}, "all": 24}
 
 
 def test_bucket_and_border_of_nvidia_masks(tmp_path):
@@ -213,7 +215,7 @@ def test_each_baseline_fills_a_tiny_set(tmp_path, manifest_masks, method):
     rows = _rows(out)
     assert [r["pair"] for r in rows] == [0, 1, 2, 3]
     # Each metric recomputed independently for one pair (numpy, from the files).
-    pair = evaluate.pair_masks(4, masks.load_mask_set(manifest_masks), seed=1)[2]
+    pair = masks.pair_masks(4, masks.load_mask_set(manifest_masks), seed=1)[2]
     from pconv_jax.data import pipeline as data
 
     truth = data.eval_images("skimage", 32).load(pair.image_index)
@@ -239,7 +241,7 @@ def _check_table_is_mean_of_rows(out, rows):
     for key in ("l1", "psnr", "ssim", "hole_l1", "lpips"):
         values = summary["metrics"][key]["values"]
         assert values["all"] == pytest.approx(np.mean([r[key] for r in rows]), rel=1e-12)
-        for cell in eval_table.CELLS:
+        for cell in masks.CELLS:
             mine = [r[key] for r in rows if eval_table.cell_of(r) == cell]
             assert values[cell] == (pytest.approx(np.mean(mine), rel=1e-12) if mine else None)
     md = (out / "table.md").read_text()
@@ -271,7 +273,7 @@ def test_pconv_model_on_all_devices_and_config_checks(tmp_path, manifest_masks, 
     # Recomputed with the model outside the evaluation: input truth * mask, clip, composite.
     loaded = trained.load(run)
     model, variables = loaded.model, loaded.variables
-    pairs = evaluate.pair_masks(6, masks.load_mask_set(manifest_masks), seed=0)
+    pairs = masks.pair_masks(6, masks.load_mask_set(manifest_masks), seed=0)
     from pconv_jax.data import pipeline as data
 
     source = data.eval_images("skimage", 32)
@@ -334,7 +336,7 @@ def test_resume_skips_finished_pairs_and_other_arguments_are_an_error(
 
 @pytest.mark.slow
 def test_fid_and_is_rows(tmp_path, manifest_masks):
-    from pconv_jax.eval import fid
+    from pconv_jax.metrics import fid
 
     shapes = jax.eval_shape(
         fid.InceptionV3FID().init, jax.random.key(0), jnp.zeros((1, 299, 299, 3))

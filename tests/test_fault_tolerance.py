@@ -14,7 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pconv_jax import checkpoint, cli, distributed, workdir_lock
+from pconv_jax import cli
+from pconv_jax.parallel import distributed
+from pconv_jax.store import checkpoint
+from pconv_jax.train import workdir_lock
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "experiments" / "configs" / "tiny.py")
@@ -37,7 +40,7 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path, caplog):
     dead.wait()
     lock_file = tmp_path / workdir_lock.LOCK_NAME
     lock_file.write_text(json.dumps({"host": "h1", "pid": dead.pid, "started": 0, "command": "x"}))
-    with caplog.at_level(logging.WARNING, logger="pconv_jax.workdir_lock"):
+    with caplog.at_level(logging.WARNING, logger="pconv_jax.train.workdir_lock"):
         with workdir_lock.WorkdirLock(tmp_path):
             holder = json.loads(lock_file.read_text())
             assert holder["pid"] == os.getpid()
@@ -101,7 +104,7 @@ def test_damaged_newest_checkpoint_is_named_and_the_previous_one_restored(
     if not manifest:
         (tmp_path / "checksums" / "7.json").unlink()
     reason = reason.format(file=_damage(tmp_path, 7, how))
-    with caplog.at_level(logging.WARNING, logger="pconv_jax.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="pconv_jax.store.checkpoint"):
         step, model, train = _restore(tmp_path)
     assert step == 5 and int(train["step"]) == 5
     np.testing.assert_array_equal(np.asarray(model["params"]["k"]), kept[5])

@@ -11,8 +11,8 @@ import pytest
 from flax.traverse_util import flatten_dict
 
 from pconv_jax import cli
-from pconv_jax.eval import fid
-from pconv_jax.eval import inception as fid_inception
+from pconv_jax.metrics import fid
+from pconv_jax.metrics import inception as fid_inception
 
 from conftest import shared_path
 

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pconv_jax import images, inpaint_files
+from pconv_jax import images
 from pconv_jax.data import sources
+from pconv_jax.inference import files as inpaint_files
 from pconv_jax.masks import augment as mask_augment
 
 

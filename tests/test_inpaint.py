@@ -4,9 +4,10 @@ import jax
 import numpy as np
 import pytest
 
-from pconv_jax import Inpainter, trained
-from pconv_jax.inpaint import NoHoleWarning, bucket_side, downscale_known
-from pconv_jax.writers import to_uint8
+from pconv_jax import Inpainter
+from pconv_jax.images import to_uint8
+from pconv_jax.inference.inpainter import NoHoleWarning, bucket_side, downscale_known
+from pconv_jax.store import trained
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pconv_jax import Inpainter, cli, trained
+from pconv_jax import Inpainter, cli
 from pconv_jax.images import read_image
-from pconv_jax.inpaint_files import pair_by_stem, read_known
+from pconv_jax.inference.files import pair_by_stem, read_known
+from pconv_jax.store import trained
 
 
 def _write_pair(folder, stem, height, width, seed=0, mask_folder=None):

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pconv_jax.layers import PartialConv
+from pconv_jax.nn.layers import PartialConv
 
 
 def _apply(layer, x, mask, seed=0):

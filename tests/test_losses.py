@@ -7,8 +7,8 @@ import pytest
 import skimage.draw
 import torch
 
-from pconv_jax import losses, vgg
 from pconv_jax.config import LossConfig
+from pconv_jax.nn import losses, vgg
 
 from torch_ref import loss as torch_loss
 

@@ -1,4 +1,4 @@
-"""LPIPS (pconv_jax.eval.lpips) against an independent PyTorch computation (torch_ref/lpips.py)
+"""LPIPS (pconv_jax.metrics.lpips) against an independent PyTorch computation (torch_ref/lpips.py)
 of the same formula from the same weights, on real photos (Kodak)."""
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pconv_jax.eval import lpips
+from pconv_jax.metrics import lpips
 
 from conftest import shared_path
 from torch_ref.lpips import LPIPSTorch

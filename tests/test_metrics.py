@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from pconv_jax.eval import metrics
+from pconv_jax.metrics import pixel as metrics
 
 from conftest import shared_path
 

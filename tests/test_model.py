@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pconv_jax.model import PConvUNet, count_kernel_weights, encoder_spec
+from pconv_jax.nn.model import PConvUNet, count_kernel_weights, encoder_spec
 
 
 def _inputs(side, n=2, seed=0, mask_channels=1):

@@ -25,8 +25,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pconv_jax import trained
 from pconv_jax.masks import test_sets as mask_set
+from pconv_jax.store import trained
 
 from tiny_run import make_tiny_run
 

@@ -6,9 +6,10 @@ import onnxruntime
 import pytest
 from PIL import Image
 
-from pconv_jax import cli, trained
-from pconv_jax.inpaint import Inpainter
-from pconv_jax.onnx_export import export_onnx
+from pconv_jax import cli
+from pconv_jax.inference.inpainter import Inpainter
+from pconv_jax.store import trained
+from pconv_jax.store.onnx_export import export_onnx
 
 from conftest import shared_path
 
@@ -90,8 +91,8 @@ def test_conv_baseline_exports_too(tmp_path):
     import jax.numpy as jnp
 
     from pconv_jax import config
-    from pconv_jax.model import build_model
-    from pconv_jax.onnx_export import build_onnx
+    from pconv_jax.nn.model import build_model
+    from pconv_jax.store.onnx_export import build_onnx
 
     cfg = config.Config(model=config.ModelConfig(num_layers=4, partial=False))
     model = build_model(cfg.model)

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pconv_jax.inpaint import Inpainter
-from pconv_jax.serve import NO_HOLE_NOTE, App, build_app, painted_hole
-from pconv_jax.writers import save_png
+from pconv_jax.cli.serve import NO_HOLE_NOTE, App, build_app, painted_hole
+from pconv_jax.images import save_png
+from pconv_jax.inference.inpainter import Inpainter
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "pconv_jax/serve_examples/kodak03.jpg"

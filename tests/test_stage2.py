@@ -9,8 +9,10 @@ import jax
 import numpy as np
 import pytest
 
-from pconv_jax import config, sharding, train_step
-from pconv_jax.model import build_model
+from pconv_jax import config
+from pconv_jax.nn.model import build_model
+from pconv_jax.parallel import sharding
+from pconv_jax.train import step as train_step
 
 from tiny_train import setup, step_fn, tiny_batch, tiny_cfg
 

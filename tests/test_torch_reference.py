@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from pconv_jax.model import PConvUNet
-from pconv_jax.model import count_kernel_weights as count_flax_kernel_weights
+from pconv_jax.nn.model import PConvUNet
+from pconv_jax.nn.model import count_kernel_weights as count_flax_kernel_weights
 
 from torch_ref.unet import (
     PConvUNetTorch,

@@ -9,8 +9,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pconv_jax import checkpoint, config, sharding, train, train_step, trained, vgg
-from pconv_jax.model import build_model
+from pconv_jax import config
+from pconv_jax.nn import vgg
+from pconv_jax.nn.model import build_model
+from pconv_jax.parallel import sharding
+from pconv_jax.store import checkpoint, trees
+from pconv_jax.train import loop
+from pconv_jax.train import step as train_step
 
 from tiny_train import run_steps, setup, tiny_batch, tiny_cfg
 
@@ -114,7 +119,7 @@ def test_checkpoint_restores_on_another_device_count_and_is_strict(tmp_path, vgg
     ckpts.close()
 
     mesh1 = sharding.make_mesh(jax.devices()[:1])
-    abstract = train._abstract_state(model, tx, cfg, sharding.replicated(mesh1))
+    abstract = loop._abstract_state(model, tx, cfg, sharding.replicated(mesh1))
     ckpts = checkpoint.Checkpoints(tmp_path)
     model_vars, train_vars = ckpts.restore(1, abstract.model_vars(), abstract.train_vars())
     chex.assert_trees_all_equal(jax.device_get(model_vars), jax.device_get(state.model_vars()))
@@ -139,7 +144,7 @@ def test_param_labels_freeze_only_encoder_bn():
     model = build_model(config.ModelConfig(num_layers=4))
     params = jax.eval_shape(lambda: train_step.init_variables(model, 32, 0))["params"]
     labels = jax.tree_util.tree_leaves_with_path(train_step.param_labels(params, True))
-    frozen = sorted(trained.path_str(p) for p, label in labels if label == "frozen")
+    frozen = sorted(trees.path_str(p) for p, label in labels if label == "frozen")
     assert frozen == [f"enc{i}/bn/{k}" for i in (2, 3, 4) for k in ("bias", "scale")]
     none = train_step.param_labels(params, False)
     assert set(jax.tree_util.tree_leaves(none)) == {"trainable"}
@@ -155,7 +160,7 @@ def test_sample_grid_input_column_never_shows_the_truth_in_the_holes(partial):
     mask[:, :, :4] = 0.0
     batch = {"image": truth, "mask": mask}
     model_cfg = config.ModelConfig(num_layers=3, partial=partial)
-    grid = train.sample_grid(batch, np.zeros_like(truth), model_cfg)
+    grid = loop.sample_grid(batch, np.zeros_like(truth), model_cfg)
     pad = 2
     shown = grid[pad : pad + 8, pad : pad + 8]  # row 0, column 0: the input
     fill = (0.0, 0.0, 0.0) if partial else config.IMAGENET_MEAN

@@ -16,8 +16,9 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
 from tensorboard.compat.proto import event_pb2
 
-from pconv_jax import checkpoint, cli, config, trained
+from pconv_jax import cli, config
 from pconv_jax.data import pipeline as data
+from pconv_jax.store import checkpoint, trained
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "experiments" / "configs" / "tiny.py")

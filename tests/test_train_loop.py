@@ -12,8 +12,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pconv_jax import checkpoint, config, sharding, train
-from pconv_jax.model import build_model
+from pconv_jax import config
+from pconv_jax.nn.model import build_model
+from pconv_jax.parallel import sharding
+from pconv_jax.store import checkpoint
+from pconv_jax.train import loop
 
 from tiny_train import run_steps, setup, tiny_batch, tiny_cfg
 
@@ -59,16 +62,16 @@ def test_max_seconds_stops_with_a_checkpoint_and_the_rerun_resumes(
     tmp_path, wave_image_dir, caplog
 ):
     steps = ["train.num_steps=3", "train.ckpt_every=100", *QUIET]
-    caplog.set_level(logging.INFO, logger="pconv_jax.train")
+    caplog.set_level(logging.INFO, logger="pconv_jax.train.loop")
     stopped = tmp_path / "stopped"
     # The first step alone (it includes compilation) takes longer than a millisecond.
-    train.train_and_evaluate(_tiny(wave_image_dir, *steps, "train.max_seconds=0.001"), stopped)
+    loop.train_and_evaluate(_tiny(wave_image_dir, *steps, "train.max_seconds=0.001"), stopped)
     assert "train.max_seconds=0.001 reached" in caplog.text
     assert _steps(stopped) == [1], "stopped after one step, with a checkpoint of it"
     assert _logged_steps(stopped) == [1]
 
     caplog.clear()
-    train.train_and_evaluate(_tiny(wave_image_dir, *steps), stopped)
+    loop.train_and_evaluate(_tiny(wave_image_dir, *steps), stopped)
     assert "resuming" in caplog.text and "from its checkpoint at step 1" in caplog.text
     assert _steps(stopped) == [1, 3] and _logged_steps(stopped) == [1, 3]
 
@@ -76,7 +79,7 @@ def test_max_seconds_stops_with_a_checkpoint_and_the_rerun_resumes(
     # end bit-identical; its retention (keep_last=1, keep_every=2) comes from the config.
     straight = tmp_path / "straight"
     retention = ["train.ckpt_every=1", "train.keep_last=1", "train.keep_every=2"]
-    train.train_and_evaluate(_tiny(wave_image_dir, *steps, *retention), straight)
+    loop.train_and_evaluate(_tiny(wave_image_dir, *steps, *retention), straight)
     assert _steps(straight) == [2, 3]
     chex.assert_trees_all_equal(_params(stopped, 3), _params(straight, 3))
 
@@ -118,7 +121,7 @@ def test_conv_baseline_trains_and_its_run_restores(tmp_path, wave_image_dir, vgg
     # End to end: the run directory says partial=false and its checkpoint restores into the
     # Conv network (whose dec1 sees the image's 3 channels, no mask channels).
     workdir = tmp_path / "conv"
-    train.train_and_evaluate(
+    loop.train_and_evaluate(
         _tiny(wave_image_dir, "model.partial=false", "train.num_steps=2", *QUIET), workdir
     )
     assert checkpoint.read_config(workdir).model.partial is False

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from pconv_jax.model import PConvUNet
+from pconv_jax.nn.model import PConvUNet
 
 from torch_ref.unet import PConvUNetTorch, load_flax_variables
 

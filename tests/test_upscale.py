@@ -12,7 +12,9 @@ from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from experiments import eval_superres
-from pconv_jax import Inpainter, checkpoint, cli, superres
+from pconv_jax import Inpainter, cli
+from pconv_jax.inference import superres
+from pconv_jax.store import checkpoint
 
 from tiny_run import make_tiny_run
 

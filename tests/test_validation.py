@@ -1,4 +1,4 @@
-"""Validation during training (pconv_jax.validation): metrics per bucket in metrics.jsonl, the
+"""Validation during training (pconv_jax.train.validation): metrics per bucket in metrics.jsonl, the
 best step recorded and kept, `pconv export --best`, and agreement with `pconv evaluate`."""
 
 import json

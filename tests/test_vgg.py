@@ -11,7 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from pconv_jax import cli, vgg
+from pconv_jax import cli
+from pconv_jax.nn import vgg
 
 from conftest import shared_path
 from torch_ref.loss import VGG16Pool3

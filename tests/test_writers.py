@@ -5,7 +5,8 @@ import json
 import numpy as np
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from pconv_jax import writers
+from pconv_jax import images
+from pconv_jax.train import writers
 
 
 def test_metric_writer_events_and_jsonl_read_back(tmp_path):
@@ -29,7 +30,7 @@ def test_metric_writer_events_and_jsonl_read_back(tmp_path):
 def test_image_grid_layout():
     a = np.zeros((2, 3, 4, 3), np.float32)
     b = np.ones((2, 3, 4, 3), np.float32)
-    grid = writers.image_grid([a, b], pad=1)
+    grid = images.image_grid([a, b], pad=1)
     assert grid.shape == (2 * 4 + 1, 2 * 5 + 1, 3)
     assert (grid[1:4, 1:5] == 0).all() and (grid[1:4, 6:10] == 255).all()
     assert (grid[0] == 255).all()  # padding is white

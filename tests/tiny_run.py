@@ -6,8 +6,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pconv_jax import checkpoint, config
-from pconv_jax.model import build_model
+from pconv_jax import config
+from pconv_jax.nn.model import build_model
+from pconv_jax.store import checkpoint
 
 
 def make_tiny_run(workdir: pathlib.Path, step: int = 7, seed: int = 0) -> config.Config:

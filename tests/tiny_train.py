@@ -6,8 +6,11 @@ import functools
 import jax
 import numpy as np
 
-from pconv_jax import config, sharding, train_step, vgg
-from pconv_jax.model import build_model
+from pconv_jax import config
+from pconv_jax.nn import vgg
+from pconv_jax.nn.model import build_model
+from pconv_jax.parallel import sharding
+from pconv_jax.train import step as train_step
 
 SIDE = 32
 

@@ -2,8 +2,8 @@
 
 Each training example is a random 256x256 crop (random flip), box-downsampled by a factor drawn
 from data.sr_factors and spread onto a 256x256 canvas with the low-res pixels at offset
-(K//2, K//2) of their KxK cells and holes elsewhere (pconv_jax/superres.py); the target is the
-crop itself, the loss the inpainting loss of Eq. 7. Meant for the 800 shared ImageNet photos
+(K//2, K//2) of their KxK cells and holes elsewhere (pconv_jax/data/sr_canvas.py); the target
+is the crop itself, the loss the inpainting loss of Eq. 7. Meant for the 800 shared ImageNet photos
 (../shared/data/imagenet_sample; ~90% have a short side >= 256, smaller ones are upsampled):
 
     pconv train --config experiments/configs/superres_256.py --workdir runs/superres_256 \

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from pconv_jax import config, distributed
-from pconv_jax.inpaint import Inpainter
+from pconv_jax import config
+from pconv_jax.inference.inpainter import Inpainter
+from pconv_jax.parallel import distributed
 
 
 def add_config_args(parser: argparse.ArgumentParser) -> None:

@@ -6,12 +6,12 @@ import pathlib
 import sys
 import warnings
 
-from pconv_jax import inpaint_files, superres
 from pconv_jax.cli.common import add_checkpoint_args, load_inpainter
 from pconv_jax.errors import UserError
-from pconv_jax.images import read_image
-from pconv_jax.inpaint import STRATEGIES
-from pconv_jax.writers import save_png
+from pconv_jax.images import read_image, save_png
+from pconv_jax.inference import files as inpaint_files
+from pconv_jax.inference import superres
+from pconv_jax.inference.inpainter import STRATEGIES
 
 CHECKPOINT_HELP = "training run directory, or a `pconv export` .npz or .onnx"
 
@@ -76,7 +76,7 @@ def cmd_upscale(args) -> int:
 
 def cmd_serve(args) -> int:
     """Starts the inpainting web page and its `inpaint` API (Gradio) for one model."""
-    from pconv_jax import serve  # optional extra: gradio
+    from pconv_jax.cli import serve
 
     try:
         serve.import_gradio()

@@ -8,7 +8,6 @@ import flax
 import jax
 
 import pconv_jax
-from pconv_jax import onnx_export, preemption, train, trained, validation
 from pconv_jax.cli.common import (
     add_checkpoint_args,
     add_config_args,
@@ -17,7 +16,9 @@ from pconv_jax.cli.common import (
     start_processes,
 )
 from pconv_jax.errors import UserError
-from pconv_jax.model import abstract_variables, build_model, count_kernel_weights
+from pconv_jax.nn.model import abstract_variables, build_model, count_kernel_weights
+from pconv_jax.store import onnx_export, trained
+from pconv_jax.train import loop, preemption, validation
 
 
 def cmd_info(args) -> int:
@@ -39,7 +40,7 @@ def cmd_train(args) -> int:
     start_processes(args)
     cfg = load_config(args)
     try:
-        train.train_and_evaluate(cfg, args.workdir or f"runs/{cfg.name}")
+        loop.train_and_evaluate(cfg, args.workdir or f"runs/{cfg.name}")
     except preemption.Preempted as e:
         print(f"pconv train: preempted: {e}", file=sys.stderr)
         return preemption.EXIT_STATUS

@@ -24,10 +24,9 @@ import warnings
 
 import numpy as np
 
-from pconv_jax.images import read_image
-from pconv_jax.inpaint import STRATEGIES, Inpainter, NoHoleWarning
-from pconv_jax.inpaint_files import read_known
-from pconv_jax.writers import save_png
+from pconv_jax.images import read_image, save_png
+from pconv_jax.inference.files import read_known
+from pconv_jax.inference.inpainter import STRATEGIES, Inpainter, NoHoleWarning
 
 EXAMPLES_DIR = pathlib.Path(__file__).with_name("serve_examples")
 DEFAULT_MAX_SIDE = 4096

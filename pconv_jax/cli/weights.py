@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import sys
 
-from pconv_jax import vgg
-from pconv_jax.eval import fid
+from pconv_jax.metrics import fid
+from pconv_jax.nn import vgg
 
 
 def cmd_port_fid_inception(args) -> int:

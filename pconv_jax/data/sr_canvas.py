@@ -2,8 +2,8 @@
 
 Each low-res pixel (i, j) is placed at (K*i + K//2, K*j + K//2) of a K-times larger canvas and
 marked known (mask 1); every other canvas pixel is a hole. Training builds the low-res image
-from a high-res crop by box averaging (`downsample_box`). See `pconv_jax.superres` for inference
-and for what the kept cell means imply.
+from a high-res crop by box averaging (`downsample_box`). See `pconv_jax.inference.superres`
+for inference and for what the kept cell means imply.
 """
 
 from __future__ import annotations

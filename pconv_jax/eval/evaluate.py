@@ -23,66 +23,25 @@ Inception features of composite and truth).
 from __future__ import annotations
 
 import concurrent.futures
-import dataclasses
 import json
 import os
 import pathlib
 
 import jax
-import numpy as np
 
-from pconv_jax import distributed
 from pconv_jax.data import pipeline as data
 from pconv_jax.errors import UserError
 from pconv_jax.eval import runners as eval_run
 from pconv_jax.eval import tables as eval_table
-from pconv_jax.eval.tables import CELLS
 from pconv_jax.images import read_mask
 from pconv_jax.masks import protocol as masks
+from pconv_jax.masks.protocol import CELLS, Pair, pair_masks
+from pconv_jax.parallel import distributed
 
 MODEL_METHODS = ("pconv", "conv")
 METHODS = MODEL_METHODS + ("patchmatch", "telea", "ns")
 EXAMPLES_PER_CELL = 2  # pairs of each N/B cell shown in a bucket's PNG grid
 RESULTS, SETTINGS = "results.jsonl", "settings.json"
-
-
-@dataclasses.dataclass(frozen=True)
-class Pair:
-    index: int  # position in the plan; image_index * masks_per_image + k
-    image_index: int
-    mask: masks.MaskRecord
-
-
-def pair_masks(num_images: int, records, seed: int, masks_per_image: int = 1) -> list[Pair]:
-    """Pairs every image with `masks_per_image` masks, no mask used twice, stratified by cell.
-
-    A pure function of (num_images, the records' names and cells, seed). The masks of each of
-    the 12 cells (bucket x N/B) are shuffled (generator seeded by (seed, cell)); the first
-    num_images * masks_per_image of the round-robin sequence cell 0N, 0B, ..., 5B, 0N, ... are
-    used, so every cell gets an equal share (the first cells one more when it does not divide;
-    an exhausted cell is skipped); a seeded permutation of that sequence then assigns masks to
-    (image, k) so that image order and cell are unrelated.
-
-    Returns:
-      Pairs ordered by index = image_index * masks_per_image + k.
-    """
-    need = num_images * masks_per_image
-    if num_images < 1 or masks_per_image < 1:
-        raise UserError(f"need >= 1 image and mask per image, got {num_images}, {masks_per_image}")
-    if need > len(records):
-        raise UserError(
-            f"{num_images} images x {masks_per_image} masks per image need {need} distinct "
-            f"masks; the mask set has {len(records)}"
-        )
-    by_cell = [sorted((r for r in records if r.label == c), key=lambda r: r.name) for c in CELLS]
-    by_cell = [
-        [cell[i] for i in np.random.default_rng([seed, n]).permutation(len(cell))]
-        for n, cell in enumerate(by_cell)
-    ]
-    depth = max(len(cell) for cell in by_cell)
-    sequence = [cell[d] for d in range(depth) for cell in by_cell if d < len(cell)][:need]
-    slots = np.random.default_rng([seed, len(CELLS)]).permutation(need)
-    return [Pair(i, i // masks_per_image, sequence[s]) for i, s in enumerate(slots)]
 
 
 def check_settings(out_dir: pathlib.Path, settings: dict) -> None:

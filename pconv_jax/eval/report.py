@@ -27,7 +27,7 @@ from pconv_jax import images
 from pconv_jax.data import pipeline as data
 from pconv_jax.errors import UserError
 from pconv_jax.eval import tables
-from pconv_jax.masks.protocol import HOLE_RATIO_BUCKETS
+from pconv_jax.masks.protocol import CELLS, HOLE_RATIO_BUCKETS
 
 PLOTTED = (("psnr", "PSNR (dB)"), ("ssim", "SSIM"), ("lpips", "LPIPS (AlexNet)"))
 VALIDATION = (("l1", "l1 (%)"), ("psnr", "PSNR (dB)"), ("ssim", "SSIM"), ("lpips", "LPIPS"))
@@ -146,7 +146,7 @@ def grid_pairs(evals: list[dict]) -> dict[int, list[dict]]:
     saved = [{int(p.stem) for p in (e["folder"] / "examples").glob("*.png")} for e in evals]
     common = set.intersection(*saved) if saved else set()
     shown: dict[int, list[dict]] = {}
-    for cell in tables.CELLS:
+    for cell in CELLS:
         rows = [r for r in evals[0]["rows"] if tables.cell_of(r) == cell and r["pair"] in common]
         if rows:
             shown.setdefault(int(cell[:-1]), []).append(min(rows, key=lambda r: r["pair"]))

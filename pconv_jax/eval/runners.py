@@ -20,41 +20,14 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from pconv_jax import sharding, trained, writers
+from pconv_jax import images
 from pconv_jax.errors import UserError
-from pconv_jax.eval import baselines, fid, lpips, metrics
+from pconv_jax.eval import baselines
 from pconv_jax.eval.tables import BUCKET_COLUMNS, TableRow
-
-
-def score(lpips_params, truth_u8, mask, output):
-    """(output_u8, composite_u8, metrics) of a batch; `output` is the raw fill, any range.
-
-    `lpips_params`: `lpips.load_params("alex")`; LPIPS is left out below lpips.MIN_SIZE_PX.
-    """
-    truth = truth_u8.astype(jnp.float32) / 255.0
-    output = jnp.clip(output.astype(jnp.float32), 0.0, 1.0)
-    composite = truth * mask + output * (1.0 - mask)
-    values = {
-        "l1": metrics.l1_percent(composite, truth),
-        "hole_l1": metrics.hole_l1_percent(composite, truth, mask),
-        "psnr": metrics.psnr(composite, truth),
-        "ssim": metrics.ssim(composite, truth),
-    }
-    if min(truth.shape[1:3]) >= lpips.MIN_SIZE_PX:
-        values["lpips"] = lpips.lpips_distance(lpips_params, composite, truth)
-
-    def to_u8(x):
-        return jnp.round(x * 255.0).astype(jnp.uint8)
-
-    return to_u8(output), to_u8(composite), values
-
-
-def pad_to(batch_size: int, *arrays: np.ndarray) -> list[np.ndarray]:
-    """Each array [n, ...] extended to [batch_size, ...] by repeating its last row."""
-    n = len(arrays[0])
-    if n == batch_size:
-        return list(arrays)
-    return [np.concatenate([a, np.repeat(a[-1:], batch_size - n, axis=0)]) for a in arrays]
+from pconv_jax.metrics import fid, lpips
+from pconv_jax.metrics.score import pad_to, score
+from pconv_jax.parallel import sharding
+from pconv_jax.store import trained
 
 
 def _trim(tree, n: int):
@@ -165,7 +138,7 @@ def save_extras(
     so a finished pair always has its side files."""
     for j, pair in enumerate(chunk):
         if pair.index in examples:
-            writers.save_png(output[j], out / "examples" / f"{pair.index:06d}.png")
+            images.save_png(output[j], out / "examples" / f"{pair.index:06d}.png")
     if fid_params is None:
         return
     # Padded to the full batch: one shape, so the Inception network compiles once.
@@ -222,8 +195,8 @@ def write_example_grids(out: pathlib.Path, examples_by_bucket: dict, load) -> No
         output /= 255.0
         shown = truth * mask + (1.0 - mask)
         composite = truth * mask + output * (1.0 - mask)
-        grid = writers.image_grid([shown, output, composite, truth])
-        writers.save_png(grid, out / f"examples_bucket{bucket}.png")
+        grid = images.image_grid([shown, output, composite, truth])
+        images.save_png(grid, out / f"examples_bucket{bucket}.png")
 
 
 def fid_rows(pairs: list, fid_dir: pathlib.Path, params: dict):

@@ -16,9 +16,8 @@ import dataclasses
 import io
 import math
 
-from pconv_jax.masks.protocol import HOLE_RATIO_BUCKETS
+from pconv_jax.masks.protocol import CELLS, HOLE_RATIO_BUCKETS
 
-CELLS = tuple(f"{b}{side}" for b in range(len(HOLE_RATIO_BUCKETS)) for side in "NB")
 COLUMNS = CELLS + ("all",)
 BUCKET_COLUMNS = tuple(str(b) for b in range(len(HOLE_RATIO_BUCKETS))) + ("all",)
 # (key in the per-pair rows, row title, Markdown number format); the paper's rows first.

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from pconv_jax import images
 from pconv_jax.errors import UserError
-from pconv_jax.writers import save_png
+from pconv_jax.images import save_png
 
 
 def read_known(path, size_hw: tuple[int, int], *, hole_is_white=True, threshold=0.5) -> np.ndarray:

@@ -24,10 +24,11 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
-from pconv_jax import sharding, trained
-from pconv_jax.crop_strategy import crop_inpaint
 from pconv_jax.errors import UserError
-from pconv_jax.writers import to_uint8
+from pconv_jax.images import to_uint8
+from pconv_jax.inference.crop_strategy import crop_inpaint
+from pconv_jax.parallel import sharding
+from pconv_jax.store import trained
 
 STRATEGIES = ("full", "downscale", "crop")
 
@@ -136,7 +137,7 @@ class Inpainter:
         """An Inpainter for a `pconv export` .npz file (no orbax or training code needed), or
         for an .onnx export, run by onnxruntime (`onnx_runtime.OnnxInpainter`, no JAX)."""
         if pathlib.Path(path).suffix.lower() == ".onnx":
-            from pconv_jax.onnx_runtime import OnnxInpainter
+            from pconv_jax.inference.onnx_runtime import OnnxInpainter
 
             if dtype is not None:
                 raise UserError("dtype applies to JAX models; an .onnx export runs in float32")

@@ -12,7 +12,7 @@ import pathlib
 import numpy as np
 
 from pconv_jax.errors import UserError
-from pconv_jax.inpaint import Inpainter, _check_strategy
+from pconv_jax.inference.inpainter import Inpainter, _check_strategy
 
 
 class OnnxInpainter(Inpainter):
@@ -44,7 +44,7 @@ class OnnxInpainter(Inpainter):
                 f"running an .onnx export needs onnx and onnxruntime ({e}); "
                 f"install them with: pip install 'pconv_jax[onnx]'"
             ) from e
-        from pconv_jax.onnx_export import read_metadata
+        from pconv_jax.store.onnx_export import read_metadata
 
         path = pathlib.Path(path)
         if not path.is_file():

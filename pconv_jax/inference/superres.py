@@ -39,10 +39,10 @@ import warnings
 import numpy as np
 from PIL import Image
 
-from pconv_jax import trained
 from pconv_jax.data.sr_canvas import make_sr_canvas
 from pconv_jax.errors import UserError
-from pconv_jax.inpaint import Inpainter
+from pconv_jax.inference.inpainter import Inpainter
+from pconv_jax.store import trained
 
 
 class UntrainedFactorWarning(UserWarning):

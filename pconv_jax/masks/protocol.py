@@ -22,6 +22,8 @@ from pconv_jax.errors import UserError
 from pconv_jax.images import IMAGE_EXTENSIONS, read_holes
 
 HOLE_RATIO_BUCKETS = ((0.01, 0.1), (0.1, 0.2), (0.2, 0.3), (0.3, 0.4), (0.4, 0.5), (0.5, 0.6))
+# The 12 cells of Table 1: hole-ratio bucket x N (holes away from the border) / B (touching it).
+CELLS = tuple(f"{b}{side}" for b in range(len(HOLE_RATIO_BUCKETS)) for side in "NB")
 NO_BORDER_MARGIN_512 = 50  # paper Sec. 4.1: "N" holes keep >= 50 px from the border at 512x512
 MANIFEST_NAME = "manifest.csv"  # written by `pconv make-test-masks`
 MANIFEST_COLUMNS = ("file", "bucket", "border", "hole_ratio")
@@ -248,3 +250,42 @@ def bucket_counts(records: list[MaskRecord]) -> dict[str, int]:
     for record in records:
         counts[record.label] += 1
     return counts
+
+
+@dataclasses.dataclass(frozen=True)
+class Pair:
+    index: int  # position in the plan; image_index * masks_per_image + k
+    image_index: int
+    mask: MaskRecord
+
+
+def pair_masks(num_images: int, records, seed: int, masks_per_image: int = 1) -> list[Pair]:
+    """Pairs every image with `masks_per_image` masks, no mask used twice, stratified by cell.
+
+    A pure function of (num_images, the records' names and cells, seed). The masks of each of
+    the 12 cells (bucket x N/B) are shuffled (generator seeded by (seed, cell)); the first
+    num_images * masks_per_image of the round-robin sequence cell 0N, 0B, ..., 5B, 0N, ... are
+    used, so every cell gets an equal share (the first cells one more when it does not divide;
+    an exhausted cell is skipped); a seeded permutation of that sequence then assigns masks to
+    (image, k) so that image order and cell are unrelated.
+
+    Returns:
+      Pairs ordered by index = image_index * masks_per_image + k.
+    """
+    need = num_images * masks_per_image
+    if num_images < 1 or masks_per_image < 1:
+        raise UserError(f"need >= 1 image and mask per image, got {num_images}, {masks_per_image}")
+    if need > len(records):
+        raise UserError(
+            f"{num_images} images x {masks_per_image} masks per image need {need} distinct "
+            f"masks; the mask set has {len(records)}"
+        )
+    by_cell = [sorted((r for r in records if r.label == c), key=lambda r: r.name) for c in CELLS]
+    by_cell = [
+        [cell[i] for i in np.random.default_rng([seed, n]).permutation(len(cell))]
+        for n, cell in enumerate(by_cell)
+    ]
+    depth = max(len(cell) for cell in by_cell)
+    sequence = [cell[d] for d in range(depth) for cell in by_cell if d < len(cell)][:need]
+    slots = np.random.default_rng([seed, len(CELLS)]).permutation(need)
+    return [Pair(i, i // masks_per_image, sequence[s]) for i, s in enumerate(slots)]

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pconv_jax.errors import UserError
-from pconv_jax.eval.inception import (
+from pconv_jax.metrics.inception import (
     FEATURE_DIM,
     FID_IMAGE_SIZE_PX,
     NUM_CLASSES,

@@ -129,7 +129,7 @@ def inpainting_loss(
       target: ground truth [N,H,W,3] float in [0,1]; never differentiated through the features.
       mask: [N,H,W,1] or [N,H,W,3], binary, 1 = valid.
       features_fn: images [B,H,W,3] in [0,1] -> list of feature maps [B,h,w,c] (VGG16 pool1-3;
-        see `pconv_jax.vgg.make_vgg_features_fn`). Called once on the truth (under
+        see `pconv_jax.nn.vgg.make_vgg_features_fn`). Called once on the truth (under
         stop_gradient) and once on output and composite stacked on the batch axis.
       weights: a `pconv_jax.config.LossConfig` (fields valid, hole, perceptual, style, tv).
     Returns:

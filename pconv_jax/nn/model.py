@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pconv_jax.config import IMAGENET_MEAN, ModelConfig
-from pconv_jax.layers import PartialConv, kaiming_normal
+from pconv_jax.nn.layers import PartialConv, kaiming_normal
 
 
 def encoder_spec(num_layers: int) -> list[tuple[int, int]]:

@@ -5,7 +5,7 @@ conv1_2, conv2_2 and conv3_3, i.e. torchvision's `vgg16().features[:17]`; the ou
 pool2 and pool3. Input: RGB in [0, 1], normalised inside with the ImageNet mean and std that
 torchvision's weights expect (the author's FAQ warns that skipping this changes the loss scale).
 
-Weights: the ImageNet VGG16 shipped in `pconv_jax/weights/` (checked against its SHA256 on load),
+Weights: the ImageNet VGG16 shipped in `pconv_jax/nn/weights/` (checked against its SHA256 on load),
 a torchvision state-dict file (`.pth`, read with torch, which only this path needs), or an `.npz`
 written by `save_vgg16_npz` / `pconv port-vgg16`. The weights are constants: `make_vgg_features_fn`
 closes over them behind `stop_gradient`, so they are never differentiated or optimised.

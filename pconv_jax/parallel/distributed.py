@@ -27,7 +27,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from pconv_jax.errors import UserError
 
-log = logging.getLogger("pconv_jax.distributed")
+log = logging.getLogger("pconv_jax.parallel.distributed")
 
 ENV = {
     "coordinator": "PCONV_COORDINATOR",

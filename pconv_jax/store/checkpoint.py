@@ -18,12 +18,12 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
-from pconv_jax import checksums
 from pconv_jax import config as config_lib
 from pconv_jax.errors import UserError
-from pconv_jax.trained import TreeMismatch, check_same_tree
+from pconv_jax.store import checksums
+from pconv_jax.store.trees import TreeMismatch, check_same_tree
 
-log = logging.getLogger("pconv_jax.checkpoint")
+log = logging.getLogger("pconv_jax.store.checkpoint")
 
 
 class NoIntactCheckpoint(UserError):

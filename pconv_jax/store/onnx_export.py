@@ -28,9 +28,9 @@ import pathlib
 import numpy as np
 
 from pconv_jax import config as config_lib
-from pconv_jax import trained
 from pconv_jax.errors import UserError
-from pconv_jax.model import encoder_spec
+from pconv_jax.nn.model import encoder_spec
+from pconv_jax.store import trained
 
 FORMAT = "pconv_jax.inpainter.onnx"
 VERSION = 1

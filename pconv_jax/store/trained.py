@@ -8,8 +8,8 @@ Export file layout (plain numpy arrays, readable with `np.load(path, allow_pickl
   (`flax.traverse_util.flatten_dict(variables, sep="/")`);
   `__config__`: the run's config as a JSON string (the `config.json` of the run directory);
   `__meta__`: JSON {"format": "pconv_jax.inpainter", "version": 1, "step": ..., "source": ...}.
-Loading an export needs numpy, jax, flax and pconv_jax's config/model/layers modules, not orbax
-(only run directories need `pconv_jax.checkpoint`), optax or tensorflow-datasets. (A TensorFlow
+Loading an export needs numpy, jax, flax and pconv_jax's config and nn modules, not orbax (only
+run directories need `pconv_jax.store.checkpoint`), optax or tensorflow-datasets. (A TensorFlow
 SavedModel via jax2tf is not offered: jax2tf imports TensorFlow, which this project does not
 depend on.)
 """
@@ -28,7 +28,8 @@ from flax import traverse_util
 
 from pconv_jax import config as config_lib
 from pconv_jax.errors import UserError
-from pconv_jax.model import PConvUNet, abstract_variables, build_model
+from pconv_jax.nn.model import PConvUNet, abstract_variables, build_model
+from pconv_jax.store.trees import check_same_tree
 
 FORMAT = "pconv_jax.inpainter"
 VERSION = 1
@@ -77,7 +78,7 @@ def load(path: str | os.PathLike, step: int | None = None, dtype=None) -> Traine
 def load_run(workdir: str | os.PathLike, step: int | None = None, dtype=None) -> TrainedModel:
     """Reads config.json and one checkpoint (default the latest) of a training run directory."""
     # Imported here: orbax is a training dependency; exports load without it (deployment).
-    from pconv_jax import checkpoint
+    from pconv_jax.store import checkpoint
 
     cfg = checkpoint.read_config(workdir)
     model = build_model(cfg.model, dtype)
@@ -124,45 +125,6 @@ def load_export(path: str | os.PathLike, dtype=None) -> TrainedModel:
     variables = traverse_util.unflatten_dict(flat, sep="/")
     check_same_tree(variables, abstract_variables(model), str(path))
     return TrainedModel(cfg, model, variables, int(meta["step"]), str(path))
-
-
-def path_str(path) -> str:
-    """'a/b/0/mu' for a key path (dict keys, attributes and sequence indices alike)."""
-    return jax.tree_util.keystr(path, simple=True, separator="/")
-
-
-def leaves_by_path(tree) -> dict:
-    """{'a/b/0/mu': leaf} of a pytree."""
-    return {path_str(p): v for p, v in jax.tree_util.tree_leaves_with_path(tree)}
-
-
-class TreeMismatch(UserError):
-    """A saved tree differs from the model's (a config mismatch, not damage)."""
-
-
-def check_same_tree(saved, target, item: str) -> None:
-    """Raises ValueError naming the first key whose presence or shape (and, for arrays on both
-    sides, dtype) differs between `saved` and the `target` the model expects."""
-    saved_leaves = leaves_by_path(saved)
-    target_leaves = leaves_by_path(target)
-    for key in sorted(target_leaves):
-        if key not in saved_leaves:
-            raise TreeMismatch(f"{item} lacks {key} that the model expects")
-    for key in sorted(saved_leaves):
-        if key not in target_leaves:
-            raise TreeMismatch(f"{item} holds {key} that the model does not have")
-        saved_shape = tuple(getattr(saved_leaves[key], "shape", ()) or ())
-        target_shape = tuple(np.shape(target_leaves[key]))
-        if saved_shape != target_shape:
-            raise TreeMismatch(
-                f"{item} {key} has shape {saved_shape}, the model expects {target_shape}"
-            )
-        saved_dtype = getattr(saved_leaves[key], "dtype", None)
-        if isinstance(saved_leaves[key], np.ndarray) and saved_dtype != target_leaves[key].dtype:
-            raise TreeMismatch(
-                f"{item} {key} has dtype {saved_dtype}, the model expects "
-                f"{target_leaves[key].dtype}"
-            )
 
 
 def write_export(trained: TrainedModel, out_path: str | os.PathLike) -> pathlib.Path:

@@ -14,24 +14,18 @@ import time
 import jax
 import numpy as np
 
-from pconv_jax import (
-    checkpoint,
-    distributed,
-    preemption,
-    sharding,
-    train_step,
-    trained,
-    validation,
-    vgg,
-    workdir_lock,
-    writers,
-)
 from pconv_jax import config as config_lib
+from pconv_jax import images
 from pconv_jax.config import Config
 from pconv_jax.data import pipeline as data
-from pconv_jax.model import abstract_variables, build_model
+from pconv_jax.nn import vgg
+from pconv_jax.nn.model import abstract_variables, build_model
+from pconv_jax.parallel import distributed, sharding
+from pconv_jax.store import checkpoint, trees
+from pconv_jax.train import preemption, validation, workdir_lock, writers
+from pconv_jax.train import step as train_step
 
-log = logging.getLogger("pconv_jax.train")
+log = logging.getLogger("pconv_jax.train.loop")
 
 
 def _abstract_state(model, tx, cfg: Config, replicated) -> train_step.TrainState:
@@ -89,7 +83,7 @@ def _log_frozen(cfg: Config, params) -> None:
     labels = jax.tree_util.tree_leaves_with_path(
         train_step.param_labels(params, cfg.train.freeze_encoder_bn_params)
     )
-    frozen = [trained.path_str(p) for p, label in labels if label == "frozen"]
+    frozen = [trees.path_str(p) for p, label in labels if label == "frozen"]
     if cfg.train.freeze_encoder_bn_stats:
         log.info("frozen: encoder BN running statistics (used, never updated)")
     if frozen:
@@ -133,7 +127,7 @@ def sample_grid(batch, output, model_cfg) -> np.ndarray:
         shown_input = shown_input * mask + fill * (1.0 - mask)
     output = np.clip(np.asarray(output)[:4], 0.0, 1.0)
     composite = truth * mask + output * (1.0 - mask)
-    return writers.image_grid([shown_input, output, composite, truth])
+    return images.image_grid([shown_input, output, composite, truth])
 
 
 def train_and_evaluate(cfg: Config, workdir: str) -> dict:
@@ -273,7 +267,7 @@ def _train(cfg: Config, workdir: pathlib.Path, signals: preemption.SignalFlag) -
                     shown, output = distributed.first_rows((batch, output), 4, mesh)
                     if jax.process_index() == 0:
                         grid = sample_grid(shown, output, cfg.model)
-                        writers.save_png(grid, workdir / "samples" / f"{step:07d}.png")
+                        images.save_png(grid, workdir / "samples" / f"{step:07d}.png")
                 if step % cfg.train.ckpt_every == 0 or done:
                     flush(step)
                     ckpts.save(step, state.model_vars(), state.train_vars())

@@ -11,7 +11,7 @@ import logging
 import signal
 import threading
 
-log = logging.getLogger("pconv_jax.preemption")
+log = logging.getLogger("pconv_jax.train.preemption")
 
 SIGNALS = (signal.SIGTERM,)
 EXIT_STATUS = 75  # EX_TEMPFAIL: try again, i.e. rerun the same command to resume

@@ -17,9 +17,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from pconv_jax import losses
 from pconv_jax.config import Config
-from pconv_jax.model import PConvUNet
+from pconv_jax.nn import losses
+from pconv_jax.nn.model import PConvUNet
 
 
 @flax.struct.dataclass

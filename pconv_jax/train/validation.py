@@ -5,7 +5,7 @@ The set is fixed so that numbers are comparable across steps and runs: the first
 "" = the training DataConfig's evaluation images), centre-cropped to `data.image_size`, each
 paired with `train.eval_masks_per_image` masks of a fixed test-mask set (`train.eval_masks`, or,
 when "", a set drawn once by the mask generator with seed 0 into workdir/validation_masks) by
-the evaluation's deterministic pairing (eval.evaluate.pair_masks, seed 0).
+the evaluation's deterministic pairing (masks.protocol.pair_masks, seed 0).
 
 Each validation computes l1 (%), PSNR, SSIM and LPIPS (AlexNet) on the composite, as `pconv
 evaluate` does, per hole-ratio bucket (N and B pooled) and over all pairs, and writes them to
@@ -26,15 +26,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pconv_jax import checkpoint, images, sharding
+from pconv_jax import images
 from pconv_jax.config import Config
 from pconv_jax.errors import UserError
-from pconv_jax.eval import lpips, runners
 from pconv_jax.masks import protocol as masks
 from pconv_jax.masks import test_sets
 from pconv_jax.masks.protocol import HOLE_RATIO_BUCKETS
+from pconv_jax.metrics import lpips, score
+from pconv_jax.parallel import sharding
+from pconv_jax.store import checkpoint
 
-log = logging.getLogger("pconv_jax.validation")
+log = logging.getLogger("pconv_jax.train.validation")
 
 METRICS = ("l1", "psnr", "ssim", "lpips")
 HIGHER_IS_BETTER = {"l1": False, "psnr": True, "ssim": True, "lpips": False}
@@ -67,7 +69,6 @@ class Validator:
 
     def __init__(self, cfg: Config, workdir, model, mesh, global_batch: int):
         from pconv_jax.data import pipeline as data
-        from pconv_jax.eval import evaluate
 
         t = cfg.train
         if cfg.data.task != "inpaint":
@@ -93,12 +94,12 @@ class Validator:
             )
         need = len(source) * t.eval_masks_per_image
         records = _mask_set(cfg, self.workdir, need)
-        pairs = evaluate.pair_masks(len(source), records, 0, t.eval_masks_per_image)
+        pairs = masks.pair_masks(len(source), records, 0, t.eval_masks_per_image)
         self.buckets = np.array([p.mask.bucket for p in pairs])
         truth = np.stack([source.load(p.image_index) for p in pairs])
         mask = np.stack([images.read_mask(p.mask.path, size) for p in pairs])
         padded = -len(pairs) % global_batch
-        self.truth, self.mask = runners.pad_to(len(pairs) + padded, truth, mask)
+        self.truth, self.mask = score.pad_to(len(pairs) + padded, truth, mask)
         self.batch, self.num_pairs = global_batch, len(pairs)
         self.mesh = mesh
         replicated = sharding.replicated(mesh)
@@ -107,7 +108,7 @@ class Validator:
         def score_batch(variables, lpips_params, truth_u8, mask):
             truth = truth_u8.astype(jnp.float32) / 255.0
             output = model.apply(variables, truth * mask, mask).astype(jnp.float32)
-            return runners.score(lpips_params, truth_u8, mask, output)[2]
+            return score.score(lpips_params, truth_u8, mask, output)[2]
 
         batched = sharding.batch_sharded(mesh)
         self._step = jax.jit(

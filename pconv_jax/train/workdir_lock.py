@@ -21,7 +21,7 @@ import time
 
 from pconv_jax.errors import UserError
 
-log = logging.getLogger("pconv_jax.workdir_lock")
+log = logging.getLogger("pconv_jax.train.workdir_lock")
 
 LOCK_NAME = "train.lock"
 

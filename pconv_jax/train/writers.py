@@ -1,4 +1,4 @@
-"""Run outputs: JSON-lines metrics, TensorBoard event files, PNG sample grids, a progress bar.
+"""Run outputs: JSON-lines metrics, TensorBoard event files and a progress bar.
 
 TensorBoard events are written with tensorboardX's public `SummaryWriter` (no TensorFlow).
 Only process 0 writes; other processes get a writer that does nothing.
@@ -11,8 +11,6 @@ import pathlib
 import sys
 
 import jax
-import numpy as np
-from PIL import Image
 from tensorboardX import SummaryWriter
 from tqdm import tqdm
 
@@ -64,26 +62,3 @@ class ProgressBar:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-
-
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """Float images in [0,1] (values outside are clipped) -> uint8, rounding to nearest."""
-    return np.round(np.clip(np.asarray(images, np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
-def image_grid(columns: list[np.ndarray], pad: int = 2) -> np.ndarray:
-    """Lays out K batches [N,H,W,3] in [0,1] as N rows × K columns, uint8 [N·(H+p), K·(W+p), 3]."""
-    n, h, w, _ = columns[0].shape
-    grid = np.full((n * (h + pad) + pad, len(columns) * (w + pad) + pad, 3), 255, np.uint8)
-    for j, col in enumerate(columns):
-        col = np.broadcast_to(col, (n, h, w, 3))
-        for i in range(n):
-            y, x = pad + i * (h + pad), pad + j * (w + pad)
-            grid[y : y + h, x : x + w] = to_uint8(col[i])
-    return grid
-
-
-def save_png(array_uint8: np.ndarray, path: str | pathlib.Path) -> None:
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array_uint8).save(path)

