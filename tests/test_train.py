@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from pconv_jax import config
-from pconv_jax.nn import vgg
 from pconv_jax.nn.model import build_model
 from pconv_jax.parallel import sharding
 from pconv_jax.store import checkpoint, trees
@@ -31,9 +30,7 @@ def test_data_parallel_step_equals_single_device_step(vgg_params, vgg_terms):
     for devices in (jax.devices()[:1], jax.devices()):
         mesh = sharding.make_mesh(devices)
         model, _, state = setup(cfg, mesh)
-        loss_fn = functools.partial(
-            train_step.loss_and_updates, model=model, vgg_model=vgg.VGG16Features(), cfg=cfg
-        )
+        loss_fn = functools.partial(train_step.loss_and_updates, model=model, cfg=cfg)
         repl, split = sharding.replicated(mesh), sharding.batch_sharded(mesh)
         fn = jax.jit(
             jax.value_and_grad(loss_fn, has_aux=True), in_shardings=(repl, repl, split, repl)

@@ -7,7 +7,6 @@ import jax
 import numpy as np
 
 from pconv_jax import config
-from pconv_jax.nn import vgg
 from pconv_jax.nn.model import build_model
 from pconv_jax.parallel import sharding
 from pconv_jax.train import step as train_step
@@ -55,7 +54,6 @@ def step_fn(cfg: config.Config, model, tx, mesh):
         functools.partial(
             train_step.train_step,
             model=model,
-            vgg_model=vgg.VGG16Features(dtype=train_step.compute_dtype(cfg)),
             tx=tx,
             cfg=cfg,
         ),

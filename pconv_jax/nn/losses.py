@@ -29,7 +29,6 @@ import jax.numpy as jnp
 from jax import lax
 
 Array = jax.Array
-TERMS = ("valid", "hole", "perceptual", "style_out", "style_comp", "tv", "total")
 
 
 def _check_images(output: Array, target: Array, mask: Array) -> None:

@@ -24,10 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pconv_jax.config import IMAGENET_MEAN, IMAGENET_STD
 from pconv_jax.errors import UserError
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # (name, input channels, output channels, index in torchvision's `vgg16().features`).
 VGG16_CONVS = (

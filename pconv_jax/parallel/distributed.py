@@ -122,13 +122,6 @@ def any_process(flag: bool) -> bool:
     return any_processes(flag)[0]
 
 
-def same_on_all(value: float) -> float:
-    """Process 0's `value` on every process (a collective)."""
-    if jax.process_count() == 1:
-        return value
-    return float(multihost_utils.broadcast_one_to_all(np.float64(value)))
-
-
 @functools.lru_cache(maxsize=8)
 def _first_rows_fn(mesh: Mesh, rows: int):
     replicated = NamedSharding(mesh, PartitionSpec())

@@ -1,4 +1,4 @@
-"""Orbax checkpoints of a run: `model` (params, batch_stats) and `train` (optimizer, step, rng).
+"""Orbax checkpoints of a run: `model` (params, batch_stats) and `train` (optimizer state, step).
 
 Layout: `workdir/config.json` and `workdir/checkpoints/<step>/{model,train}`. Saves are
 asynchronous and atomic (orbax writes to a temporary directory and renames it when complete), so
@@ -153,18 +153,6 @@ def restore_newest_intact(ckpts: Checkpoints, model_target, train_target=None, a
             + "); not training from scratch over them: repair or move that folder away"
         )
     return None
-
-
-def latest_step(workdir) -> int:
-    """The step of a run's newest complete checkpoint; FileNotFoundError when there is none."""
-    ckpts = Checkpoints(workdir, read_only=True)
-    try:
-        step = ckpts.latest_step()
-    finally:
-        ckpts.close()
-    if step is None:
-        raise FileNotFoundError(f"{workdir} holds no complete checkpoint")
-    return step
 
 
 def _abstract(tree):

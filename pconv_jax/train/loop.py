@@ -165,7 +165,6 @@ def _train(cfg: Config, workdir: pathlib.Path, signals: preemption.SignalFlag) -
     replicated = sharding.replicated(mesh)
     dtype = train_step.compute_dtype(cfg)
     model = build_model(cfg.model, dtype)
-    vgg_model = vgg.VGG16Features(dtype=dtype)
     vgg_params = jax.device_put(vgg.load_vgg16_params(cfg.loss.vgg_weights), replicated)
 
     abstract_params = abstract_variables(model)["params"]
@@ -179,7 +178,7 @@ def _train(cfg: Config, workdir: pathlib.Path, signals: preemption.SignalFlag) -
         raise
     start = int(state.step)
     step_fn = jax.jit(
-        functools.partial(train_step.train_step, model=model, vgg_model=vgg_model, tx=tx, cfg=cfg),
+        functools.partial(train_step.train_step, model=model, tx=tx, cfg=cfg),
         in_shardings=(replicated, sharding.batch_sharded(mesh), replicated),
         out_shardings=(replicated, replicated),
         donate_argnums=0,

@@ -9,7 +9,6 @@ the updated `batch_stats` filtered back to the old encoder values) and scale/bia
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import flax
@@ -18,7 +17,7 @@ import jax.numpy as jnp
 import optax
 
 from pconv_jax.config import Config
-from pconv_jax.nn import losses
+from pconv_jax.nn import losses, vgg
 from pconv_jax.nn.model import PConvUNet
 
 
@@ -28,13 +27,12 @@ class TrainState:
     params: Any
     batch_stats: Any
     opt_state: Any
-    rng: jax.Array  # uint32 raw key data, advanced every step
 
     def model_vars(self) -> dict:
         return {"params": self.params, "batch_stats": self.batch_stats}
 
     def train_vars(self) -> dict:
-        return {"opt_state": self.opt_state, "step": self.step, "rng": self.rng}
+        return {"opt_state": self.opt_state, "step": self.step}
 
 
 def compute_dtype(cfg: Config):
@@ -79,7 +77,6 @@ def create_train_state(model, tx, image_size: int, seed: int) -> TrainState:
         params=variables["params"],
         batch_stats=variables["batch_stats"],
         opt_state=tx.init(variables["params"]),
-        rng=jax.random.key_data(jax.random.key(seed + 1)),
     )
 
 
@@ -92,7 +89,7 @@ def network_input(batch):
     return batch["input"] if "input" in batch else batch["image"] * batch["mask"]
 
 
-def loss_and_updates(params, batch_stats, batch, vgg_params, *, model, vgg_model, cfg: Config):
+def loss_and_updates(params, batch_stats, batch, vgg_params, *, model, cfg: Config):
     """Returns (L_total, (terms, new_batch_stats)) for one global batch."""
     inputs = network_input(batch)
     output, updates = model.apply(
@@ -103,7 +100,7 @@ def loss_and_updates(params, batch_stats, batch, vgg_params, *, model, vgg_model
         freeze_encoder_bn=cfg.train.freeze_encoder_bn_stats,
         mutable=["batch_stats"],
     )
-    features_fn = functools.partial(vgg_model.apply, {"params": vgg_params})
+    features_fn = vgg.make_vgg_features_fn(vgg_params, compute_dtype(cfg))
     total, terms = losses.inpainting_loss(
         output, batch["image"], batch["mask"], features_fn, cfg.loss
     )
@@ -113,7 +110,7 @@ def loss_and_updates(params, batch_stats, batch, vgg_params, *, model, vgg_model
     return total, (terms, new_stats)
 
 
-def train_step(state: TrainState, batch, vgg_params, *, model, vgg_model, tx, cfg: Config):
+def train_step(state: TrainState, batch, vgg_params, *, model, tx, cfg: Config):
     """One Adam step on the global batch. A non-finite loss leaves the state unchanged and sets
     metrics['finite'] to 0, so a checkpoint never holds the result of a bad step."""
     grad_fn = jax.value_and_grad(loss_and_updates, has_aux=True)
@@ -123,14 +120,12 @@ def train_step(state: TrainState, batch, vgg_params, *, model, vgg_model, tx, cf
         batch,
         vgg_params,
         model=model,
-        vgg_model=vgg_model,
         cfg=cfg,
     )
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    rng = jax.random.key_data(jax.random.split(jax.random.wrap_key_data(state.rng))[0])
     new_state = state.replace(
-        step=state.step + 1, params=params, batch_stats=new_stats, opt_state=opt_state, rng=rng
+        step=state.step + 1, params=params, batch_stats=new_stats, opt_state=opt_state
     )
     finite = jnp.isfinite(total)
     new_state = jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new_state, state)
