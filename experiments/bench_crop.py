@@ -76,7 +76,7 @@ def run_one(strategy: str, num_layers: int, train_size: int) -> dict:
     """In a fresh process: warm up, then time every case; peak RSS of this process."""
     model = PConvUNet(num_layers=num_layers)
     variables = random_variables(model)
-    inpainter = Inpainter(model, variables, train_size=train_size, batch_size=4)
+    inpainter = Inpainter.from_model(model, variables, train_size=train_size, batch_size=4)
     data = cases()
     jax.block_until_ready(variables)
     base = rss_mib()

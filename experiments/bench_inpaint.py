@@ -83,7 +83,9 @@ def main() -> None:
     print(f"devices: {jax.devices()}; photos: {[p[0].shape[:2] for p in pairs]}")
     print(f"{'strategy':<10} {'first call s':>13} {'s / image':>10}")
     for strategy in ("full", "downscale"):
-        inpainter = Inpainter(model, variables, train_size=args.train_size, strategy=strategy)
+        inpainter = Inpainter.from_model(
+            model, variables, train_size=args.train_size, strategy=strategy
+        )
         first = sum(timed(inpainter, *p) for p in pairs) / len(pairs)
         steady = [timed(inpainter, *p) for _ in range(args.repeats) for p in pairs]
         print(f"{strategy:<10} {first:>13.2f} {np.median(steady):>10.2f}")
@@ -94,7 +96,7 @@ def main() -> None:
         image, known = pairs[i % len(pairs)]
         h, w = rng.integers(200, image.shape[0] + 1), rng.integers(200, image.shape[1] + 1)
         crops.append((image[:h, :w], known[:h, :w]))
-    inpainter = Inpainter(model, variables)
+    inpainter = Inpainter.from_model(model, variables)
     for image, known in crops:
         inpainter(image, known)
     step = inpainter.bucket_step

@@ -9,7 +9,7 @@ from pconv_jax.inference.crop_strategy import crop_box, hole_groups
 
 @pytest.fixture(scope="module")
 def inpainter(run_dir):
-    return Inpainter.from_checkpoint(run_dir, batch_size=4)  # tiny run: train_size 32
+    return Inpainter.load(run_dir, batch_size=4)  # tiny run: train_size 32
 
 
 def _photo(height, width, seed=0):

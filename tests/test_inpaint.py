@@ -12,7 +12,7 @@ from pconv_jax.store import trained
 
 @pytest.fixture(scope="module")
 def inpainter(run_dir):
-    return Inpainter.from_checkpoint(run_dir)
+    return Inpainter.load(run_dir)
 
 
 def _image_and_mask(height, width, seed=0, dtype=np.uint8):
@@ -89,7 +89,7 @@ def test_batches_match_single_calls(inpainter):
 def test_one_compilation_per_shape_bucket(run_dir):
     loaded = trained.load(run_dir)
     model, variables = loaded.model, loaded.variables
-    inp = Inpainter(model, variables)  # a fresh jit cache
+    inp = Inpainter.from_model(model, variables)  # a fresh jit cache
     assert inp.bucket_step == 64 and inp.batch_size == jax.local_device_count() == 4
     for height, width in [(37, 45), (50, 61), (64, 64), (3, 2)]:
         inp(*_image_and_mask(height, width))
@@ -99,7 +99,7 @@ def test_one_compilation_per_shape_bucket(run_dir):
     images, masks = zip(*[_image_and_mask(30 + i, 40, seed=i) for i in range(7)])
     inp(list(images), list(masks))  # two chunks of 4 (one padded): the first bucket again
     assert inp.num_compilations == 2
-    big = Inpainter(model, variables, batch_size=8)
+    big = Inpainter.from_model(model, variables, batch_size=8)
     big(list(images), list(masks))
     big(*_image_and_mask(20, 20))
     assert big.num_compilations == 2  # batch 8 and batch 4 (one image padded to the devices)
@@ -150,6 +150,6 @@ def test_downscale_strategy_runs_at_training_size(inpainter):
     full = inpainter(image, known, strategy="full")  # bucket 192x128
     assert (out[~known] != full[~known]).any()
     assert inpainter.num_compilations - before <= 2
-    tiny = Inpainter(inpainter.model, inpainter.variables)  # no train_size
+    tiny = Inpainter(inpainter.forward)  # no train_size
     with pytest.raises(ValueError, match="needs train_size"):
         tiny(image, known, strategy="downscale")

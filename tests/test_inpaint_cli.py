@@ -174,8 +174,8 @@ def test_export_round_trip_gives_identical_outputs(run_dir, tmp_path, capsys):
 
     image_path, mask_path, _ = _write_pair(tmp_path, "p", 45, 70)
     image, known = read_image(image_path), read_known(mask_path, (45, 70))
-    from_run = Inpainter.from_checkpoint(run_dir)(image, known)
-    from_npz = Inpainter.from_export(out)(image, known)
+    from_run = Inpainter.load(run_dir)(image, known)
+    from_npz = Inpainter.load(out)(image, known)
     np.testing.assert_array_equal(from_npz, from_run)
     assert _inpaint(out, image_path, mask_path, "-o", tmp_path / "o.png") == 0
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "o.png")), from_run)
@@ -208,7 +208,7 @@ def test_export_loads_without_orbax_optax_or_tfds(run_dir, tmp_path):
         else:
             raise AssertionError("the import block does not work")
         from pconv_jax import Inpainter
-        inpainter = Inpainter.from_export({str(out)!r})
+        inpainter = Inpainter.load({str(out)!r})
         known = np.ones((20, 30), bool)
         known[5:9, 4:20] = False
         out = inpainter(np.full((20, 30, 3), 100, np.uint8), known)

@@ -20,7 +20,7 @@ def _image_and_known(height, width):
 
 
 def test_downscale_strategy_values(run_dir):
-    inpainter = Inpainter.from_checkpoint(run_dir)
+    inpainter = Inpainter.load(run_dir)
     assert inpainter.train_size == 32
     image, known = _image_and_known(160, 80)
     got = inpainter(image, known, strategy="downscale")

@@ -8,6 +8,7 @@ from PIL import Image
 
 from pconv_jax import cli
 from pconv_jax.inference.inpainter import Inpainter
+from pconv_jax.inference.onnx_runtime import OnnxForward
 from pconv_jax.store import trained
 from pconv_jax.store.onnx_export import export_onnx
 
@@ -67,10 +68,10 @@ def test_inpainter_runs_onnx_with_exact_known_pixels(onnx_path, run_dir):
     image, mask = _photos_and_masks((45, 67))  # odd size: padded to a bucket like the JAX path
     image_u8 = np.round(image * 255).astype(np.uint8)
     known = mask[..., 0] > 0
-    onnx_inpainter = Inpainter.from_export(onnx_path)
-    assert type(onnx_inpainter).__name__ == "OnnxInpainter"
+    onnx_inpainter = Inpainter.load(onnx_path)
+    assert isinstance(onnx_inpainter.forward, OnnxForward)
     out = onnx_inpainter(list(image_u8), list(known))
-    jax_out = Inpainter.from_checkpoint(run_dir)(list(image_u8), list(known))
+    jax_out = Inpainter.load(run_dir)(list(image_u8), list(known))
     for o, j, img, k in zip(out, jax_out, image_u8, known):
         assert o.shape == img.shape and o.dtype == np.uint8
         np.testing.assert_array_equal(o[k], img[k])
@@ -83,7 +84,7 @@ def test_onnx_export_errors(run_dir, tmp_path):
         export_onnx(run_dir, tmp_path / "model.npz")
     (tmp_path / "bad.onnx").write_bytes(b"not a model")
     with pytest.raises(ValueError, match="cannot read"):
-        Inpainter.from_export(tmp_path / "bad.onnx")
+        Inpainter.load(tmp_path / "bad.onnx")
 
 
 def test_conv_baseline_exports_too(tmp_path):

@@ -26,9 +26,7 @@ EXAMPLE = ROOT / "pconv_jax/serve_examples/kodak03.jpg"
 
 @pytest.fixture(scope="module")
 def app(run_dir, tmp_path_factory):
-    return App(
-        Inpainter.from_checkpoint(run_dir), max_side=300, out_dir=tmp_path_factory.mktemp("o")
-    )
+    return App(Inpainter.load(run_dir), max_side=300, out_dir=tmp_path_factory.mktemp("o"))
 
 
 def _photo():

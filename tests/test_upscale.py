@@ -80,8 +80,10 @@ def test_upscale_is_the_network_on_the_hole_padded_canvas(upscaler):
         for j in range(29):
             canvas[0, 4 * i + 2, 4 * j + 2] = low[i, j]
             mask[0, 4 * i + 2, 4 * j + 2] = 1.0
-    variables = jax.device_get(upscaler.variables)  # single-device copies of the weights
-    expected = np.asarray(upscaler.model.apply(variables, jnp.asarray(canvas), jnp.asarray(mask)))
+    variables = jax.device_get(upscaler.forward.variables)  # single-device copies of the weights
+    expected = np.asarray(
+        upscaler.forward.model.apply(variables, jnp.asarray(canvas), jnp.asarray(mask))
+    )
     expected = np.clip(expected[0, :148, :116], 0.0, 1.0)
 
     raw = superres.upscale(upscaler, low, 4, keep_low_res=False)
@@ -93,7 +95,7 @@ def test_upscale_is_the_network_on_the_hole_padded_canvas(upscaler):
     kept_elsewhere[2::4, 2::4] = raw[2::4, 2::4]
     np.testing.assert_array_equal(kept_elsewhere, raw)  # only the low-res positions differ
     with pytest.raises(ValueError, match="composite=False needs strategy='full'"):
-        Inpainter(upscaler.model, upscaler.variables, train_size=32)(
+        Inpainter(upscaler.forward, train_size=32)(
             np.zeros((8, 8, 3), np.float32),
             np.ones((8, 8)),
             strategy="downscale",

@@ -54,9 +54,7 @@ def cmd_export(args) -> int:
         if step is not None:
             raise UserError("--best and --step exclude each other")
         run, step = validation.best_checkpoint(run)
-    suffix = {"npz": ".npz", "onnx": ".onnx"}[args.format]
-    if not str(args.output).endswith(suffix):
-        raise UserError(f"the export is a {suffix} file; got output path {args.output}")
+    trained.export_path(args.output, args.format)  # a wrong suffix fails before loading
     if args.format == "onnx":
         try:  # onnx is an optional extra, imported by the exporter
             path, step = onnx_export.export_onnx(run, args.output, step=step)
@@ -66,7 +64,7 @@ def cmd_export(args) -> int:
         return 0
     model = trained.load_run(run, step)
     path = trained.write_export(model, args.output)
-    print(f"wrote {path} (step {model.step}); load it with Inpainter.from_export or --checkpoint")
+    print(f"wrote {path} (step {model.step}); load it with Inpainter.load or --checkpoint")
     return 0
 
 

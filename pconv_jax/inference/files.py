@@ -77,7 +77,7 @@ def pair_by_stem(
         for path in sorted(folder.iterdir()):
             if not path.is_file():
                 continue
-            if path.suffix.lower() not in images.IMAGE_EXTENSIONS:
+            if not images.is_image_file(path):
                 skipped.append((path, "not an image file"))
                 continue
             by_stem.setdefault(path.stem, []).append(path)

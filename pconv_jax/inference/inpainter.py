@@ -9,8 +9,12 @@ Shape buckets, so that a new image size rarely means a new compilation: each sid
 to a multiple of `bucket_step` (default max(2**num_layers, 64)); beyond 8 steps it is rounded up
 further, to 8 sizes per doubling (bucket_side below), so the padding stays under 12.5% per side
 and the number of distinct buckets grows with the logarithm of the image size. The batch is
-padded to the device count times a power of two (at most `batch_size`) and split over a 1-D
-`data` mesh of the local devices. One compilation per (batch, bucket height, bucket width).
+padded to the backend's batch unit (the device count for JAX) times a power of two (at most
+`batch_size`). One compilation per (batch, bucket height, bucket width).
+
+The `Inpainter` owns all of this pre- and post-processing; the network itself is a forward
+backend it calls on the padded batch: `jax_forward.JaxForward` (jitted, split over a 1-D `data`
+mesh of the local devices) or `onnx_runtime.OnnxForward` (onnxruntime, no JAX).
 """
 
 from __future__ import annotations
@@ -19,15 +23,15 @@ import dataclasses
 import pathlib
 import warnings
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
 from pconv_jax.errors import UserError
 from pconv_jax.images import to_uint8
 from pconv_jax.inference.crop_strategy import crop_inpaint
-from pconv_jax.parallel import sharding
+from pconv_jax.inference.jax_forward import JaxForward
+from pconv_jax.inference.load import load_forward
+from pconv_jax.inference.onnx_runtime import OnnxForward
 from pconv_jax.store import trained
 
 STRATEGIES = ("full", "downscale", "crop")
@@ -59,7 +63,7 @@ class _Item:
 
 
 class Inpainter:
-    """Fills the holes of images of any size with a trained PConvUNet.
+    """Fills the holes of images of any size with a trained PConvUNet (JAX or ONNX backend).
 
     Strategies for images larger than the training resolution (`strategy=`):
       'full': run at the image's own resolution. Fills keep the image's detail, but cost memory
@@ -77,92 +81,79 @@ class Inpainter:
 
     def __init__(
         self,
-        model,
-        variables: dict,
+        forward: JaxForward | OnnxForward,
         *,
+        train_size: int | None = None,
         bucket_step: int | None = None,
         batch_size: int | None = None,
-        train_size: int | None = None,
         strategy: str = "full",
-        devices=None,
     ):
-        """Places the variables on every local device and prepares the jitted forward pass.
+        """An Inpainter around a forward backend; `load`, `from_trained` and `from_model` build one.
 
         Args:
-          model: a PConvUNet (`model.build_model(cfg.model)`).
-          variables: {'params', 'batch_stats'} of that model.
+          forward: `jax_forward.JaxForward` or `onnx_runtime.OnnxForward`: the network on a
+            padded batch.
+          train_size: training resolution in pixels, used by strategies 'downscale' and 'crop'.
           bucket_step: padded sides are multiples of this (a multiple of 2**num_layers;
             default max(2**num_layers, 64)).
-          batch_size: images per forward pass, a multiple of the device count (default: one
-            per device).
-          train_size: training resolution in pixels, used by strategy='downscale'.
+          batch_size: images per forward pass, a multiple of `forward.batch_unit` (the device
+            count for JAX; default one pass per unit).
           strategy: 'full', 'downscale' or 'crop' (see the class docstring); callers may
             override it.
-          devices: devices to run on (default `jax.local_devices()`).
         """
-        self.model = model
-        self.multiple = 2**model.num_layers
+        self.forward = forward
+        self.multiple = 2**forward.num_layers
         self.bucket_step = bucket_step or max(self.multiple, 64)
         if self.bucket_step % self.multiple:
             raise UserError(
                 f"bucket_step={self.bucket_step} is not a multiple of 2**num_layers={self.multiple}"
             )
-        self.mesh = sharding.make_mesh(jax.local_devices() if devices is None else devices)
-        self.batch_size = batch_size or self.mesh.size
-        if self.batch_size % self.mesh.size:
+        self.batch_unit = forward.batch_unit
+        self.batch_size = batch_size or self.batch_unit
+        if self.batch_size % self.batch_unit:
             raise UserError(
-                f"batch_size={self.batch_size} is not a multiple of the {self.mesh.size} devices"
+                f"batch_size={self.batch_size} is not a multiple of {self.batch_unit} "
+                "(the devices a pass is split over)"
             )
-        self.batch_unit = self.mesh.size  # the batch of a pass is a multiple of this
         self.train_size = train_size
         self.strategy = _check_strategy(strategy, train_size)
-        self.variables = jax.device_put(variables, sharding.replicated(mesh=self.mesh))
-        batched = sharding.batch_sharded(self.mesh)
-        self._forward = jax.jit(
-            self._traced_forward,
-            in_shardings=(sharding.replicated(self.mesh), batched, batched),
-            out_shardings=batched,
-        )
-        self.num_compilations = 0  # distinct (batch, height, width) shapes traced so far
 
     @classmethod
-    def from_checkpoint(
-        cls, workdir: str | pathlib.Path, step: int | None = None, dtype=None, **kw
+    def load(
+        cls,
+        path: str | pathlib.Path,
+        step: int | None = None,
+        dtype=None,
+        *,
+        devices=None,
+        providers: list[str] | None = None,
+        **kw,
     ):
-        """An Inpainter for a training run directory (latest checkpoint unless `step`)."""
-        return cls.from_trained(trained.load_run(workdir, step, dtype), **kw)
+        """Any trained model: a run directory (`step`, default the latest), a .npz export (`pconv
+        export`, `pconv convert`), or an .onnx export (run by onnxruntime, no JAX).
+
+        `dtype` and `devices` apply to JAX models, `providers` to .onnx; `train_size` defaults to
+        the model's training resolution; other keywords as for `__init__`.
+        """
+        loaded = load_forward(path, step, dtype, devices=devices, providers=providers)
+        kw = {"train_size": loaded.config.data.image_size, **kw}
+        return cls(loaded.forward, **kw)
 
     @classmethod
-    def from_export(cls, path: str | pathlib.Path, dtype=None, **kw):
-        """An Inpainter for a `pconv export` .npz file (no orbax or training code needed), or
-        for an .onnx export, run by onnxruntime (`onnx_runtime.OnnxInpainter`, no JAX)."""
-        if pathlib.Path(path).suffix.lower() == ".onnx":
-            from pconv_jax.inference.onnx_runtime import OnnxInpainter
-
-            if dtype is not None:
-                raise UserError("dtype applies to JAX models; an .onnx export runs in float32")
-            return OnnxInpainter(path, **kw)
-        return cls.from_trained(trained.load_export(path, dtype), **kw)
-
-    @classmethod
-    def load(cls, path: str | pathlib.Path, step: int | None = None, dtype=None, **kw):
-        """Any trained model: a run directory (`step`, default the latest), a .npz export, or an
-        .onnx export (run by onnxruntime, no JAX)."""
-        if pathlib.Path(path).suffix.lower() == ".onnx":
-            if step is not None:
-                raise UserError("a step applies to a run directory, not to an .onnx export")
-            return cls.from_export(path, dtype, **kw)
-        return cls.from_trained(trained.load(path, step, dtype), **kw)
-
-    @classmethod
-    def from_trained(cls, model: trained.TrainedModel, **kw):
-        """An Inpainter for a loaded `trained.TrainedModel` (train_size from its config)."""
+    def from_trained(cls, model: trained.TrainedModel, *, devices=None, **kw):
+        """An Inpainter for a loaded `store.trained.TrainedModel` (train_size from its config)."""
         kw = {"train_size": model.config.data.image_size, **kw}
-        return cls(model.model, model.variables, **kw)
+        return cls.from_model(model.model, model.variables, devices=devices, **kw)
 
-    def _traced_forward(self, variables, image, mask):
-        self.num_compilations += 1  # Python side effect: runs once per new traced shape
-        return self.model.apply(variables, image, mask).astype(jnp.float32)
+    @classmethod
+    def from_model(cls, model, variables: dict, *, devices=None, **kw):
+        """An Inpainter for a PConvUNet and its {'params', 'batch_stats'} (JAX backend)."""
+        return cls(JaxForward(model, variables, devices), **kw)
+
+    @property
+    def num_compilations(self) -> int:
+        """Distinct (batch, height, width) shapes the backend compiled or planned so far."""
+        return self.forward.num_compilations
 
     def __call__(self, images, masks, *, strategy: str | None = None, composite: bool = True):
         """Inpaints one image or a batch.
@@ -239,16 +230,6 @@ class Inpainter:
         else:
             item.net_image, item.net_known = image, item.known
 
-    def _apply(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """The raw network output [B,h,w,3] float32 for a padded batch (image [B,h,w,3], mask
-        [B,h,w,1]); B is a multiple of the device count. `OnnxInpainter` overrides it."""
-        batched = sharding.batch_sharded(self.mesh)
-        return np.asarray(
-            self._forward(
-                self.variables, jax.device_put(image, batched), jax.device_put(mask, batched)
-            )
-        )
-
     def _run(self, chunk: list[_Item], shape: tuple[int, int]) -> list[np.ndarray]:
         padded = self.batch_unit
         while padded < len(chunk):
@@ -260,7 +241,7 @@ class Inpainter:
             h, w = item.net_known.shape
             image[j, :h, :w] = item.net_image
             mask[j, :h, :w, 0] = item.net_known
-        output = self._apply(image, mask)
+        output = self.forward(image, mask)
         return [
             output[j, : it.net_known.shape[0], : it.net_known.shape[1]]
             for j, it in enumerate(chunk)

@@ -23,7 +23,6 @@ self-contained inference artefact like the .npz export.
 from __future__ import annotations
 
 import json
-import pathlib
 
 import numpy as np
 
@@ -222,9 +221,7 @@ def export_onnx(workdir, out_path, step: int | None = None):
     """
     import onnx
 
-    out_path = pathlib.Path(out_path)
-    if out_path.suffix != ".onnx":
-        raise UserError(f"the ONNX export is a .onnx file; got output path {out_path}")
+    out_path = trained.export_path(out_path, "onnx")
     source = trained.load(workdir, step)
     step = source.step
     model = build_onnx(source.config, source.variables, step=step)

@@ -21,6 +21,7 @@ import json
 import os
 import pathlib
 import tempfile
+from typing import Literal
 
 import jax
 import numpy as np
@@ -55,20 +56,44 @@ class TrainedModel:
     source: str
 
 
-def is_export(path: str | os.PathLike) -> bool:
-    """The one rule: a file is an export, anything else a run directory."""
-    return pathlib.Path(path).is_file()
+ModelKind = Literal["run", "npz", "onnx"]
+
+
+def model_kind(path: str | os.PathLike) -> ModelKind:
+    """The one rule for what a model path holds: a folder is a `pconv train` run directory, a
+    file an export, `.onnx` by its suffix and `.npz` otherwise (its reader then checks it).
+    """
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no run directory or export at {path}")
+    if path.is_dir():
+        return "run"
+    return "onnx" if path.suffix.lower() == ".onnx" else "npz"
+
+
+def export_path(path: str | os.PathLike, kind: Literal["npz", "onnx"]) -> pathlib.Path:
+    """`path` as the output of an export of `kind`; UserError unless its suffix is `.<kind>`."""
+    path = pathlib.Path(path)
+    if path.suffix.lower() != f".{kind}":
+        raise UserError(f"the export is a .{kind} file; got output path {path}")
+    return path
 
 
 def load(path: str | os.PathLike, step: int | None = None, dtype=None) -> TrainedModel:
-    """A run directory (checkpoint `step`, default the latest) or an export file.
+    """The JAX model of a run directory (checkpoint `step`, default the latest) or an .npz export.
 
     Args:
-      path: `pconv train --workdir` folder, or a `pconv export` .npz.
+      path: `pconv train --workdir` folder, or a `pconv export` / `pconv convert` .npz.
       step: checkpoint step; only for run directories.
       dtype: compute dtype of the returned module (None = float32).
     """
-    if is_export(path):
+    kind = model_kind(path)
+    if kind == "onnx":
+        raise UserError(
+            f"{path} is an ONNX export: it holds a graph, not JAX variables; run it with "
+            "Inpainter.load or pconv inpaint --checkpoint"
+        )
+    if kind == "npz":
         if step is not None:
             raise UserError("a step applies to a run directory, not to an exported .npz")
         return load_export(path, dtype)
@@ -129,9 +154,7 @@ def load_export(path: str | os.PathLike, dtype=None) -> TrainedModel:
 
 def write_export(trained: TrainedModel, out_path: str | os.PathLike) -> pathlib.Path:
     """Writes `trained` as an inference .npz (its folder is created; written atomically)."""
-    out_path = pathlib.Path(out_path)
-    if out_path.suffix != ".npz":
-        raise UserError(f"the export is a .npz file; got output path {out_path}")
+    out_path = export_path(out_path, "npz")
     variables = {k: trained.variables[k] for k in ("params", "batch_stats")}
     arrays = {k: np.asarray(v) for k, v in traverse_util.flatten_dict(variables, sep="/").items()}
     meta = {"format": FORMAT, "version": VERSION, "step": trained.step, "source": trained.source}
