@@ -32,7 +32,7 @@ import jax
 import numpy as np
 
 from pconv_jax import images as images_lib
-from pconv_jax.data import sources, sr_canvas
+from pconv_jax.data import sr_canvas
 from pconv_jax.inference import superres
 from pconv_jax.metrics import pixel as metrics
 
@@ -57,7 +57,7 @@ def make_low_res(high_res_uint8: np.ndarray, factor: int) -> np.ndarray:
 
 def load_crops(folder: str | pathlib.Path, side: int, limit: int | None = None):
     """([(name, uint8 [side, side, 3])], [names skipped as too small]) from an image folder."""
-    files = sources.list_image_files(folder)
+    files = images_lib.list_image_files(folder, recursive=True)
     if not files:
         raise ValueError(f"no images in {folder}")
     crops, skipped = [], []

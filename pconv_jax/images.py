@@ -31,6 +31,30 @@ _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I")
 DECODE_ERRORS = (OSError, UnidentifiedImageError, SyntaxError, ValueError)
 
 
+def is_image_file(path: pathlib.Path) -> bool:
+    """A file whose suffix (any case) is one of IMAGE_EXTENSIONS."""
+    return path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
+
+
+def list_image_files(
+    directory: str | os.PathLike, *, recursive: bool, what: str = "image"
+) -> list[pathlib.Path]:
+    """The image files in `directory` (and its subfolders when `recursive`), sorted by path.
+
+    Raises:
+      UserError: the folder does not exist, or holds no image file (`what` names them).
+    """
+    root = pathlib.Path(directory)
+    if not root.is_dir():
+        raise UserError(f"{what} folder not found: {directory}")
+    files = sorted(
+        p for p in (root.rglob("*") if recursive else root.iterdir()) if is_image_file(p)
+    )
+    if not files:
+        raise UserError(f"no {what} files ({'/'.join(IMAGE_EXTENSIONS)}) in {directory}")
+    return files
+
+
 def to_rgb(array: np.ndarray) -> np.ndarray:
     """[H, W], [H, W, 1|2|3|4] of uint8/uint16 -> uint8 [H, W, 3]; alpha composited over white."""
     if array.dtype == np.uint16:

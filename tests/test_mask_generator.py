@@ -130,5 +130,5 @@ def test_augmenter_keeps_masks_binary_and_deterministic(tmp_path):
 def test_augmenter_input_errors(tmp_path):
     with pytest.raises(ValueError, match="not found"):
         mask_augment.RawMaskAugmenter(tmp_path / "nope", 32)
-    with pytest.raises(ValueError, match="no mask images"):
+    with pytest.raises(ValueError, match="no mask files"):
         mask_augment.RawMaskAugmenter(tmp_path, 32)

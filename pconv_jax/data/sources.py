@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from pconv_jax.errors import UserError
-from pconv_jax.images import IMAGE_EXTENSIONS, decode_file, to_rgb
+from pconv_jax.images import decode_file, list_image_files, to_rgb
 
 # The RGB photographs shipped inside scikit-image's data folder (no download needed); greyscale,
 # synthetic test patterns and the stereo twin motorcycle_right are left out.
@@ -89,16 +89,6 @@ class TfdsSource:
         return to_rgb(np.asarray(example["image"]))
 
 
-def list_image_files(directory: str | os.PathLike) -> list[pathlib.Path]:
-    """Image files under `directory` (recursive), sorted by relative path for determinism."""
-    root = pathlib.Path(directory)
-    if not root.is_dir():
-        raise UserError(f"image folder not found: {directory}")
-    return sorted(
-        p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-    )
-
-
 def skimage_source() -> FileSource:
     """scikit-image's bundled RGB photos that are present offline (see SKIMAGE_PHOTOS)."""
     import skimage
@@ -111,9 +101,7 @@ def skimage_source() -> FileSource:
 
 
 def folder_source(directory: str | os.PathLike) -> FileSource:
-    files = list_image_files(directory)
-    if not files:
-        raise UserError(f"no images ({'/'.join(IMAGE_EXTENSIONS)}) under {directory}")
+    files = list_image_files(directory, recursive=True)
     return FileSource(files, pathlib.Path(directory), f"folder {directory}")
 
 

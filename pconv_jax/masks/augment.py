@@ -56,13 +56,9 @@ class RawMaskAugmenter:
         force_test_masks: allow a folder that looks like a TEST mask set.
         """
         root = pathlib.Path(directory)
-        if not root.is_dir():
-            raise UserError(f"mask folder not found: {directory}")
         self.directory = str(root)
-        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in images.IMAGE_EXTENSIONS)
-        self.files = [str(p) for p in files if p.is_file()]
-        if not self.files:
-            raise UserError(f"no mask images ({'/'.join(images.IMAGE_EXTENSIONS)}) in {root}")
+        files = images.list_image_files(root, recursive=True, what="mask")
+        self.files = [str(p) for p in files]
         # Every folder that holds masks, so a test set nested below `directory` is caught too.
         for folder in sorted({root, *(p.parent for p in files)}):
             masks_lib.check_training_mask_dir(folder, force_test_masks)

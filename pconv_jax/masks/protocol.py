@@ -19,7 +19,7 @@ import re
 import numpy as np
 
 from pconv_jax.errors import UserError
-from pconv_jax.images import IMAGE_EXTENSIONS, read_holes
+from pconv_jax.images import is_image_file, list_image_files, read_holes
 
 HOLE_RATIO_BUCKETS = ((0.01, 0.1), (0.1, 0.2), (0.2, 0.3), (0.3, 0.4), (0.4, 0.5), (0.5, 0.6))
 # The 12 cells of Table 1: hole-ratio bucket x N (holes away from the border) / B (touching it).
@@ -97,14 +97,6 @@ def no_border_margin(size: int) -> int:
     return int(round(NO_BORDER_MARGIN_512 * size / 512))
 
 
-def list_mask_files(directory: str | os.PathLike) -> list[pathlib.Path]:
-    """Mask files directly inside `directory`, sorted by name."""
-    root = pathlib.Path(directory)
-    if not root.is_dir():
-        raise UserError(f"mask folder not found: {directory}")
-    return sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-
-
 def _expected_layout(directory: pathlib.Path) -> dict[str, tuple[int, bool]]:
     """file name -> (bucket, border) from a manifest, or from NVIDIA's test-set naming."""
     manifest = directory / MANIFEST_NAME
@@ -125,9 +117,7 @@ def _expected_layout(directory: pathlib.Path) -> dict[str, tuple[int, bool]]:
             raise UserError(f"{manifest} lists no masks")
         return layout
     layout = {}
-    files = list_mask_files(directory)
-    if not files:
-        raise UserError(f"no mask files ({'/'.join(IMAGE_EXTENSIONS)}) in {directory}")
+    files = list_image_files(directory, recursive=False, what="mask")
     for path in files:
         match = NVIDIA_NAME.match(path.stem)
         if not match or int(match.group(1)) >= 12 * NVIDIA_PER_HALF:
@@ -222,7 +212,8 @@ def looks_like_test_set(directory: str | os.PathLike) -> str | None:
         return f"it holds {MANIFEST_NAME} (a set written by make-test-masks)"
     if root.name == "testing_mask_dataset":
         return "it is named testing_mask_dataset (NVIDIA's test masks)"
-    files = [p for p in list_mask_files(root) if NVIDIA_NAME.match(p.stem)]
+    # Not list_image_files: a folder holding only subfolders of masks is no test set, no error.
+    files = sorted(p for p in root.iterdir() if is_image_file(p) and NVIDIA_NAME.match(p.stem))
     files = [p for p in files if int(p.stem) < 12 * NVIDIA_PER_HALF]
     if not files:
         return None
