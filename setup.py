@@ -13,7 +13,9 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["pconv_jax", "pconv_jax.*"]),
-    package_data={"pconv_jax": ["weights/*.npz", "weights/*.sha256", "serve_examples/*.jpg"]},
+    package_data={
+        "pconv_jax": ["nn/weights/*.npz", "nn/weights/*.sha256", "cli/serve_examples/*.jpg"]
+    },
     install_requires=[
         "jax>=0.10",
         "flax>=0.12",

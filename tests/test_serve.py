@@ -21,7 +21,7 @@ from pconv_jax.images import save_png
 from pconv_jax.inference.inpainter import Inpainter
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "pconv_jax/serve_examples/kodak03.jpg"
+EXAMPLE = ROOT / "pconv_jax/cli/serve_examples/kodak03.jpg"
 
 
 @pytest.fixture(scope="module")
@@ -247,7 +247,7 @@ def test_browser_paint_a_stroke_and_inpaint(server, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
-    photo = np.asarray(Image.open(ROOT / "pconv_jax/serve_examples/kodak23.jpg").convert("RGB"))
+    photo = np.asarray(Image.open(ROOT / "pconv_jax/cli/serve_examples/kodak23.jpg").convert("RGB"))
     save_png(photo, tmp_path / "photo.png")
     height, width = photo.shape[:2]
     browser = _chromium()
