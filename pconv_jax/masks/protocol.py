@@ -150,7 +150,9 @@ def load_mask_set(
 
     Args:
       directory: the mask folder.
-      threshold, hole_is_white: how to read the files (see `pconv_jax.images.read_holes`).
+      threshold: binarisation threshold of the files, a fraction of full scale (see
+        `pconv_jax.images.read_holes`).
+      hole_is_white: polarity of the files: True when white marks the hole.
       tolerance: how far outside its bucket a measured ratio may lie before it is an error.
       num_workers: threads reading the files.
 

@@ -1,7 +1,7 @@
 """The partial convolution (paper Eq. 1-2) as a Flax linen module.
 
-Eq. 1:  x' = W^T (X ⊙ M) · sum(1)/sum(M) + b   where sum(M) > 0,   else 0
-Eq. 2:  m' = 1                                  where sum(M) > 0,   else 0
+    Eq. 1:  x' = W^T (X ⊙ M) · sum(1)/sum(M) + b   where sum(M) > 0,   else 0
+    Eq. 2:  m' = 1                                  where sum(M) > 0,   else 0
 
 with the sums taken over the k×k window and over ALL input channels (the official layer's
 multi-channel semantics): sum(1) = C·k·k, and a mask shared by all channels ([N,H,W,1]) counts as

@@ -45,8 +45,12 @@ def composite(output: Array, target: Array, mask: Array) -> Array:
     """I_comp = M⊙I_gt + (1−M)⊙I_out: the output with the known pixels set to the truth.
 
     Args:
-      output, target: [N,H,W,C] float in [0,1]. mask: [N,H,W,1] or [N,H,W,C], 1 = valid.
-    Returns: [N,H,W,C] float32.
+      output: [N,H,W,C] float in [0,1], the network's output.
+      target: [N,H,W,C] float in [0,1], the ground truth.
+      mask: [N,H,W,1] or [N,H,W,C], 1 = valid.
+
+    Returns:
+      [N,H,W,C] float32.
     """
     m = mask.astype(jnp.float32)
     return m * target.astype(jnp.float32) + (1.0 - m) * output.astype(jnp.float32)
