@@ -3,7 +3,7 @@
 CPU mode (default), all in one process so the ratios compare like with like:
   (a) pconv_jax.PConvUNet(partial=True) vs the same code with ordinary convolutions
       (partial=False, the paper's Conv baseline); target: partial / plain <= 1.15;
-  (b) pconv_jax vs the PyTorch U-Net of experiments/torch_ref (official-style layer: the mask is
+  (b) pconv_jax vs the PyTorch U-Net of tests/torch_ref (official-style layer: the mask is
       convolved with an all-ones (C_out, C_in, k, k) kernel, multi-channel masks), run eagerly;
       target: ours >= 2x faster forward.
 for 256x256 (batch 2, num_layers=7) and 512x512 (batch 1, num_layers=8). "forward" is inference
@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 # Running as a script puts experiments/ first on sys.path; the repository root is needed for
-# `experiments.torch_ref` (and for pconv_jax when it is not installed).
+# `tests.torch_ref` (and for pconv_jax when it is not installed).
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from pconv_jax.nn.model import PConvUNet  # noqa: E402  (pconv_jax.nn.model never imports tfds)

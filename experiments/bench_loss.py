@@ -3,7 +3,7 @@
 Both sides compute the same thing on CPU: VGG16 to pool3 with the shipped ImageNet weights on the
 ground truth (no gradient) and on output + composite in one batched call, the six terms of Eq. 3-7
 and the gradient of L_total w.r.t. the network output. JAX is jitted (compile time reported
-apart); PyTorch runs eagerly (experiments/torch_ref/loss.py). The two alternate, --reps times each;
+apart); PyTorch runs eagerly (tests/torch_ref/loss.py). The two alternate, --reps times each;
 the table shows the best time of each (the least disturbed by other load on the machine), their
 ratio, and the ratio of the medians. "rel diff" compares the loss values and the gradients
 (relative L2 norm of the difference; L1 terms on features that are equal up to rounding, e.g. the

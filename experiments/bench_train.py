@@ -4,7 +4,7 @@ CPU mode (default, one process, alternating runs): images/s of one full training
 forward + backward, the paper's loss with three VGG16 passes, Adam update) at 256x256 (7-layer
 U-Net, batch 2) and 512x512 (8-layer U-Net, batch 1):
   - pconv_jax: `train_step.train_step` under jit on a 1-D mesh of the local devices, float32;
-  - PyTorch (eager, CPU): experiments/torch_ref's U-Net of the official-style layer (mask
+  - PyTorch (eager, CPU): tests/torch_ref's U-Net of the official-style layer (mask
     convolved with an all-ones (C_out, C_in, k, k) kernel, multi-channel masks) and the paper's
     loss with the same VGG16 weights, Adam.
 Target: ours >= 2x faster.

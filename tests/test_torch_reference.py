@@ -1,4 +1,4 @@
-"""The PyTorch U-Net of experiments/torch_ref computes the same function as pconv_jax.PConvUNet.
+"""The PyTorch U-Net of tests/torch_ref computes the same function as pconv_jax.PConvUNet.
 
 This is what makes the layer benchmark's PyTorch column a like-for-like comparison: same
 architecture (kernel-weight totals of the appendix table), same outputs for the same weights.

@@ -1,2 +1,3 @@
-"""Evaluation: the paper's Table 1 protocol, its metrics (l1, PSNR, SSIM, FID), the classical
-baselines (PatchMatch, Telea, Navier-Stokes), the runners that score each method and the tables."""
+"""Evaluation: the paper's Table 1 protocol driver, the runners that fill holes with each method
+(trained models, the classical baselines PatchMatch, Telea and Navier-Stokes), tables and the
+report. The metrics themselves live in `pconv_jax.metrics`."""

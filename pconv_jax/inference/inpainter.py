@@ -66,17 +66,18 @@ class Inpainter:
     """Fills the holes of images of any size with a trained PConvUNet (JAX or ONNX backend).
 
     Strategies for images larger than the training resolution (`strategy=`):
-      'full': run at the image's own resolution. Fills keep the image's detail, but cost memory
-        and time in proportion to the pixel count, and a hole much larger than the holes seen in
-        training (relative to the receptive field) gets a flatter, blurrier fill.
-      'downscale': shrink the image so its longer side is `train_size` (a low-resolution pixel
-        counts as known only if all of its footprint is known), run there, upsample the result
-        (bicubic) and use it only inside the holes. Bounded memory and holes at the scale the
-        model was trained on, but the fill is as blurry as the upsampling; known pixels are still
-        returned exactly. Images not larger than `train_size` run at full resolution either way.
-      'crop': each group of holes is filled on a square crop around it, run at `train_size`
-        (native resolution for holes up to train_size/2), and pasted back; groups too large for
-        a crop fall back to 'downscale' (the rule: `crop_strategy`).
+
+    - `'full'`: run at the image's own resolution. Fills keep the image's detail, but cost
+      memory and time in proportion to the pixel count, and a hole much larger than the holes
+      seen in training (relative to the receptive field) gets a flatter, blurrier fill.
+    - `'downscale'`: shrink the image so its longer side is `train_size` (a low-resolution pixel
+      counts as known only if all of its footprint is known), run there, upsample the result
+      (bicubic) and use it only inside the holes. Bounded memory and holes at the scale the
+      model was trained on, but the fill is as blurry as the upsampling; known pixels are still
+      returned exactly. Images not larger than `train_size` run at full resolution either way.
+    - `'crop'`: each group of holes is filled on a square crop around it, run at `train_size`
+      (native resolution for holes up to `train_size / 2`), and pasted back; groups too large
+      for a crop fall back to `'downscale'` (the rule: `crop_strategy`).
     """
 
     def __init__(
@@ -94,8 +95,8 @@ class Inpainter:
           forward: `jax_forward.JaxForward` or `onnx_runtime.OnnxForward`: the network on a
             padded batch.
           train_size: training resolution in pixels, used by strategies 'downscale' and 'crop'.
-          bucket_step: padded sides are multiples of this (a multiple of 2**num_layers;
-            default max(2**num_layers, 64)).
+          bucket_step: padded sides are multiples of this (a multiple of `2**num_layers`;
+            default `max(2**num_layers, 64)`).
           batch_size: images per forward pass, a multiple of `forward.batch_unit` (the device
             count for JAX; default one pass per unit).
           strategy: 'full', 'downscale' or 'crop' (see the class docstring); callers may
