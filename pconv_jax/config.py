@@ -31,6 +31,17 @@ class ModelConfig:
     partial: bool = True  # False: the paper's "Conv" baseline (same net, ordinary convolutions)
     hole_fill: tuple[float, ...] = IMAGENET_MEAN  # Conv baseline: RGB put in holes; () = keep input
     bn_momentum: float = 0.9  # running-average decay (PyTorch's momentum 0.1)
+    # Options that reproduce models trained elsewhere (`pconv convert`, docs/pretrained.md); the
+    # defaults are the paper's. The network's pixel space: the model maps its [0,1] RGB input
+    # there and its output back. unit = [0,1] | symmetric = 2x-1, i.e. [-1,1] (mmagic) |
+    # imagenet = (x - IMAGENET_MEAN) / IMAGENET_STD (naoto0804)
+    io_range: Literal["unit", "symmetric", "imagenet"] = "unit"
+    # Partial-conv re-weighting: official = sum(1)/(sum(M)+1e-8) (paper, NVIDIA, mmagic) |
+    # mask_sum = 1/sum(M) (naoto0804: the same net with kernels C_in*k*k times larger)
+    ratio: Literal["official", "mask_sum"] = "official"
+    # Layers with a bias: without_bn = the layers without BN, enc1 and dec1 (paper, mmagic) |
+    # last_only = dec1 only (naoto0804)
+    conv_bias: Literal["without_bn", "last_only"] = "without_bn"
 
 
 @dataclasses.dataclass(frozen=True)
