@@ -42,6 +42,12 @@ def read_checkpoint(path: str | pathlib.Path) -> dict:
                 f"{path} is a pickle that needs code to load ({needs_code.group(1)}); refused: "
                 f"only tensors, dicts and numbers are read, no code from a file is run"
             ) from e
+        unsafe = re.search(r"WeightsUnpickler error: (.*?)(?: Check the documentation|$)", text)
+        if unsafe:
+            raise UserError(
+                f"{path} holds pickle content the weights-only reader does not accept "
+                f"({unsafe.group(1)[:80]}); refused: no code from a file is run"
+            ) from e
         raise UserError(f"{path} is not a readable PyTorch checkpoint: {text[:160]}") from e
     if not isinstance(obj, dict):
         raise UserError(f"{path} holds a {type(obj).__name__}, not a checkpoint dict")
