@@ -6,9 +6,10 @@ statistics are saved in exactly the real file's structure (top-level dict, key n
 dtypes, `meta` / `n_iter` / `optimizer` entries, a legacy non-zip pickle, naoto0804's Adam state
 tagged for CUDA); the file is converted with the `pconv convert` command and a Kodak photo with
 an NVIDIA test mask (white = hole) is inpainted with `pconv inpaint`, through JAX and through
-`pconv export --format onnx`. Expected values: the source's own inference on the same pixels
-(independent computation); allowed difference: 2/255 in the holes (float32 summation order and
-the sources' own rounding), none outside.
+`pconv export --format onnx`, and through `pconv serve`'s `inpaint` API handler. Expected
+values: the source's own inference on the same pixels (independent computation); allowed
+difference: 2/255 in the holes (float32 summation order and the sources' own rounding), none
+outside.
 
 The commands are those of docs/pretrained.md. Real depth (7 levels, 256x256 and 256x384).
 """
@@ -21,7 +22,8 @@ import pytest
 import torch
 from PIL import Image
 
-from pconv_jax import cli
+from pconv_jax import Inpainter, cli
+from pconv_jax.cli.serve import App
 from pconv_jax.store import trained
 from pconv_jax.store.converters import convert
 
@@ -74,7 +76,7 @@ def assert_matches_source(ours: np.ndarray, source: np.ndarray, holes: np.ndarra
 
 
 @pytest.mark.parametrize("source", ["mmagic", "naoto0804"])
-def test_convert_inpaint_and_onnx_match_the_source(source, photos, tmp_path, capsys):
+def test_convert_inpaint_serve_and_onnx_match_the_source(source, photos, tmp_path, capsys):
     src = tmp_path / {"mmagic": "pconv_mmagic.pth", "naoto0804": "1000000.pth"}[source]
     model = write_source_file(source, src, num_layers=7)
     out = tmp_path / "places_pconv.npz"
@@ -89,6 +91,11 @@ def test_convert_inpaint_and_onnx_match_the_source(source, photos, tmp_path, cap
             assert cli.main([*args, "-o", str(filled)]) == 0
             ours = np.asarray(Image.open(filled).convert("RGB"))
             assert_matches_source(ours, REFERENCE[source](model, rgb, holes), holes)
+    # `pconv serve`'s `inpaint` API (its request handler, without the web server)
+    photo, mask, rgb, holes = photos[SHAPES[0]]
+    app = App(Inpainter.load(out), out_dir=tmp_path / "served")
+    served = np.asarray(Image.open(app.inpaint_files(str(photo), str(mask))).convert("RGB"))
+    assert_matches_source(served, REFERENCE[source](model, rgb, holes), holes)
     capsys.readouterr()
 
 

@@ -94,7 +94,7 @@ def test_files_that_are_not_checkpoints(checkpoints, tmp_path, capsys):
     plain = tmp_path / "plain_dict.pth"
     torch.save({"weights": torch.zeros(3)}, plain)
     for path, words in [
-        (png, "not a readable PyTorch checkpoint"),
+        (png, "not a PyTorch checkpoint (neither a pickle nor a zip archive)"),
         (npz, "not a readable PyTorch checkpoint"),
         (tensor, "holds a Tensor, not a checkpoint dict"),
         (plain, "not an mmagic checkpoint"),

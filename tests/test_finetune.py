@@ -23,8 +23,6 @@ from pconv_jax.train import step as train_step
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "experiments" / "configs" / "tiny.py")
-# The model options `pconv convert --from mmagic` writes (mmagic.MODEL_OPTIONS) at depth 4.
-MMAGIC_MODEL = ["model.io_range=symmetric", "model.ratio=official", "model.conv_bias=without_bn"]
 
 
 def _cfg(**train):
@@ -83,25 +81,48 @@ def _metrics(workdir):
     return [json.loads(line) for line in lines]
 
 
+# docs/pretrained.md "Fine-tuning on your own photos", flag for flag (my_photos/ and
+# places_pconv.npz replaced by the test's folder and converted file) ...
+DOCS_FINETUNE = [
+    "data.source=folder",
+    "data.dir={photos}",
+    "data.image_size=256",
+    "model.io_range=symmetric",
+    "model.ratio=official",
+    "model.conv_bias=without_bn",
+    "train.init_from={export}",
+    "train.learning_rate=5e-5",
+    "train.warmup_steps=100",
+    "train.lr_schedule=cosine",
+    "train.freeze_encoder=true",
+    "train.num_steps=2000",
+]
+# ... then shrunk to a test: a depth-4 model (the converted file's), 32x32 crops, 12 steps, a
+# larger rate (random weights), a checkpoint and a log line every step, no final validation.
+SHRINK = [
+    "model.num_layers=4",
+    "data.image_size=32",
+    "data.num_workers=1",
+    "train.batch_size_per_device=1",
+    "train.learning_rate=1e-3",
+    "train.warmup_steps=2",
+    "train.num_steps=12",
+    "train.ckpt_every=1",
+    "train.keep_last=20",
+    "train.log_every=1",
+    "train.sample_every=1000",
+    "train.eval_at_end=false",
+]
+
+
 def test_a_converted_model_fine_tunes(converted, wave_image_dir, tmp_path):
     """Update 0 has learning rate 0 (warm-up), so the first checkpoint's parameters are the
     export's, bit for bit; then the loss falls, the schedule is logged, the encoder (frozen)
-    does not move, and the result exports to ONNX."""
+    does not move, and the result exports to ONNX, which fills as JAX does."""
     run = tmp_path / "finetune"
-    overrides = [
-        f"train.init_from={converted}",
-        *MMAGIC_MODEL,
-        "train.learning_rate=1e-3",
-        "train.warmup_steps=2",
-        "train.lr_schedule=cosine",
-        "train.freeze_encoder=true",
-        "train.num_steps=12",
-        "train.ckpt_every=1",
-        "train.keep_last=20",
-        "train.log_every=1",
-        "train.sample_every=1000",
-    ]
-    assert _train(run, wave_image_dir, *overrides) == 0
+    docs = [o.format(photos=wave_image_dir, export=converted) for o in DOCS_FINETUNE]
+    args = ["train", "--workdir", str(run), *[a for o in docs + SHRINK for a in ("--set", o)]]
+    assert cli.main(args) == 0
     start = trained.load_export(converted).variables
     first = trained.load(run, step=1).variables
     last = trained.load(run).variables

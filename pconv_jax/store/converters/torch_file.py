@@ -32,6 +32,12 @@ def read_checkpoint(path: str | pathlib.Path) -> dict:
             f"reading a .pth file needs PyTorch ({e}); install it with: "
             f"pip install 'pconv_jax[convert]' (a CPU wheel is enough)"
         ) from e
+    with open(path, "rb") as f:
+        head = f.read(4)
+    # torch.save writes a pickle of protocol 2 (starts with the PROTO opcode 0x80) or, since
+    # torch 1.6, a zip archive.
+    if not (head[:1] == b"\x80" or head == b"PK\x03\x04"):
+        raise UserError(f"{path} is not a PyTorch checkpoint (neither a pickle nor a zip archive)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # UnpicklingError, RuntimeError, EOFError...: all mean "not readable"
