@@ -55,6 +55,8 @@ setup(
         ],
         "baselines": ["opencv-python-headless>=4.9", "pypatchmatch>=2.2"],
         "onnx": ["onnx>=1.16", "onnxruntime>=1.18"],
+        # `pconv convert` reads .pth files with torch (any build; the CPU wheel is enough)
+        "convert": ["torch>=2.4"],
         "serve": ["gradio>=6,<7", "gradio_client>=2"],
     },
     entry_points={"console_scripts": ["pconv = pconv_jax.cli:main"]},

@@ -31,6 +31,17 @@ class ModelConfig:
     partial: bool = True  # False: the paper's "Conv" baseline (same net, ordinary convolutions)
     hole_fill: tuple[float, ...] = IMAGENET_MEAN  # Conv baseline: RGB put in holes; () = keep input
     bn_momentum: float = 0.9  # running-average decay (PyTorch's momentum 0.1)
+    # Options that reproduce models trained elsewhere (`pconv convert`, docs/pretrained.md); the
+    # defaults are the paper's. The network's pixel space: the model maps its [0,1] RGB input
+    # there and its output back. unit = [0,1] | symmetric = 2x-1, i.e. [-1,1] (mmagic) |
+    # imagenet = (x - IMAGENET_MEAN) / IMAGENET_STD (naoto0804)
+    io_range: Literal["unit", "symmetric", "imagenet"] = "unit"
+    # Partial-conv re-weighting: official = sum(1)/(sum(M)+1e-8) (paper, NVIDIA, mmagic) |
+    # mask_sum = 1/sum(M) (naoto0804: the same net with kernels C_in*k*k times larger)
+    ratio: Literal["official", "mask_sum"] = "official"
+    # Layers with a bias: without_bn = the layers without BN, enc1 and dec1 (paper, mmagic) |
+    # last_only = dec1 only (naoto0804)
+    conv_bias: Literal["without_bn", "last_only"] = "without_bn"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +97,17 @@ class TrainConfig:
     compute_dtype: Literal["float32", "bfloat16"] = "float32"
     freeze_encoder_bn_stats: bool = False  # stage 2: encoder BN uses, never updates, running stats
     freeze_encoder_bn_params: bool = False  # stage 2: encoder BN scale/bias excluded from updates
-    init_from: str = ""  # stage 2: a stage-1 workdir; params and BN statistics are copied
+    freeze_encoder: bool = False  # few-photo fine-tuning: every encoder parameter and BN statistic
+    # stays as loaded (the decoder alone learns)
+    # A stage-1 workdir, or an export .npz (`pconv export`, `pconv convert`): params and BN
+    # statistics are copied (its model config must equal this run's), the optimizer starts anew.
+    init_from: str = ""
+    # Learning rate: linear warm-up from 0 over warmup_steps, then constant | cosine (to 0 at
+    # num_steps, or after lr_decay_steps) | step (times lr_decay_rate every lr_decay_steps).
+    lr_schedule: Literal["constant", "cosine", "step"] = "constant"
+    warmup_steps: int = 0
+    lr_decay_steps: int = 0  # step: the interval (required); cosine: decay length (0 = to the end)
+    lr_decay_rate: float = 0.1  # step: the factor at each interval
     ckpt_every: int = 500  # steps between checkpoints (and one at the end)
     keep_last: int = 3  # most recent checkpoints kept
     keep_every: int = 0  # also keep every checkpoint whose step is a multiple of this (0 = none)

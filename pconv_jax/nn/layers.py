@@ -13,6 +13,11 @@ U = clip(S,0,1):
 The padded border counts as hole ("partial-convolution padding"). The mask path costs one channel
 sum and one k×k window sum per call (S is the same for every output channel), kept in float32.
 
+`ratio="mask_sum"` is naoto0804's variant (its net.py `PartialConv.forward`): the window's valid
+count alone, y = conv(X ⊙ M) / S + b where S > 0, else 0, and new_mask = 1[S > 0]. It is the
+official layer with the kernel C·k·k times larger, kept as its own option so that a converted
+model keeps its parameter scale (which matters to Adam when fine-tuning).
+
 Shape legend: N batch, H/W height/width, C input channels, F output channels (`features`).
 """
 
@@ -74,13 +79,22 @@ def window_sum(count_NxHxWx1: Array, kernel_size: tuple[int, int], strides: tupl
     )
 
 
-def mask_update(masks, channels, kernel_size, strides, eps: float):
+RATIOS = ("official", "mask_sum")
+
+
+def mask_update(masks, channels, kernel_size, strides, eps: float, ratio: str = "official"):
     """Returns (ratio, new_mask), both [N,H',W',1] float32 and free of gradients.
 
-    ratio = (C·k·k)/(S+eps)·U and new_mask = U = clip(S,0,1), S the window sum of valid entries.
+    official: ratio = (C·k·k)/(S+eps)·U and new_mask = U = clip(S,0,1), S the window sum of valid
+    entries. mask_sum: ratio = U/S (1/S where S > 0, else 0) and new_mask = U = 1[S > 0].
     """
+    if ratio not in RATIOS:
+        raise ValueError(f"ratio must be one of {RATIOS}, got {ratio!r}")
     count = lax.stop_gradient(valid_count(masks, channels))
     window_valid = window_sum(count, kernel_size, strides)
+    if ratio == "mask_sum":
+        new_mask = (window_valid > 0).astype(jnp.float32)
+        return new_mask / jnp.where(window_valid > 0, window_valid, 1.0), new_mask
     new_mask = jnp.clip(window_valid, 0.0, 1.0)
     window_size = float(sum(channels) * kernel_size[0] * kernel_size[1])
     ratio = window_size / (window_valid + eps) * new_mask
@@ -102,7 +116,8 @@ class PartialConv(nn.Module):
       strides: s or (sh, sw).
       use_bias: add a bias b (only where the window held a valid input).
       kernel_init: initializer of the HWIO kernel (He normal, fan-in).
-      eps: added to the valid count S before dividing (float32 mask path).
+      eps: added to the valid count S before dividing (float32 mask path; ratio="official").
+      ratio: "official" (Eq. 1, sum(1)/sum(M)) or "mask_sum" (1/sum(M), naoto0804's layer).
       dtype: compute dtype of the convolution (None = the input's); the ratio stays float32.
       param_dtype: dtype of `kernel` and `bias`.
     """
@@ -114,6 +129,7 @@ class PartialConv(nn.Module):
     kernel_init: Any = kaiming_normal
     bias_init: Any = nn.initializers.zeros
     eps: float = 1e-8
+    ratio: str = "official"
     dtype: Any = None
     param_dtype: Any = jnp.float32
 
@@ -145,7 +161,7 @@ class PartialConv(nn.Module):
         masked = masked[0] if len(masked) == 1 else jnp.concatenate(masked, axis=-1)
         pads = [((k - 1) // 2, (k - 1) // 2) for k in kernel_size]
         raw = conv_nhwc(masked.astype(dtype), kernel.astype(dtype), strides, pads)
-        ratio, new_mask = mask_update(masks, channels, kernel_size, strides, self.eps)
+        ratio, new_mask = mask_update(masks, channels, kernel_size, strides, self.eps, self.ratio)
         y = raw.astype(jnp.float32) * ratio
         if self.use_bias:
             bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)

@@ -9,6 +9,13 @@ input image and mask and maps to 3 channels with a bias, no BN, no activation.
 
 Module paths: params/batch_stats `enc{i}/{conv,bn}` and `dec{i}/{conv,bn}`, so the encoder's BN
 layers can be frozen on their own (stage-2 fine-tuning).
+
+Models trained elsewhere (`pconv convert`) differ in three ways, each a `ModelConfig` option with
+the paper's behaviour as default: the pixel space the network works in (`io_range`: the model
+maps its [0,1] RGB input there and its output back, as a step of the model, because a mean
+subtraction does not fold into the first kernel: the masked window sum of the mean depends on the
+mask), the partial-conv re-weighting (`ratio`, see layers.py) and which layers have a bias
+(`conv_bias`).
 """
 
 from __future__ import annotations
@@ -20,8 +27,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pconv_jax.config import IMAGENET_MEAN, ModelConfig
+from pconv_jax.config import IMAGENET_MEAN, IMAGENET_STD, ModelConfig
 from pconv_jax.nn.layers import PartialConv, kaiming_normal
+
+# io_range -> (mean, std) per RGB channel: network pixels = (x - mean) / std, x in [0,1].
+IO_AFFINE = {
+    "unit": None,
+    "symmetric": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),  # mmagic: (p - 127.5) / 127.5
+    "imagenet": (IMAGENET_MEAN, IMAGENET_STD),  # naoto0804: torchvision Normalize
+}
+CONV_BIAS = ("without_bn", "last_only")
 
 
 def encoder_spec(num_layers: int) -> list[tuple[int, int]]:
@@ -37,7 +52,9 @@ class _Block(nn.Module):
     strides: int
     batch_norm: bool
     activation: str  # relu | leaky_relu | none
+    use_bias: bool
     partial: bool
+    ratio: str
     bn_momentum: float
     dtype: Any
 
@@ -49,7 +66,8 @@ class _Block(nn.Module):
                 self.features,
                 k,
                 self.strides,
-                use_bias=not self.batch_norm,
+                use_bias=self.use_bias,
+                ratio=self.ratio,
                 dtype=self.dtype,
                 name="conv",
             )(x, mask)
@@ -60,7 +78,7 @@ class _Block(nn.Module):
                 (k, k),
                 self.strides,
                 padding=[((k - 1) // 2,) * 2] * 2,
-                use_bias=not self.batch_norm,
+                use_bias=self.use_bias,
                 kernel_init=kaiming_normal,
                 dtype=self.dtype,
                 name="conv",
@@ -95,6 +113,9 @@ class PConvUNet(nn.Module):
       hole_fill: RGB colour in [0,1] placed in holes by the Conv baseline (ImageNet mean); None or
         () keeps whatever values the caller left in the holes (ignored when partial=True).
       bn_momentum: decay of the BN running averages (0.9 = PyTorch's momentum 0.1).
+      io_range: the network's pixel space, a key of `IO_AFFINE` ("unit" = [0,1], the paper's).
+      ratio: partial-conv re-weighting, "official" or "mask_sum" (layers.PartialConv).
+      conv_bias: "without_bn" (enc1 and dec1 have a bias) or "last_only" (dec1 only).
       dtype: compute dtype (None = float32); parameters stay float32.
     """
 
@@ -102,6 +123,9 @@ class PConvUNet(nn.Module):
     partial: bool = True
     hole_fill: tuple[float, ...] | None = IMAGENET_MEAN
     bn_momentum: float = 0.9
+    io_range: str = "unit"
+    ratio: str = "official"
+    conv_bias: str = "without_bn"
     dtype: Any = None
 
     @nn.compact
@@ -115,9 +139,15 @@ class PConvUNet(nn.Module):
           freeze_encoder_bn: with train=True, the encoder's BN layers still use (and never
             update) their running statistics — the paper's fine-tuning stage.
         Returns:
-          The raw network output [N,H,W,3] (not clipped, not composited).
+          The raw network output [N,H,W,3] mapped back to [0,1] RGB space (not clipped, not
+          composited).
         """
         _check_inputs(image, mask, self.num_layers)
+        if self.io_range not in IO_AFFINE or self.conv_bias not in CONV_BIAS:
+            raise ValueError(
+                f"io_range must be one of {tuple(IO_AFFINE)} and conv_bias one of {CONV_BIAS}; "
+                f"got {self.io_range!r}, {self.conv_bias!r}"
+            )
         dtype = self.dtype or jnp.float32
         image = image.astype(dtype)
         mask = mask.astype(jnp.float32)
@@ -128,12 +158,19 @@ class PConvUNet(nn.Module):
                 fill = jnp.asarray(self.hole_fill, dtype).reshape(1, 1, 1, 3)
                 image = jnp.where(mask > 0, image * mask.astype(dtype) + fill * (1 - mask), fill)
             mask = None
+        affine = IO_AFFINE[self.io_range]
+        if affine is not None:
+            mean, std = (jnp.asarray(v, dtype).reshape(1, 1, 1, 3) for v in affine)
+            image = (image - mean) / std
 
-        block = dict(partial=self.partial, bn_momentum=self.bn_momentum, dtype=self.dtype)
+        block = dict(
+            partial=self.partial, ratio=self.ratio, bn_momentum=self.bn_momentum, dtype=self.dtype
+        )
         skips = [(image, mask)]
         h, m = image, mask
         for i, (k, features) in enumerate(encoder_spec(self.num_layers), start=1):
-            blk = _Block(features, k, 2, i > 1, "relu", name=f"enc{i}", **block)
+            bias = i == 1 and self.conv_bias == "without_bn"
+            blk = _Block(features, k, 2, i > 1, "relu", bias, name=f"enc{i}", **block)
             h, m = blk(h, m, use_batch_stats=train and not freeze_encoder_bn)
             skips.append((h, m))
 
@@ -141,11 +178,12 @@ class PConvUNet(nn.Module):
             skip_h, skip_m = skips[i - 1]
             last = i == 1
             features = 3 if last else int(skip_h.shape[-1])
-            blk = _Block(
-                features, 3, 1, not last, "none" if last else "leaky_relu", name=f"dec{i}", **block
-            )
+            activation = "none" if last else "leaky_relu"
+            blk = _Block(features, 3, 1, not last, activation, last, name=f"dec{i}", **block)
             segments_m = None if m is None else [_upsample2(m), skip_m]
             h, m = blk([_upsample2(h), skip_h], segments_m, use_batch_stats=train)
+        if affine is not None:
+            h = h * std + mean
         return h
 
 
@@ -187,6 +225,9 @@ def build_model(cfg: ModelConfig, dtype=None) -> PConvUNet:
         partial=cfg.partial,
         hole_fill=tuple(cfg.hole_fill) or None,
         bn_momentum=cfg.bn_momentum,
+        io_range=cfg.io_range,
+        ratio=cfg.ratio,
+        conv_bias=cfg.conv_bias,
         dtype=dtype,
     )
 

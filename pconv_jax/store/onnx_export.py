@@ -16,8 +16,10 @@ H and W must be multiples of 2**num_layers (the Inpainter pads to buckets that a
 Each partial convolution is written as `layers.PartialConv` computes it (official semantics):
   y = conv(where(m > 0, x*m, 0)) * (C*k*k)/(S + eps) * U + b*U,   U = clip(S, 0, 1),
 with S the k x k window sum (same stride and zero padding) of the valid-channel count, done as a
-convolution with a ones kernel. The file's metadata holds the run's config (JSON), so it is a
-self-contained inference artefact like the .npz export.
+convolution with a ones kernel (model.ratio="mask_sum": y = conv(...) * U / max(S, 1) + b*U with
+U = 1[S > 0]). With model.io_range other than "unit" the graph maps the [0,1] input to the
+network's pixel space and the output back, as `model.PConvUNet` does. The file's metadata holds
+the run's config (JSON), so it is a self-contained inference artefact like the .npz export.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import numpy as np
 
 from pconv_jax import config as config_lib
 from pconv_jax.errors import UserError
-from pconv_jax.nn.model import encoder_spec
+from pconv_jax.nn.model import IO_AFFINE, encoder_spec
 from pconv_jax.store import trained
 
 FORMAT = "pconv_jax.inpainter.onnx"
@@ -81,7 +83,7 @@ def _conv(g: _Graph, x: str, kernel_HWIO: np.ndarray, stride: int, bias=None, hi
     )
 
 
-def _partial_conv(g, xs, masks, channels, params, stride, hint):
+def _partial_conv(g, xs, masks, channels, params, stride, hint, ratio_mode="official"):
     """One PartialConv over channel segments; returns (y, new_mask), NCHW, mask [N,1,H,W]."""
     zero = g.const(0.0, "zero")
     masked = [
@@ -97,10 +99,16 @@ def _partial_conv(g, xs, masks, channels, params, stride, hint):
         part = g.op("Mul", [m, g.const(float(c), "channels")])
         count = part if count is None else g.op("Add", [count, part])
     window = _conv(g, count, np.ones((k, k, 1, 1), np.float32), stride, hint=f"{hint}_window")
-    new_mask = g.op("Clip", [window, g.const(0.0, "lo"), g.const(1.0, "hi")], f"{hint}_mask")
-    size = g.const(float(sum(channels) * k * k), "window_size")
-    ratio = g.op("Div", [size, g.op("Add", [window, g.const(PCONV_EPS, "eps")])])
-    y = g.op("Mul", [raw, g.op("Mul", [ratio, new_mask])])
+    if ratio_mode == "mask_sum":
+        any_valid = g.op("Greater", [window, zero])
+        new_mask = g.op("Cast", [any_valid], f"{hint}_mask", to=1)  # 1 = FLOAT
+        divisor = g.op("Where", [any_valid, window, g.const(1.0, "one")])
+        y = g.op("Mul", [raw, g.op("Div", [new_mask, divisor])])
+    else:
+        new_mask = g.op("Clip", [window, g.const(0.0, "lo"), g.const(1.0, "hi")], f"{hint}_mask")
+        size = g.const(float(sum(channels) * k * k), "window_size")
+        ratio = g.op("Div", [size, g.op("Add", [window, g.const(PCONV_EPS, "eps")])])
+        y = g.op("Mul", [raw, g.op("Mul", [ratio, new_mask])])
     if "bias" in params:
         bias = np.asarray(params["bias"], np.float32).reshape(1, -1, 1, 1)
         y = g.op("Add", [y, g.op("Mul", [g.const(bias, f"{hint}_b"), new_mask])])
@@ -157,13 +165,19 @@ def build_onnx(cfg: config_lib.Config, variables: dict, *, step: int | None = No
                 "Where", [is_known, blended, g.op("Expand", [colour, g.op("Shape", [image])])]
             )
         mask = None
+    affine = IO_AFFINE[cfg.model.io_range]
+    if affine is not None:
+        mean, std = (np.reshape(np.asarray(v, np.float32), (1, 3, 1, 1)) for v in affine)
+        image = g.op(
+            "Div", [g.op("Sub", [image, g.const(mean, "io_mean")]), g.const(std, "io_std")]
+        )
 
     def block(name, segments, segment_masks, stride, activation):
         p = params[name]
         if partial:
             channels = [feature_channels[s] for s in segments]
             y, new_mask = _partial_conv(
-                g, segments, segment_masks, channels, p["conv"], stride, name
+                g, segments, segment_masks, channels, p["conv"], stride, name, cfg.model.ratio
             )
         else:
             x = segments[0] if len(segments) == 1 else g.op("Concat", segments, axis=1)
@@ -192,6 +206,8 @@ def build_onnx(cfg: config_lib.Config, variables: dict, *, step: int | None = No
         last = i == 1
         h, m = block(f"dec{i}", [up_h, skip_h], [up_m, skip_m], 1, "none" if last else "leaky_relu")
         feature_channels[h] = 3 if last else feature_channels[skip_h]
+    if affine is not None:
+        h = g.op("Add", [g.op("Mul", [h, g.const(std, "io_std")]), g.const(mean, "io_mean")])
     g.nodes.append(helper.make_node("Transpose", [h], ["output"], perm=[0, 2, 3, 1]))
 
     def spec(name, channels):

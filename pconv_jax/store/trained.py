@@ -7,7 +7,8 @@ Export file layout (plain numpy arrays, readable with `np.load(path, allow_pickl
   `params/enc1/conv/kernel`, ..., `batch_stats/dec2/bn/var`: float32 arrays, one per variable
   (`flax.traverse_util.flatten_dict(variables, sep="/")`);
   `__config__`: the run's config as a JSON string (the `config.json` of the run directory);
-  `__meta__`: JSON {"format": "pconv_jax.inpainter", "version": 1, "step": ..., "source": ...}.
+  `__meta__`: JSON {"format": "pconv_jax.inpainter", "version": 1, "step": ..., "source": ...},
+  plus "card" (the model card: origin, licence, data, numbers) for `pconv convert` outputs.
 Loading an export needs numpy, jax, flax and pconv_jax's config and nn modules, not orbax (only
 run directories need `pconv_jax.store.checkpoint`), optax or tensorflow-datasets. (A TensorFlow
 SavedModel via jax2tf is not offered: jax2tf imports TensorFlow, which this project does not
@@ -152,12 +153,19 @@ def load_export(path: str | os.PathLike, dtype=None) -> TrainedModel:
     return TrainedModel(cfg, model, variables, int(meta["step"]), str(path))
 
 
-def write_export(trained: TrainedModel, out_path: str | os.PathLike) -> pathlib.Path:
-    """Writes `trained` as an inference .npz (its folder is created; written atomically)."""
+def write_export(
+    trained: TrainedModel, out_path: str | os.PathLike, card: dict | None = None
+) -> pathlib.Path:
+    """Writes `trained` as an inference .npz (its folder is created; written atomically).
+
+    `card`, a JSON-able dict describing where the weights come from, goes into `__meta__`.
+    """
     out_path = export_path(out_path, "npz")
     variables = {k: trained.variables[k] for k in ("params", "batch_stats")}
     arrays = {k: np.asarray(v) for k, v in traverse_util.flatten_dict(variables, sep="/").items()}
     meta = {"format": FORMAT, "version": VERSION, "step": trained.step, "source": trained.source}
+    if card is not None:
+        meta["card"] = card
     arrays["__config__"] = np.array(config_lib.to_json(trained.config))
     arrays["__meta__"] = np.array(json.dumps(meta))
     out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -18,10 +18,11 @@ from pconv_jax import config as config_lib
 from pconv_jax import images
 from pconv_jax.config import Config
 from pconv_jax.data import pipeline as data
+from pconv_jax.errors import UserError
 from pconv_jax.nn import vgg
 from pconv_jax.nn.model import abstract_variables, build_model
 from pconv_jax.parallel import distributed, sharding
-from pconv_jax.store import checkpoint, trees
+from pconv_jax.store import checkpoint, trained, trees
 from pconv_jax.train import preemption, validation, workdir_lock, writers
 from pconv_jax.train import step as train_step
 
@@ -42,7 +43,8 @@ def _abstract_state(model, tx, cfg: Config, replicated) -> train_step.TrainState
 def _initial_state(cfg: Config, workdir, model, tx, ckpts, replicated) -> train_step.TrainState:
     """Where training starts, in this order:
     1. this workdir's latest checkpoint (re-running a command resumes it);
-    2. `train.init_from`: a stage-1 workdir's params and BN statistics, fresh optimizer, step 0;
+    2. `train.init_from`: a stage-1 workdir's (or an export's) params and BN statistics, fresh
+       optimizer, step 0;
     3. a fresh He-initialised model.
     """
     abstract = _abstract_state(model, tx, cfg, replicated)
@@ -53,19 +55,16 @@ def _initial_state(cfg: Config, workdir, model, tx, ckpts, replicated) -> train_
         step, model_vars, train_vars = found
         log.info("resuming %s from its checkpoint at step %d", workdir, step)
         return train_step.TrainState(**model_vars, **train_vars)
+    # init_from is read (and checked) before the fresh state is compiled: a mismatch fails fast.
+    loaded = _init_from(cfg, abstract, replicated) if cfg.train.init_from else None
     fresh = jax.jit(
         functools.partial(
             train_step.create_train_state, model, tx, cfg.data.image_size, cfg.train.seed
         ),
         out_shardings=replicated,
     )()
-    if cfg.train.init_from:
-        source = checkpoint.Checkpoints(cfg.train.init_from, read_only=True)
-        step = source.latest_step()
-        if step is None:
-            raise FileNotFoundError(f"train.init_from={cfg.train.init_from} holds no checkpoint")
-        model_vars, _ = source.restore(step, abstract.model_vars())
-        source.close()
+    if loaded is not None:
+        model_vars, step = loaded
         log.info(
             "initialised from %s step %d (params and BN statistics; new optimizer state)",
             cfg.train.init_from,
@@ -79,11 +78,46 @@ def _initial_state(cfg: Config, workdir, model, tx, ckpts, replicated) -> train_
     return fresh
 
 
+def _init_from(cfg: Config, abstract, replicated) -> tuple[dict, int]:
+    """(model variables, step) of `train.init_from`: a run directory's latest checkpoint, or an
+    export file (`pconv export`, `pconv convert`) whose model config must equal this run's."""
+    path = cfg.train.init_from
+    if not trained.is_export(path):
+        source = checkpoint.Checkpoints(path, read_only=True)
+        step = source.latest_step()
+        if step is None:
+            raise FileNotFoundError(f"train.init_from={path} holds no checkpoint")
+        model_vars, _ = source.restore(step, abstract.model_vars())
+        source.close()
+        return model_vars, step
+    export = trained.load_export(path)
+    theirs, ours = config_lib.to_dict(export.config)["model"], config_lib.to_dict(cfg)["model"]
+    differ = [f"model.{k}={_as_override(v)}" for k, v in theirs.items() if ours[k] != v]
+    if differ:
+        raise UserError(
+            f"train.init_from={path} is a different model; run with --set " + " --set ".join(differ)
+        )
+    trees.check_same_tree(export.variables, abstract.model_vars(), path)
+    variables = {k: export.variables[k] for k in ("params", "batch_stats")}
+    return jax.device_put(variables, replicated), export.step
+
+
+def _as_override(value) -> str:
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def _log_frozen(cfg: Config, params) -> None:
     labels = jax.tree_util.tree_leaves_with_path(
-        train_step.param_labels(params, cfg.train.freeze_encoder_bn_params)
+        train_step.param_labels(
+            params, cfg.train.freeze_encoder_bn_params, cfg.train.freeze_encoder
+        )
     )
     frozen = [trees.path_str(p) for p, label in labels if label == "frozen"]
+    if cfg.train.freeze_encoder:
+        log.info("frozen: the whole encoder (%d parameters, BN statistics)", len(frozen))
+        return
     if cfg.train.freeze_encoder_bn_stats:
         log.info("frozen: encoder BN running statistics (used, never updated)")
     if frozen:
@@ -146,6 +180,7 @@ def train_and_evaluate(cfg: Config, workdir: str) -> dict:
     # is written or loaded.
     config_lib.validate(cfg)
     data.validate(cfg.data)
+    train_step.learning_rate_schedule(cfg)  # an inconsistent schedule fails here
     lock = _lock_workdir(workdir)
     try:
         with preemption.SignalFlag() as signals:
@@ -211,7 +246,7 @@ def _train(cfg: Config, workdir: pathlib.Path, signals: preemption.SignalFlag) -
         now = time.time()
         elapsed = now - t_mark if t_mark is not None else 0.0
         scalars["train/images_per_sec"] = steps_since * global_batch / elapsed if elapsed else 0.0
-        scalars["train/learning_rate"] = cfg.train.learning_rate
+        scalars["train/learning_rate"] = train_step.learning_rate_at(cfg, step - 1)
         writer.write_scalars(step, scalars)
         progress.update(len(pending), scalars)
         log.info(

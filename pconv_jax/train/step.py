@@ -4,7 +4,9 @@ Paper Sec. 4: Adam, lr 2e-4 with BN on everywhere (stage 1); fine-tuning at lr 5
 encoder's BN frozen (stage 2). Stage 2 here freezes BOTH halves of the encoder's BN, each
 switchable: the running statistics (used, never updated: `freeze_encoder_bn` in the model and
 the updated `batch_stats` filtered back to the old encoder values) and scale/bias (labelled
-`frozen` for the optimizer, which gives them zero updates and no Adam state).
+`frozen` for the optimizer, which gives them zero updates and no Adam state). `freeze_encoder`
+(few-photo fine-tuning of a converted or trained model) does the same for every encoder variable.
+The learning rate follows `learning_rate_schedule` (constant by default, the paper's).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import jax.numpy as jnp
 import optax
 
 from pconv_jax.config import Config
+from pconv_jax.errors import UserError
 from pconv_jax.nn import losses, vgg
 from pconv_jax.nn.model import PConvUNet
 
@@ -45,18 +48,64 @@ def _is_encoder_bn(path) -> bool:
     return len(names) >= 2 and str(names[0]).startswith("enc") and names[1] == "bn"
 
 
-def param_labels(params, freeze_encoder_bn_params: bool):
-    """'frozen' for the encoder's BN scale/bias when freezing them, else 'trainable'."""
-    return jax.tree_util.tree_map_with_path(
-        lambda p, _: "frozen" if freeze_encoder_bn_params and _is_encoder_bn(p) else "trainable",
-        params,
-    )
+def _is_encoder(path) -> bool:
+    return str(getattr(path[0], "key", "")).startswith("enc")
+
+
+def param_labels(params, freeze_encoder_bn_params: bool, freeze_encoder: bool = False):
+    """'frozen' for the encoder's BN scale/bias when freezing them (every encoder parameter with
+    `freeze_encoder`), else 'trainable'."""
+
+    def label(path, _):
+        frozen = (freeze_encoder and _is_encoder(path)) or (
+            freeze_encoder_bn_params and _is_encoder_bn(path)
+        )
+        return "frozen" if frozen else "trainable"
+
+    return jax.tree_util.tree_map_with_path(label, params)
+
+
+def freezes_encoder_stats(cfg: Config) -> bool:
+    return cfg.train.freeze_encoder_bn_stats or cfg.train.freeze_encoder
+
+
+def learning_rate_schedule(cfg: Config):
+    """The learning rate for update number `count` (0-based): a float when it is constant and
+    without warm-up (the optimizer state then has no schedule counter), else an optax schedule.
+
+    Raises UserError for an inconsistent schedule (step decay without an interval, ...).
+    """
+    t, lr = cfg.train, cfg.train.learning_rate
+    if t.warmup_steps < 0 or t.lr_decay_steps < 0:
+        raise UserError("train.warmup_steps and train.lr_decay_steps must be >= 0")
+    if t.lr_schedule == "constant" and not t.warmup_steps:
+        return lr
+    if t.lr_schedule == "step":
+        if t.lr_decay_steps <= 0:
+            raise UserError("train.lr_schedule=step needs train.lr_decay_steps > 0 (the interval)")
+        after = optax.exponential_decay(lr, t.lr_decay_steps, t.lr_decay_rate, staircase=True)
+    elif t.lr_schedule == "cosine":
+        length = t.lr_decay_steps or t.num_steps - t.warmup_steps
+        after = optax.cosine_decay_schedule(lr, max(1, length))
+    else:
+        after = optax.constant_schedule(lr)
+    if not t.warmup_steps:
+        return after
+    warmup = optax.linear_schedule(0.0, lr, t.warmup_steps)
+    return optax.join_schedules([warmup, after], [t.warmup_steps])
+
+
+def learning_rate_at(cfg: Config, count: int) -> float:
+    """The learning rate of update number `count` (0-based), as logged."""
+    schedule = learning_rate_schedule(cfg)
+    return float(schedule(count)) if callable(schedule) else float(schedule)
 
 
 def make_optimizer(cfg: Config, params) -> optax.GradientTransformation:
-    labels = param_labels(params, cfg.train.freeze_encoder_bn_params)
+    labels = param_labels(params, cfg.train.freeze_encoder_bn_params, cfg.train.freeze_encoder)
     return optax.multi_transform(
-        {"trainable": optax.adam(cfg.train.learning_rate), "frozen": optax.set_to_zero()}, labels
+        {"trainable": optax.adam(learning_rate_schedule(cfg)), "frozen": optax.set_to_zero()},
+        labels,
     )
 
 
@@ -97,7 +146,7 @@ def loss_and_updates(params, batch_stats, batch, vgg_params, *, model, cfg: Conf
         inputs,
         batch["mask"],
         train=True,
-        freeze_encoder_bn=cfg.train.freeze_encoder_bn_stats,
+        freeze_encoder_bn=freezes_encoder_stats(cfg),
         mutable=["batch_stats"],
     )
     features_fn = vgg.make_vgg_features_fn(vgg_params, compute_dtype(cfg))
@@ -105,7 +154,7 @@ def loss_and_updates(params, batch_stats, batch, vgg_params, *, model, cfg: Conf
         output, batch["image"], batch["mask"], features_fn, cfg.loss
     )
     new_stats = updates["batch_stats"]
-    if cfg.train.freeze_encoder_bn_stats:
+    if freezes_encoder_stats(cfg):
         new_stats = keep_encoder_stats(batch_stats, new_stats)
     return total, (terms, new_stats)
 
