@@ -31,7 +31,7 @@ ALLOWED = {
     "inference": {"errors", "config", "images", "parallel", "nn", "data", "store"},
     "eval": {"errors", "config", "images", "parallel", "metrics", "nn", "masks", "data", "store"}
     | {"inference"},
-    "cli": {"root", "errors", "config", "images", "parallel", "metrics", "nn", "masks", "data"}
+    "cli": {"errors", "config", "images", "parallel", "metrics", "nn", "masks", "data"}
     | {"store", "train", "inference", "eval"},
     "__main__": {"cli"},
     "root": set(),  # its lazy names are strings, resolved on first use
@@ -91,12 +91,13 @@ def test_every_part_is_known():
 
 @pytest.mark.parametrize("layer", sorted(ALLOWED))
 def test_imports_go_one_way(layer):
+    # Anything may read pconv_jax.__version__: the package root imports nothing itself.
     wrong = sorted(
         f"{module} imports {target}"
         for module, targets in import_graph().items()
         if part(module) == layer
         for target in targets
-        if part(target) != layer and part(target) not in ALLOWED[layer]
+        if part(target) not in (layer, "root") and part(target) not in ALLOWED[layer]
     )
     assert not wrong, f"{layer} may import only {sorted(ALLOWED[layer])}: " + "; ".join(wrong)
 
