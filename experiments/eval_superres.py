@@ -3,22 +3,9 @@
     python experiments/eval_superres.py --checkpoint runs/superres_256 --factors 2 4 \
         [--images ../shared/data/kodak] [--out sr_table.md] [--crop 512]
 
-Protocol: the centred crop x crop square of every image in --images (sorted by name; images
-with a shorter side are skipped and listed); low-res = the crop box-downsampled by K (the mean
-of each KxK cell, as in training) and rounded to 8 bits, as a low-res file would be; each
-method upscales it back by K to 8 bits; PSNR and SSIM (pconv_jax.metrics.pixel: data range 1, RGB,
-the whole image, no border shaved; SSIM as scikit-image's Gaussian SSIM) against the crop,
-averaged over images. Rows:
-  bicubic: Pillow's BICUBIC (a = -0.5, pixel-centre alignment), `superres.bicubic_upscale`
-    (Kodak 512, CPU: x2 28.95 dB / 0.8596, x4 25.16 dB / 0.6889; OpenCV's INTER_CUBIC, a = -0.75,
-    would score 29.09 / 25.21 dB);
-  PConv, LR pixels kept (paper): `upscale(...)`, the low-res pixels returned exactly at
-    (K*i + K//2, K*j + K//2);
-  PConv, network output: `upscale(..., keep_low_res=False)`, the prediction everywhere (see
-    pconv_jax/inference/superres.py on why the kept cell means are not the true pixels there).
-Both PConv rows come from one forward pass per image. Without --checkpoint only bicubic runs.
-Prints one Markdown table (with the checkpoint's step and training budget above it) and writes
-it to --out.
+The protocol and the rows: pconv_jax/eval/superres.py (`sr_table`). Without --checkpoint only
+bicubic runs. Prints one Markdown table (with the checkpoint's step and training budget above
+it) and writes it to --out.
 """
 
 from __future__ import annotations
@@ -26,105 +13,11 @@ from __future__ import annotations
 import argparse
 import pathlib
 import sys
-import time
 
-import jax
-import numpy as np
-
-from pconv_jax import images as images_lib
-from pconv_jax.data import sr_canvas
-from pconv_jax.inference import superres
-from pconv_jax.metrics import pixel as metrics
+from pconv_jax.eval.superres import sr_table
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 KODAK = ROOT.parent / "shared" / "data" / "kodak"
-ROWS = ("bicubic", "PConv, LR pixels kept (paper)", "PConv, network output")
-
-
-def centre_crop(image_HxWx3: np.ndarray, side: int) -> np.ndarray | None:
-    """The centred side x side square of a uint8 image, or None when the image is smaller."""
-    height, width = image_HxWx3.shape[:2]
-    if min(height, width) < side:
-        return None
-    top, left = (height - side) // 2, (width - side) // 2
-    return np.ascontiguousarray(image_HxWx3[top : top + side, left : left + side])
-
-
-def make_low_res(high_res_uint8: np.ndarray, factor: int) -> np.ndarray:
-    """Box downsampling by `factor`, rounded to uint8 [S/K, S/K, 3] (an 8-bit low-res image)."""
-    return np.round(sr_canvas.downsample_box(high_res_uint8, factor)).astype(np.uint8)
-
-
-def load_crops(folder: str | pathlib.Path, side: int, limit: int | None = None):
-    """([(name, uint8 [side, side, 3])], [names skipped as too small]) from an image folder."""
-    files = images_lib.list_image_files(folder, recursive=True)
-    if not files:
-        raise ValueError(f"no images in {folder}")
-    crops, skipped = [], []
-    for path in files[:limit]:
-        crop = centre_crop(images_lib.decode_file(path), side)
-        if crop is None:
-            skipped.append(path.name)
-        else:
-            crops.append((path.name, crop))
-    if not crops:
-        raise ValueError(f"no image in {folder} has a short side >= {side} (--crop)")
-    return crops, skipped
-
-
-@jax.jit
-def _psnr_ssim(output_uint8, target_uint8):
-    output = output_uint8[None].astype(np.float32) / 255.0
-    target = target_uint8[None].astype(np.float32) / 255.0
-    return metrics.psnr(output, target)[0], metrics.ssim(output, target)[0]
-
-
-def evaluate(crops, factors, upscaler=None) -> dict[str, dict[int, tuple[float, float]]]:
-    """Mean (PSNR dB, SSIM) per row and factor.
-
-    Args:
-      crops: [(name, uint8 [S, S, 3])], S divisible by every factor.
-      factors: upscaling factors (each >= 2).
-      upscaler: an Inpainter from `superres.load_upscaler`, or None for bicubic only.
-    Returns:
-      {row name: {factor: (mean PSNR, mean SSIM)}}, rows as in ROWS.
-    """
-    scores: dict[str, dict[int, list]] = {}
-    for factor in factors:
-        low = [make_low_res(crop, factor) for _, crop in crops]
-        outputs = {ROWS[0]: [superres.bicubic_upscale(lr, factor) for lr in low]}
-        if upscaler is not None:
-            raw = superres.upscale(upscaler, low, factor, keep_low_res=False)
-            offset = factor // 2
-            kept = [r.copy() for r in raw]
-            for image, lr in zip(kept, low):
-                image[offset::factor, offset::factor] = lr
-            outputs[ROWS[1]], outputs[ROWS[2]] = kept, raw
-        for row, images in outputs.items():
-            values = [_psnr_ssim(out, crop) for out, (_, crop) in zip(images, crops)]
-            scores.setdefault(row, {})[factor] = values
-    return {
-        row: {
-            k: (float(np.mean([p for p, _ in v])), float(np.mean([s for _, s in v])))
-            for k, v in by.items()
-        }
-        for row, by in scores.items()
-    }
-
-
-def to_markdown(results, factors, trained_factors=None) -> str:
-    """One table: a row per method, PSNR and SSIM columns per factor."""
-
-    def label(k):
-        untrained = trained_factors is not None and k not in trained_factors
-        return f"x{k}{' (untrained)' if untrained else ''}"
-
-    header = ["method"] + [f"{label(k)} {m}" for k in factors for m in ("PSNR (dB)", "SSIM")]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row, by_factor in results.items():
-        cells = [f"{by_factor[k][0]:.2f} | {by_factor[k][1]:.4f}" for k in factors]
-        lines.append(f"| {row} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,43 +33,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="sr_table.md", help="Markdown file to write")
     args = parser.parse_args(argv)
     try:
-        return run(args)
+        text = sr_table(
+            args.images,
+            args.factors,
+            args.crop,
+            checkpoint=args.checkpoint,
+            step=args.step,
+            limit=args.limit,
+            batch_size=args.batch_size,
+            force=args.force,
+        )
     except (ValueError, FileNotFoundError) as e:
         print(f"eval_superres: error: {e}", file=sys.stderr)
         return 2
-
-
-def run(args) -> int:
-    bad = [k for k in args.factors if k < 2 or args.crop % k]
-    if bad:
-        raise ValueError(f"factors {bad} must be >= 2 and divide --crop {args.crop}")
-    crops, skipped = load_crops(args.images, args.crop, args.limit)
-    notes = [
-        f"{len(crops)} images from {args.images}, centre crops {args.crop}x{args.crop}, low-res = "
-        f"box mean rounded to 8 bits; PSNR/SSIM on RGB, whole image, averaged over images."
-    ]
-    if skipped:
-        notes.append(f"Skipped (short side < {args.crop}): {', '.join(skipped)}.")
-    upscaler, trained = None, None
-    if args.checkpoint:
-        upscaler, cfg, step = superres.load_upscaler(
-            args.checkpoint, step=args.step, batch_size=args.batch_size
-        )
-        for factor in args.factors:
-            superres.check_trained_for(cfg, factor, force=args.force)
-        trained = tuple(cfg.data.sr_factors) if cfg.data.task == "superres" else ()
-        notes.append(
-            f"PConv: {args.checkpoint} at step {step} (config {cfg.name}: task {cfg.data.task}, "
-            f"factors {tuple(cfg.data.sr_factors)}, {cfg.data.image_size} px crops, batch "
-            f"{cfg.train.batch_size_per_device} per device, planned {cfg.train.num_steps} steps, "
-            f"data {cfg.data.dir or cfg.data.tfds_name or cfg.data.source}); device "
-            f"{jax.devices()[0].device_kind}."
-        )
-    start = time.time()
-    results = evaluate(crops, args.factors, upscaler)
-    seconds = time.time() - start
-    notes.append(f"Evaluated in {seconds:.0f} s.")
-    text = "\n".join(notes) + "\n\n" + to_markdown(results, args.factors, trained)
     print(text, end="")
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

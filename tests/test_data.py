@@ -180,6 +180,19 @@ def test_processes_make_their_rows_of_the_same_global_batch(image_dir):
             assert stacked.tobytes() == whole[step][key].tobytes()
 
 
+def test_a_local_batch_of_one_is_its_row_of_the_global_batch(image_dir):
+    """4 processes of 1 row each (the local batch of one device training alone): once an
+    OverflowError in grain before the first batch; each row is bitwise the 1-process row."""
+    cfg = _cfg(image_dir)
+    whole, _, _ = _take(cfg, 2, start_step=3, process_count=1)
+    for index in range(4):
+        row, _, _ = _take(cfg, 2, start_step=3, process_index=index, process_count=4)
+        for step in range(2):
+            for key in ("image", "mask"):
+                assert row[step][key].shape[0] == 1
+                assert row[step][key].tobytes() == whole[step][key][index : index + 1].tobytes()
+
+
 def test_batch_size_must_divide_over_devices(image_dir):
     with pytest.raises(ValueError, match="not divisible by the 4 devices"):
         data.train_batches(_cfg(image_dir), 6, seed=0)

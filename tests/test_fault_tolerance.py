@@ -14,10 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pconv_jax import cli
+from pconv_jax import cli, config
 from pconv_jax.parallel import distributed
-from pconv_jax.store import checkpoint
-from pconv_jax.train import workdir_lock
+from pconv_jax.store import checkpoint, checksums
+from pconv_jax.train import loop, workdir_lock
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "experiments" / "configs" / "tiny.py")
@@ -111,6 +111,26 @@ def test_damaged_newest_checkpoint_is_named_and_the_previous_one_restored(
     assert "checkpoint step 7 is damaged or unreadable" in caplog.text
     assert reason in caplog.text
     assert "resuming from step 5, the newest intact checkpoint" in caplog.text
+    assert (tmp_path / "checkpoints" / "7").is_dir(), "a read-only reader moves nothing"
+    assert not (tmp_path / checkpoint.DAMAGED).exists()
+
+
+def test_a_writable_resume_sets_damaged_steps_aside_and_saves_them_again(tmp_path, caplog):
+    _two_checkpoints(tmp_path)
+    _damage(tmp_path, 7, "truncate")
+    target = {"params": {"k": jax.ShapeDtypeStruct((64, 64), jnp.float32)}}
+    ckpts = checkpoint.Checkpoints(tmp_path)
+    try:
+        with caplog.at_level(logging.WARNING, logger="pconv_jax.store.checkpoint"):
+            step, _, _ = checkpoint.restore_newest_intact(ckpts, target)
+        assert step == 5 and ckpts.all_steps() == [5]
+        (aside,) = (tmp_path / checkpoint.DAMAGED).iterdir()
+        assert f"set aside damaged checkpoint step 7 as {aside.resolve()}" in caplog.text
+        assert not (tmp_path / "checksums" / "7.json").exists()  # moved beside the files
+        ckpts.save(7, {"params": {"k": jnp.zeros((64, 64))}}, {"step": jnp.int32(7)})
+    finally:
+        ckpts.close()
+    assert checksums.verify(tmp_path / "checkpoints", 7) is None  # a new manifest, matching
 
 
 def test_a_flipped_bit_without_manifest_goes_unnoticed(tmp_path):
@@ -133,6 +153,44 @@ def test_no_intact_checkpoint_refuses_to_start_from_scratch(tmp_path):
 def test_empty_run_directory_starts_fresh(tmp_path):
     checkpoint.Checkpoints(tmp_path).close()
     assert _restore(tmp_path) is None
+
+
+@pytest.mark.slow
+def test_a_damaged_newest_checkpoint_is_set_aside_and_training_goes_past_it(
+    tmp_path, wave_image_dir, caplog
+):
+    """Once a crash loop: the resume from step 4 died at step 6 (orbax: the step exists)."""
+    workdir = tmp_path / "run"
+    quiet = [f"data.dir={wave_image_dir}", "train.sample_every=1000", "train.log_every=1000"]
+    tiny = config.override(config.load(TINY), quiet)  # checkpoints every 2 steps, keeps 10
+    loop.train_and_evaluate(config.override(tiny, ["train.num_steps=6"]), workdir)
+    damaged_file = _damage(workdir, 6, "truncate")
+    step6 = workdir / "checkpoints" / "6"
+    damaged = {str(p.relative_to(step6)): p.read_bytes() for p in step6.rglob("*") if p.is_file()}
+    manifest = (workdir / "checksums" / "6.json").read_text()
+
+    with caplog.at_level(logging.INFO):
+        loop.train_and_evaluate(config.override(tiny, ["train.num_steps=8"]), workdir)
+    assert f"checkpoint step 6 is damaged or unreadable: {damaged_file}" in caplog.text
+    assert "resuming from step 4, the newest intact checkpoint" in caplog.text
+    (aside,) = (workdir / checkpoint.DAMAGED).iterdir()
+    assert aside.name.startswith("6-")
+    assert f"set aside damaged checkpoint step 6 as {aside.resolve()}" in caplog.text
+    moved = aside / "checkpoint"
+    assert {str(p.relative_to(moved)): p.read_bytes() for p in moved.rglob("*") if p.is_file()} == (
+        damaged
+    ), "the damaged files are moved as they were"
+    assert (aside / "checksums.json").read_text() == manifest
+    assert damaged_file in (aside / "reason.txt").read_text()
+    assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir()) == [2, 4, 6, 8]
+    # The new step 6 and step 8 have their own manifests and read back whole.
+    for step in (6, 8):
+        assert checksums.verify(workdir / "checkpoints", step) is None
+    reader = checkpoint.Checkpoints(workdir, read_only=True)
+    try:
+        assert reader.latest_step() == 8
+    finally:
+        reader.close()
 
 
 def test_launch_settings_from_flags_then_environment():

@@ -9,6 +9,8 @@ from pconv_jax.images import to_uint8
 from pconv_jax.inference.inpainter import NoHoleWarning, bucket_side, downscale_known
 from pconv_jax.store import trained
 
+import tolerances
+
 
 @pytest.fixture(scope="module")
 def inpainter(run_dir):
@@ -153,3 +155,39 @@ def test_downscale_strategy_runs_at_training_size(inpainter):
     tiny = Inpainter(inpainter.forward)  # no train_size
     with pytest.raises(ValueError, match="needs train_size"):
         tiny(image, known, strategy="downscale")
+
+
+def test_hole_values_are_the_networks_output_clipped_and_rounded(run_dir):
+    """The holes hold the network's own output: model.apply on the hole-padded input, computed
+    here without the Inpainter, clipped to [0,1] (float input) or also rounded to uint8 as
+    images.to_uint8 documents (uint8 input). dec1 of the random-weight run is rescaled so that
+    most outputs fall inside (0, 1), where clipping hides nothing and a change of scale shows."""
+    loaded = trained.load(run_dir)
+    variables = jax.tree_util.tree_map(np.asarray, loaded.variables)
+    dec1 = variables["params"]["dec1"]["conv"]
+    dec1["kernel"], dec1["bias"] = dec1["kernel"] * 0.02, np.full_like(dec1["bias"], 0.5)
+    inpainter = Inpainter.from_model(loaded.model, variables)
+    image, known = _image_and_mask(40, 70, seed=3)
+    hole = ~known
+
+    padded = np.zeros((1, 64, 128, 3), np.float32)  # bucket of 40x70 with step 64, by hand
+    padded[0, :40, :70] = np.where(known[..., None], image / 255.0, 0.0)
+    mask = np.zeros((1, 64, 128, 1), np.float32)
+    mask[0, :40, :70, 0] = known
+    raw = np.asarray(loaded.model.apply(variables, padded, mask))[0, :40, :70]
+    inside = (raw[hole] > 0.1) & (raw[hole] < 0.9)
+    assert inside.mean() > 0.5, "the rescaled network's outputs mostly lie inside (0, 1)"
+    # Sharded jit vs one apply, two XLA programs: tolerances.network_atol (tests/tolerances.py).
+    atol = tolerances.network_atol(tolerances.unet_reductions(4), float(np.abs(raw).max()))
+    assert atol < 1e-4, atol  # far below the 1e-4 .. 9e-4 that a 0.999 scale moves them by
+
+    out_float = inpainter(image.astype(np.float32) / 255.0, known)
+    np.testing.assert_allclose(out_float[hole], np.clip(raw, 0.0, 1.0)[hole], rtol=0, atol=atol)
+
+    out = inpainter(image, known)
+    expected = np.round(np.clip(raw, 0.0, 1.0) * 255.0)  # images.to_uint8, in float64
+    # Equal, except where raw * 255 lies within atol * 255 of a rounding boundary (k + 0.5).
+    clear = hole[..., None] & (np.abs((raw * 255.0) % 1.0 - 0.5) > atol * 255.0)
+    assert clear.sum() > 0.9 * 3 * hole.sum()
+    np.testing.assert_array_equal(out[clear], expected[clear])
+    assert np.abs(out[hole].astype(float) - expected[hole]).max() <= 1

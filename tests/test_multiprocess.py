@@ -218,3 +218,50 @@ def test_evaluate_in_two_processes_writes_the_one_process_table(setup, tmp_path)
     assert not list(two.glob("results.process*.jsonl"))  # merged into results.jsonl
     timing = json.loads((two / "table.json").read_text())["timing"]
     assert (timing["processes"], timing["devices"]) == (2, 4)
+
+
+SKEWED = """
+import sys, time
+from pconv_jax.parallel import distributed
+port, index = sys.argv[1], int(sys.argv[2])
+distributed.initialize(distributed.Launch(f"127.0.0.1:{port}", 2, index))
+if index == 1:
+    time.sleep(40)  # a slow compile: more than the 30 s gloo gives a first collective
+start = time.time()
+distributed.wait_for_all("skewed start")
+waited = time.time() - start
+print("agreed", distributed.any_process(index == 1), "waited", round(waited), flush=True)
+"""
+
+
+def test_wait_for_all_outlasts_the_30_s_that_gloo_gives_a_first_collective(tmp_path):
+    """Process 1 arrives 40 s late; a collective barrier (sync_global_devices) here fails with
+    "Gloo context initialization failed: ... GetKeyValue() timed out ... 30s" (seen on jax
+    0.10.2); the coordination-service barrier waits, and the gloo collective after it works."""
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    port = _free_port()
+    procs = []
+    for index in range(2):
+        log = tempfile.TemporaryFile("w+")
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SKEWED, str(port), str(index)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        proc.log = log
+        procs.append(proc)
+    try:
+        results = _finish(procs, timeout=240)  # without the barrier, both hang after the error
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    for code, out in results:
+        assert code == 0, out[-3000:]
+    waited = [int(out.split("waited")[-1].split()[0]) for _, out in results]
+    assert "agreed True" in results[0][1] and "agreed True" in results[1][1]
+    assert waited[0] >= 35 and waited[1] <= waited[0] - 30, waited  # process 0 did the waiting

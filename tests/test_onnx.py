@@ -12,6 +12,7 @@ from pconv_jax.inference.onnx_runtime import OnnxForward
 from pconv_jax.store import trained
 from pconv_jax.store.onnx_export import export_onnx
 
+import tolerances
 from conftest import shared_path
 
 
@@ -46,7 +47,10 @@ def test_onnxruntime_matches_jax_on_photos(onnx_path, run_dir, size_hw):
     session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     (got,) = session.run(["output"], {"image": image, "mask": mask})
     assert got.shape == expected.shape == (2, *size_hw, 3) and got.dtype == np.float32
-    assert np.abs(got - expected).max() <= 1e-4
+    # onnxruntime vs XLA, two programs: tolerances.network_atol over the U-Net's reductions at
+    # the output's largest magnitude (was 1e-4, from the margin seen here).
+    atol = tolerances.network_atol(tolerances.unet_reductions(4), float(np.abs(expected).max()))
+    assert np.abs(got - expected).max() <= atol
     assert np.abs(expected).max() > 0.5  # the comparison is not between near-zero outputs
 
 
@@ -114,4 +118,6 @@ def test_conv_baseline_exports_too(tmp_path):
         build_onnx(cfg, variables).SerializeToString(), providers=["CPUExecutionProvider"]
     )
     (got,) = session.run(["output"], {"image": image, "mask": mask})
-    assert np.abs(got - expected).max() <= 1e-4 * max(1.0, float(np.abs(expected).max()))
+    # onnxruntime vs XLA: tolerances.network_atol (was 1e-4 x max(1, max |output|)).
+    atol = tolerances.network_atol(tolerances.unet_reductions(4), float(np.abs(expected).max()))
+    assert np.abs(got - expected).max() <= atol

@@ -16,6 +16,7 @@ from pconv_jax.store import checkpoint, trees
 from pconv_jax.train import loop
 from pconv_jax.train import step as train_step
 
+import tolerances
 from tiny_train import run_steps, setup, tiny_batch, tiny_cfg
 
 
@@ -167,3 +168,50 @@ def test_sample_grid_input_column_never_shows_the_truth_in_the_holes(partial):
     assert (grid[pad : pad + 8, 3 * (8 + pad) + pad :][:, :8] == 128).all()  # truth column
     # The network is fed the same: network_input zeroes the holes.
     np.testing.assert_array_equal(train_step.network_input(batch)[:, :, :4], 0.0)
+
+
+def test_bn_running_averages_decay_like_pytorch_momentum_0_1(vgg_params):
+    """Training's default BN decay: running <- 0.9 * running + 0.1 * batch statistic (PyTorch's
+    BatchNorm2d momentum 0.1). The batch statistics are recomputed here in numpy (float64) from
+    each BN layer's input, captured in a second forward: the mean over N, H, W and the biased
+    variance, which is what Flax's BatchNorm averages (PyTorch averages the unbiased one)."""
+    cfg = tiny_cfg()  # the default ModelConfig apart from its depth
+    mesh = sharding.make_mesh(jax.devices()[:1])
+    model, _, state = setup(cfg, mesh)
+    rng = np.random.default_rng(0)
+    old = jax.tree_util.tree_map(  # running statistics far from the batch's: the decay shows
+        lambda x: rng.uniform(0.5, 2.0, x.shape).astype(np.float32), state.batch_stats
+    )
+    batch = tiny_batch(n=4)
+    _, (_, new) = train_step.loss_and_updates(
+        state.params, old, batch, vgg_params, model=model, cfg=cfg
+    )
+    _, captured = model.apply(
+        {"params": state.params, "batch_stats": old},
+        train_step.network_input(batch),
+        batch["mask"],
+        train=True,
+        capture_intermediates=lambda module, method: module.name == "conv",
+        mutable=["batch_stats", "intermediates"],
+    )
+    assert sorted(new) == sorted(old) and len(new) == 2 * cfg.model.num_layers - 2
+    for layer, stats in new.items():
+        (conv_out,) = captured["intermediates"][layer]["conv"]["__call__"]
+        y = np.asarray(conv_out[0] if isinstance(conv_out, tuple) else conv_out, np.float64)
+        batch_mean, batch_var = y.mean(axis=(0, 1, 2)), y.var(axis=(0, 1, 2))
+        expected = {
+            "mean": 0.9 * old[layer]["bn"]["mean"] + 0.1 * batch_mean,
+            "var": 0.9 * old[layer]["bn"]["var"] + 0.1 * batch_var,
+        }
+        count = y.shape[0] * y.shape[1] * y.shape[2]
+        for name in ("mean", "var"):
+            # float32 means of `count` values (of squares, for the variance) against float64:
+            # tolerances.sum_atol at the largest magnitude summed.
+            scale = float(np.abs(y).max()) ** (2 if name == "var" else 1)
+            np.testing.assert_allclose(
+                np.asarray(stats["bn"][name]),
+                expected[name],
+                rtol=0,
+                atol=tolerances.sum_atol(count, scale),
+                err_msg=f"{layer}/{name}",
+            )

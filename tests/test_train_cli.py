@@ -170,6 +170,28 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(
     assert all(np.all(np.isfinite(x)) for x in jax.tree_util.tree_leaves(kept))
 
 
+@pytest.mark.slow
+def test_one_real_device_trains_with_a_global_batch_of_one(tmp_path, image_dir):
+    """No fake devices (the suite's 4 hide it): one CPU device x 1 image is a global batch of 1,
+    which once crashed in grain before the first step."""
+    env = {k: v for k, v in _env().items() if k != "XLA_FLAGS"}
+    env["JAX_PLATFORMS"] = "cpu"
+    workdir = tmp_path / "batch1"
+    overrides = ["train.batch_size_per_device=1", "train.num_steps=2"]
+    run = subprocess.run(
+        _train_command(workdir, image_dir, *overrides), env=env, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert checkpoint.read_config(workdir).train.batch_size_per_device == 1
+    assert _finished_steps(workdir) == [2]
+    lines = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in lines if "train/total" in m] == [2]
+    # The sample grid at the last step has one row per example of the global batch (1) of the
+    # 4 panels, 32x32 each with 2 px borders: so the run had one device, not the suite's 4.
+    (sample,) = (workdir / "samples").glob("*.png")
+    assert np.asarray(Image.open(sample)).shape == (1 * 34 + 2, 4 * 34 + 2, 3)
+
+
 def test_bad_overrides_are_errors(tmp_path, capsys):
     assert cli.main(["train", "--workdir", str(tmp_path), "--set", "train.lr=1"]) == 2
     assert "unknown config key 'train.lr'" in capsys.readouterr().err

@@ -28,7 +28,6 @@ import logging
 import math
 import multiprocessing
 import os
-import sys
 import threading
 
 import absl.flags
@@ -45,7 +44,11 @@ from pconv_jax.masks import augment as mask_augment
 
 log = logging.getLogger(__name__)
 
-STREAM_END = sys.maxsize  # the training stream's positions: never reached
+# The end of the training stream's positions: never reached. Not sys.maxsize: grain 0.2 sizes
+# a batched MapDataset as math.ceil(n / B), a float, and float(sys.maxsize) rounds up to 2**63,
+# which overflows len() for B = 1. Every n <= 2**62 keeps that length within an index for all B.
+# The positions themselves (start_step * B + i) and so the batches do not depend on this value.
+STREAM_END = 2**62
 # How long close() waits for grain to stop the workers (grain itself gives a worker that will not
 # stop 25 s before killing it) before it kills them itself.
 CLOSE_TIMEOUT_S = 60.0

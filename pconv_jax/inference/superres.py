@@ -23,7 +23,7 @@ to predict the real pixel there, and only inference's composite replaces that pr
 cell mean. On the 24 Kodak 512x512 centre crops (8-bit box-downsampled low-res), the cell means
 kept at those positions score 27.96 dB PSNR there at K=2, where bicubic's estimate of the same
 pixels scores 28.90 dB (K=4: 26.25 vs 26.28 dB). `upscale(..., keep_low_res=False)` returns the
-network's output everywhere instead; experiments/eval_superres.py reports both.
+network's output everywhere instead; pconv_jax/eval/superres.py reports both.
 
 The bicubic baseline (`bicubic_upscale`) is Pillow's: Keys' cubic with a = -0.5 (MATLAB's
 `imresize` kernel, the usual "bicubic" of super-resolution tables) and the pixel-centre

@@ -139,18 +139,29 @@ def first_rows(tree, rows: int, mesh: Mesh):
 
 def wait_for_all(name: str, timeout_s: float = 3600.0) -> None:
     """Waits (up to `timeout_s`) until every process got here, through the coordination service
-    rather than a device collective. Before the first step: gloo gives the processes only 30 s
-    to meet at their first collective, less than the skew in compilation times on a busy host.
+    (the gRPC service `jax.distributed.initialize` starts) rather than a device collective.
+
+    Why: before the first train step. On CPU, gloo sets up its connections at the processes'
+    first collective and gives the others only 30 s to join ("Gloo context initialization
+    failed: ... GetKeyValue() timed out ... 30s"), less than the skew in compilation times on a
+    busy host; a collective barrier (`multihost_utils.sync_global_devices`) is itself such a
+    collective. jax 0.10 has no public accessor for the coordination-service client (its
+    `wait_at_barrier` lives in `jax._src.distributed`) and no setting for gloo's timeout, so
+    this uses orbax's public, documented `orbax.checkpoint.multihost.get_barrier_sync_fn`, a
+    barrier on that same service with a timeout, kept in step with jax by orbax's releases
+    (orbax is already the checkpoint library). Names must be unique per run: a barrier name
+    is used once. Without the distributed runtime (several processes started some other way)
+    it falls back to the collective barrier.
     """
     if jax.process_count() == 1:
         return
-    from jax._src import distributed as jax_distributed  # the client has no public accessor
-
-    client = jax_distributed.global_state.client
-    if client is None:  # not started through jax.distributed.initialize
+    if not jax.distributed.is_initialized():
         multihost_utils.sync_global_devices(name)
         return
-    client.wait_at_barrier(name, int(timeout_s * 1000))
+    # Imported here: a single-process run, and everything that never trains, need no orbax.
+    from orbax.checkpoint import multihost as orbax_multihost
+
+    orbax_multihost.get_barrier_sync_fn()(key=name, timeout_ms=int(timeout_s * 1000))
 
 
 def barrier(name: str) -> None:

@@ -2,7 +2,9 @@
 
 Layout: `workdir/config.json` and `workdir/checkpoints/<step>/{model,train}`. Saves are
 asynchronous and atomic (orbax writes to a temporary directory and renames it when complete), so
-a run killed mid-save restarts from the last complete checkpoint. Restoring is strict: the
+a run killed mid-save restarts from the last complete checkpoint. A resume that finds the newest
+checkpoints damaged moves them to `workdir/damaged_checkpoints/<step>-<UTC time>/` (see
+`restore_newest_intact`). Restoring is strict: the
 checkpoint's tree must match the expected structure and shapes exactly, or a ValueError names
 the first offending key. Arrays are restored onto the caller's shardings, so a run can resume
 on a different number of devices than it saved from.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import pathlib
+import time
 from typing import Any
 
 import jax
@@ -24,6 +27,8 @@ from pconv_jax.store import checksums
 from pconv_jax.store.trees import TreeMismatch, check_same_tree
 
 log = logging.getLogger("pconv_jax.store.checkpoint")
+
+DAMAGED = "damaged_checkpoints"  # beside `checkpoints/`: where damaged steps are set aside
 
 
 class NoIntactCheckpoint(UserError):
@@ -60,6 +65,10 @@ class Checkpoints:
             registry.add(name, ocp.args.StandardRestore)
         self._manager = ocp.CheckpointManager(directory, options=options, handler_registry=registry)
 
+    @property
+    def read_only(self) -> bool:
+        return self._read_only
+
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
 
@@ -94,6 +103,36 @@ class Checkpoints:
         restored = self._manager.restore(step, args=ocp.args.Composite(**args))
         return restored["model"], restored["train"] if train_target is not None else None
 
+    def set_aside(self, step: int, reason: str) -> pathlib.Path:
+        """Moves checkpoint `step` out of the manager's folder; returns where it went.
+
+        The step's files go, unchanged, to `workdir/damaged_checkpoints/<step>-<UTC time>/
+        checkpoint/`, its manifest (if any) to `checksums.json` beside them, and `reason` to
+        `reason.txt`. The folder is moved first: a run killed in between leaves a manifest of a
+        step that is gone, which the next save removes (checksums.write_missing). One process
+        (process 0) moves; every process then calls `reload()`.
+        """
+        if self._read_only:
+            raise ValueError(f"read-only checkpoints of {self.directory} cannot be moved")
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        aside = self.directory.parent / DAMAGED / f"{step}-{stamp}"
+        for n in range(1, 1000):
+            if not aside.exists():
+                break
+            aside = aside.with_name(f"{step}-{stamp}-{n}")
+        aside.mkdir(parents=True)
+        (self.directory / str(step)).rename(aside / "checkpoint")
+        manifest = checksums.manifest_path(self.directory, step)
+        if manifest.is_file():
+            manifest.rename(aside / "checksums.json")
+        (aside / "reason.txt").write_text(reason + "\n", encoding="utf-8")
+        return aside
+
+    def reload(self) -> None:
+        """Re-reads which steps exist (orbax caches them; a step moved away must be forgotten,
+        or saving that step again raises orbax's StepAlreadyExistsError)."""
+        self._manager.reload()
+
     def wait(self) -> None:
         self._manager.wait_until_finished()
         if not self._read_only and jax.process_index() == 0:
@@ -118,13 +157,16 @@ def restore_newest_intact(ckpts: Checkpoints, model_target, train_target=None, a
 
     A checkpoint whose files are missing, truncated or overwritten (any read error other than a
     tree mismatch) is reported with a warning naming its step and the reason, and the next older
-    one is tried. `agree(failed) -> bool` makes the processes of a multi-process run take the
-    same decision (distributed.any_process). Returns (step, model, train) or None when the run
-    has no checkpoint; raises NoIntactCheckpoint when it has some and none restores, so that a
-    run never starts from scratch over existing checkpoints.
+    one is tried. When an older one restores and `ckpts` is writable, the damaged newer steps are
+    set aside (`Checkpoints.set_aside`, logged) so that training can save those steps again; a
+    read-only reader moves nothing. `agree(failed) -> bool` makes the processes of a
+    multi-process run take the same decisions (distributed.any_process). Returns (step, model,
+    train) or None when the run has no checkpoint; raises NoIntactCheckpoint when it has some and
+    none restores (nothing is moved then), so that a run never starts from scratch over
+    existing checkpoints.
     """
     agree = agree or bool
-    damaged = []
+    damaged: dict[int, str] = {}
     for step in sorted(ckpts.all_steps(), reverse=True):
         error = checksums.verify(ckpts.directory, step)
         if error is None:
@@ -137,22 +179,45 @@ def restore_newest_intact(ckpts: Checkpoints, model_target, train_target=None, a
         if agree(error is not None):
             reason = error if error is not None else "unreadable on another process"
             log.warning("checkpoint step %d is damaged or unreadable: %s", step, reason)
-            damaged.append(f"step {step}: {reason}")
+            damaged[step] = reason
             continue
         if damaged:
             log.warning(
                 "resuming from step %d, the newest intact checkpoint (skipped damaged: %s)",
                 step,
-                "; ".join(damaged),
+                "; ".join(f"step {s}: {r}" for s, r in damaged.items()),
             )
+            if not ckpts.read_only:
+                _set_aside(ckpts, damaged, agree)
         return step, model, train
     if damaged:
         raise NoIntactCheckpoint(
             f"none of the checkpoints in {ckpts.directory} can be restored ("
-            + "; ".join(damaged)
+            + "; ".join(f"step {s}: {r}" for s, r in damaged.items())
             + "); not training from scratch over them: repair or move that folder away"
         )
     return None
+
+
+def _set_aside(ckpts: Checkpoints, damaged: dict[int, str], agree) -> None:
+    """Process 0 moves the `damaged` steps away; then every process forgets them.
+
+    The agreement is also the barrier: no process re-reads the folder before process 0 moved.
+    """
+    error = None
+    if jax.process_index() == 0:
+        try:
+            for step, reason in damaged.items():
+                aside = ckpts.set_aside(step, reason)
+                log.warning("set aside damaged checkpoint step %d as %s", step, aside)
+        except OSError as e:
+            error = e
+    if agree(error is not None):
+        raise UserError(
+            f"could not move the damaged checkpoints {sorted(damaged)} out of {ckpts.directory} "
+            f"({error or 'see the log of process 0'}); move them away by hand"
+        )
+    ckpts.reload()
 
 
 def _abstract(tree):

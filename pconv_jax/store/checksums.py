@@ -24,7 +24,8 @@ def _hash(path: pathlib.Path) -> str:
     return digest.hexdigest()
 
 
-def _manifest(checkpoints: pathlib.Path, step: int) -> pathlib.Path:
+def manifest_path(checkpoints: pathlib.Path, step: int) -> pathlib.Path:
+    """Where the manifest of checkpoint `step` under the folder `checkpoints` lives."""
     return checkpoints.parent / MANIFESTS / f"{step}.json"
 
 
@@ -38,7 +39,7 @@ def write_missing(checkpoints: pathlib.Path, steps) -> None:
         if old.stem.isdigit() and int(old.stem) not in steps:
             old.unlink(missing_ok=True)
     for step in sorted(steps):
-        target = _manifest(checkpoints, step)
+        target = manifest_path(checkpoints, step)
         if target.exists():
             continue
         root = checkpoints / str(step)
@@ -50,7 +51,7 @@ def write_missing(checkpoints: pathlib.Path, steps) -> None:
 
 def verify(checkpoints: pathlib.Path, step: int) -> str | None:
     """None when checkpoint `step` matches its manifest (or has none), else what differs."""
-    target = _manifest(checkpoints, step)
+    target = manifest_path(checkpoints, step)
     if not target.is_file():
         return None
     expected = json.loads(target.read_text(encoding="utf-8"))
