@@ -20,8 +20,8 @@ from PIL import Image
 
 from pconv_jax import config, images
 from pconv_jax.config import DataConfig
+from pconv_jax.data import eval_set, sources, sr_canvas
 from pconv_jax.data import pipeline as data
-from pconv_jax.data import sources, sr_canvas
 from pconv_jax.masks import protocol as masks
 
 SIZE = 16
@@ -95,7 +95,7 @@ def test_folder_source_is_sorted_recursive_and_sharded(image_dir):
         "b/rgba",
     ]
     shards = [
-        data.open_source(DataConfig(source="folder", dir=str(image_dir)), "train", p, 3)
+        sources.open_source(DataConfig(source="folder", dir=str(image_dir)), "train", p, 3)
         for p in range(3)
     ]
     assert [len(s) for s in shards] == [4, 4, 3]
@@ -278,23 +278,23 @@ def test_mask_folder_training_and_test_set_refusal(image_dir, tmp_path):
 
 
 def test_eval_images_folder_is_deterministic(image_dir):
-    evaluation = data.eval_images(str(image_dir), 8)
+    evaluation = eval_set.eval_images(str(image_dir), 8)
     assert len(evaluation) == 11
     first = list(evaluation)
     assert evaluation.num_skipped == 1 and evaluation.skipped == ["b/corrupt"]
     assert [name for name, _ in first][:2] == ["a/rgb", "a/rgb_0"]
     assert all(image.shape == (8, 8, 3) and image.dtype == np.uint8 for _, image in first)
-    for (n1, i1), (n2, i2) in zip(first, data.eval_images(image_dir, 8)):
+    for (n1, i1), (n2, i2) in zip(first, eval_set.eval_images(image_dir, 8)):
         assert n1 == n2 and np.array_equal(i1, i2)
     # Centre crop of the short side, no resize when it already has the requested size.
     image = np.arange(6 * 10 * 3, dtype=np.uint8).reshape(6, 10, 3)
     _save(image_dir.parent / "exact" / "x.png", image)
-    ((name, crop),) = list(data.eval_images(image_dir.parent / "exact", 6))
+    ((name, crop),) = list(eval_set.eval_images(image_dir.parent / "exact", 6))
     assert name == "x"
     np.testing.assert_array_equal(crop, image[:, 2:8])
     cfg = DataConfig(source="folder", dir=str(image_dir), image_size=12)
-    assert len(data.eval_images(cfg, limit=3)) == 3
-    assert data.eval_images(cfg).load(0).shape == (12, 12, 3)
+    assert len(eval_set.eval_images(cfg, limit=3)) == 3
+    assert eval_set.eval_images(cfg).load(0).shape == (12, 12, 3)
 
 
 def test_tfds_sources_under_mock_data():
@@ -305,11 +305,13 @@ def test_tfds_sources_under_mock_data():
         assert batches[0]["image"].shape == (4, SIZE, SIZE, 3) and skipped == 0
         again, _, _ = _take(dataclasses.replace(cfg, num_workers=0), 2)
         np.testing.assert_array_equal(batches[1]["image"], again[1]["image"])
-        evaluation = data.eval_images("tfds:places365_small", 32, split="validation")
+        evaluation = eval_set.eval_images("tfds:places365_small", 32, split="validation")
         items = list(evaluation)
         assert len(items) == 6 and items[0][0] == "validation_0000000"
         assert items[0][1].shape == (32, 32, 3)
-        grey = data.eval_images(DataConfig(source="tfds", tfds_name="mnist", eval_split="test"), 8)
+        grey = eval_set.eval_images(
+            DataConfig(source="tfds", tfds_name="mnist", eval_split="test"), 8
+        )
         _, digit = next(iter(grey))
         assert digit.shape == (8, 8, 3)
         np.testing.assert_array_equal(digit[..., 0], digit[..., 2])  # greyscale replicated

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from pconv_jax import cli, config, images
+from pconv_jax.data import eval_set
 from pconv_jax.eval import baselines
 from pconv_jax.eval import tables as eval_table
 from pconv_jax.masks import protocol as masks
@@ -216,9 +217,7 @@ def test_each_baseline_fills_a_tiny_set(tmp_path, manifest_masks, method):
     assert [r["pair"] for r in rows] == [0, 1, 2, 3]
     # Each metric recomputed independently for one pair (numpy, from the files).
     pair = masks.pair_masks(4, masks.load_mask_set(manifest_masks), seed=1)[2]
-    from pconv_jax.data import pipeline as data
-
-    truth = data.eval_images("skimage", 32).load(pair.image_index)
+    truth = eval_set.eval_images("skimage", 32).load(pair.image_index)
     mask = images.read_mask(pair.mask.path, 32)
     filled = baselines.get_baseline(method)(truth * mask.astype(np.uint8), mask)
     composite = (truth * mask + filled * (1 - mask)) / 255.0
@@ -274,9 +273,7 @@ def test_pconv_model_on_all_devices_and_config_checks(tmp_path, manifest_masks, 
     loaded = trained.load(run)
     model, variables = loaded.model, loaded.variables
     pairs = masks.pair_masks(6, masks.load_mask_set(manifest_masks), seed=0)
-    from pconv_jax.data import pipeline as data
-
-    source = data.eval_images("skimage", 32)
+    source = eval_set.eval_images("skimage", 32)
     truth = np.stack([source.load(p.image_index) for p in pairs]) / np.float32(255)
     mask = np.stack([images.read_mask(p.mask.path, 32) for p in pairs])
     output = np.clip(np.asarray(jax.jit(model.apply)(variables, truth * mask, mask)), 0, 1)

@@ -11,6 +11,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from pconv_jax.config import DataConfig
+from pconv_jax.data import eval_set, sources
 from pconv_jax.data import pipeline as data
 
 NAME = "pconv_test_flat_photos"
@@ -109,7 +110,7 @@ def test_sharded_source_is_tfds_own_process_split(data_dir):
     for index in range(2):
         split = tfds.split_for_jax_process("train", process_index=index, process_count=2)
         expected = tfds.data_source(NAME, split=split, data_dir=data_dir)
-        ours = data.open_source(cfg, "train", index, 2)
+        ours = sources.open_source(cfg, "train", index, 2)
         levels = [int(ours.load(i)[0, 0, 0]) for i in range(len(ours))]
         assert levels == [int(expected[i]["image"][0, 0, 0]) for i in range(len(expected))]
         shards.append(set(levels))
@@ -118,7 +119,7 @@ def test_sharded_source_is_tfds_own_process_split(data_dir):
 
 
 def test_eval_images_read_the_validation_split(data_dir):
-    images = data.eval_images(f"tfds:{NAME}", 32, split="validation", tfds_data_dir=data_dir)
+    images = eval_set.eval_images(f"tfds:{NAME}", 32, split="validation", tfds_data_dir=data_dir)
     levels = sorted(int(image[0, 0, 0]) for _, image in images)
     assert levels == [200, 220]
 

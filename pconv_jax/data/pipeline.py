@@ -27,7 +27,6 @@ from __future__ import annotations
 import logging
 import math
 import multiprocessing
-import os
 import threading
 
 import absl.flags
@@ -104,16 +103,6 @@ def local_batch_size(global_batch_size: int, process_count: int | None = None) -
             f"per-process batches divisible by the {local_devices} local devices"
         )
     return local
-
-
-def open_source(cfg: DataConfig, split: str, process_index: int = 0, process_count: int = 1):
-    """The image source of `cfg` (folder/skimage sharded by striding, tfds by split)."""
-    if cfg.source == "tfds":
-        return sources.tfds_source(
-            cfg.tfds_name, split, cfg.tfds_data_dir, cfg.tfds_download, process_index, process_count
-        )
-    source = sources.skimage_source() if cfg.source == "skimage" else sources.folder_source(cfg.dir)
-    return sources.shard_files(source, process_index, process_count)
 
 
 class TrainBatches:
@@ -276,94 +265,7 @@ def train_batches(
     if not 0 <= process_index < process_count:
         raise ValueError(f"process_index {process_index} is not in 0..{process_count - 1}")
     # Every process sees all images and reads only those of its rows of the global batch.
-    source = open_source(data_cfg, data_cfg.train_split)
+    source = sources.open_source(data_cfg, data_cfg.train_split)
     return TrainBatches(
         data_cfg, source, batch, seed, start_step, global_batch_size, process_index * batch
     )
-
-
-class EvalImages:
-    """Deterministic evaluation images: (name, uint8 [size, size, 3]) in a fixed order.
-
-    Each image is its short side resized to `size` and centre-cropped. Iterating skips
-    unreadable images with a warning (`num_skipped`, `skipped`); `load(i)` raises instead.
-    """
-
-    def __init__(self, source, size: int, limit: int | None = None):
-        self.source = source
-        self.size = size
-        self.count = len(source) if limit is None else min(limit, len(source))
-        self.skipped: list[str] = []
-
-    def __len__(self) -> int:
-        return self.count
-
-    @property
-    def num_skipped(self) -> int:
-        return len(self.skipped)
-
-    def name(self, index: int) -> str:
-        return self.source.name(index)
-
-    def load(self, index: int) -> np.ndarray:
-        pixels = self.source.load(index, self.size)
-        return sources.crop_resize(pixels, sources.crop_box(*pixels.shape[:2], None), self.size)
-
-    def __iter__(self):
-        self.skipped = []
-        for index in range(self.count):
-            try:
-                image = self.load(index)
-            except Exception as e:  # any decoder failure
-                self.skipped.append(self.name(index))
-                log.warning("skipping unreadable image %s: %s", self.name(index), e)
-                continue
-            yield self.name(index), image
-
-
-def eval_images(
-    source: DataConfig | str | os.PathLike,
-    size: int | None = None,
-    *,
-    split: str | None = None,
-    tfds_data_dir: str = "",
-    limit: int | None = None,
-    shard: bool = False,
-) -> EvalImages:
-    """Deterministic evaluation images.
-
-    Args:
-      source: a DataConfig (its source, dir/tfds_name, eval_split, image_size); or "skimage";
-        or "tfds:NAME" (e.g. "tfds:places365_small"); or a folder path.
-      size: output side in px (default: the DataConfig's image_size; required otherwise).
-      split: tfds split, e.g. "validation[:500]" (default: the DataConfig's eval_split, or
-        "validation").
-      tfds_data_dir: where tfds finds prepared data (a DataConfig brings its own).
-      limit: use only the first `limit` images.
-      shard: only this process's share (folder: every process_count-th image; tfds:
-        tfds.split_for_jax_process).
-
-    Returns:
-      EvalImages: len(), iteration over (name, uint8 [size, size, 3]), load(i).
-    """
-    if isinstance(source, DataConfig):
-        cfg = source
-        size = cfg.image_size if size is None else size
-        split = cfg.eval_split if split is None else split
-    else:
-        text = os.fspath(source)
-        if text == "skimage":
-            cfg = DataConfig(source="skimage")
-        elif text.startswith("tfds:"):
-            cfg = DataConfig(source="tfds", tfds_name=text[5:], tfds_data_dir=tfds_data_dir)
-        else:
-            cfg = DataConfig(source="folder", dir=text)
-        split = "validation" if split is None else split
-    if size is None or size < 1:
-        raise ValueError(f"eval_images needs a positive size, got {size}")
-    process_index, process_count = 0, 1
-    if shard:
-        import jax
-
-        process_index, process_count = jax.process_index(), jax.process_count()
-    return EvalImages(open_source(cfg, split, process_index, process_count), size, limit)

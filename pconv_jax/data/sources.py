@@ -13,6 +13,7 @@ import pathlib
 import cv2
 import numpy as np
 
+from pconv_jax.config import DataConfig
 from pconv_jax.errors import UserError
 from pconv_jax.images import decode_file, list_image_files, to_rgb
 
@@ -175,3 +176,13 @@ def crop_resize(image: np.ndarray, box: tuple[int, int, int], size: int) -> np.n
         return np.ascontiguousarray(crop)
     interpolation = cv2.INTER_AREA if side > size else cv2.INTER_CUBIC
     return cv2.resize(crop, (size, size), interpolation=interpolation)
+
+
+def open_source(cfg: DataConfig, split: str, process_index: int = 0, process_count: int = 1):
+    """The image source of `cfg` (folder/skimage sharded by striding, tfds by split)."""
+    if cfg.source == "tfds":
+        return tfds_source(
+            cfg.tfds_name, split, cfg.tfds_data_dir, cfg.tfds_download, process_index, process_count
+        )
+    source = skimage_source() if cfg.source == "skimage" else folder_source(cfg.dir)
+    return shard_files(source, process_index, process_count)

@@ -29,7 +29,7 @@ import pathlib
 
 import jax
 
-from pconv_jax.data import pipeline as data
+from pconv_jax.data import eval_set
 from pconv_jax.errors import UserError
 from pconv_jax.eval import runners as eval_run
 from pconv_jax.eval import tables as eval_table
@@ -147,7 +147,7 @@ def evaluate(
         else:
             run_batch, description = eval_run.baseline_runner(method, batch_size, pool)
         records = masks.load_mask_set(mask_dir)
-        source = data.eval_images(images, size, split=split, limit=limit)
+        source = eval_set.eval_images(images, size, split=split, limit=limit)
         names = [source.name(i) for i in range(len(source))]
         pairs = pair_masks(len(names), records, seed, masks_per_image)
         resolve = lambda path: path and str(pathlib.Path(path).resolve())

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from pconv_jax import images
-from pconv_jax.data import pipeline as data
+from pconv_jax.data import eval_set
 from pconv_jax.errors import UserError
 from pconv_jax.eval import tables
 from pconv_jax.masks.protocol import CELLS, HOLE_RATIO_BUCKETS
@@ -157,7 +157,7 @@ def plot_grids(evals: list[dict], out: pathlib.Path) -> list[str]:
     """grid_bucket{b}.png per bucket; returns the file names written."""
 
     s = evals[0]["settings"]
-    source = data.eval_images(s["images"], s["size"], split=s["split"], limit=s["limit"])
+    source = eval_set.eval_images(s["images"], s["size"], split=s["split"], limit=s["limit"])
     index = {source.name(i): i for i in range(len(source))}
     written = []
     for bucket, rows in sorted(grid_pairs(evals).items()):

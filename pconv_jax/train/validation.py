@@ -28,6 +28,7 @@ import numpy as np
 
 from pconv_jax import images
 from pconv_jax.config import Config
+from pconv_jax.data import eval_set
 from pconv_jax.errors import UserError
 from pconv_jax.masks import protocol as masks
 from pconv_jax.masks import test_sets
@@ -68,8 +69,6 @@ class Validator:
     """Scores the fixed held-out set; `__call__(step, model_vars)` -> {scalar name: value}."""
 
     def __init__(self, cfg: Config, workdir, model, mesh, global_batch: int):
-        from pconv_jax.data import pipeline as data
-
         t = cfg.train
         if cfg.data.task != "inpaint":
             raise UserError(f"validation scores inpainting; data.task is {cfg.data.task!r}")
@@ -83,7 +82,7 @@ class Validator:
         size = cfg.data.image_size
         if size < lpips.MIN_SIZE_PX:
             raise UserError(f"validation needs data.image_size >= {lpips.MIN_SIZE_PX} (LPIPS)")
-        source = data.eval_images(
+        source = eval_set.eval_images(
             t.eval_images or cfg.data, size, limit=t.eval_num_images, **_tfds_args(cfg)
         )
         if not t.eval_images and cfg.data.source != "tfds":
