@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pconv_jax.cli.serve import NO_HOLE_NOTE, App, build_app, painted_hole
+from pconv_jax.cli.page import build_app
+from pconv_jax.cli.serve import NO_HOLE_NOTE, App, painted_hole
 from pconv_jax.images import save_png
 from pconv_jax.inference.inpainter import Inpainter
 
@@ -38,9 +39,10 @@ def test_page_handler_fills_painted_hole_and_keeps_known_pixels(app):
     layer = np.zeros((*photo.shape[:2], 4), np.uint8)
     layer[40:70, 50:100] = (255, 0, 255, 255)  # a brush stroke
     layer[60:70, 90:100, 3] = 0  # partly erased again
-    (before, after), png, telea, note = app.inpaint_page(
+    (before, after), png, telea, note, mask_png, _ = app.inpaint_page(
         {"background": photo, "layers": [layer], "composite": None}, None, "full", True
     )
+    np.testing.assert_array_equal(np.asarray(Image.open(mask_png)) == 255, layer[..., 3] > 0)
     hole = layer[..., 3] > 0
     result = np.asarray(Image.open(png))
     np.testing.assert_array_equal(before, photo)
@@ -58,14 +60,16 @@ def test_uploaded_mask_joins_the_painted_hole(app, tmp_path):
     photo = _photo()
     mask = np.zeros((60, 80), np.uint8)  # half size, same aspect: resized (nearest)
     mask[10:20, 10:20] = 255  # white = hole
-    (_, after), _, _, _ = app.inpaint_page({"background": photo, "layers": []}, mask, "full", False)
+    (_, after), *_ = app.inpaint_page({"background": photo, "layers": []}, mask, "full", False)
     changed = (after != photo).any(-1)
     assert changed[20:40, 20:40].any() and not changed[60:, :].any()
 
 
 def test_no_hole_returns_the_image_with_a_note_and_size_limit(app, tmp_path):
     photo = _photo()
-    (_, after), _, _, note = app.inpaint_page({"background": photo, "layers": []}, None, "full", 0)
+    (_, after), _, _, note, _, _ = app.inpaint_page(
+        {"background": photo, "layers": []}, None, "full", 0
+    )
     np.testing.assert_array_equal(after, photo)
     assert note == NO_HOLE_NOTE
     big = np.zeros((100, 301, 3), np.uint8)
