@@ -304,3 +304,163 @@ def test_browser_paint_a_stroke_and_inpaint(server, tmp_path):
     np.testing.assert_array_equal(result[~band], photo[~band])  # outside: bit for bit
     assert changed[height // 2 - 3 : height // 2 + 3, width // 2 - 40 : width // 2 + 40].all()
     assert 0.01 < changed.mean() < 0.3
+
+
+# --- The REST API (/api/v1), through the same real server process -------------------------
+
+
+def _photo_and_mask_files(tmp_path) -> tuple[np.ndarray, np.ndarray]:
+    """photo.png (a 120x160 Kodak crop) and mask.png (white = hole) in `tmp_path`."""
+    photo = _photo()
+    hole = np.zeros(photo.shape[:2], bool)
+    hole[30:60, 40:90] = True
+    save_png(photo, tmp_path / "photo.png")
+    save_png(np.where(hole, 255, 0).astype(np.uint8), tmp_path / "mask.png")
+    return photo, hole
+
+
+def _post(server, files: dict, data: dict | None = None, timeout: float = 120):
+    import httpx
+
+    return httpx.post(f"{server.url}api/v1/inpaint", files=files, data=data, timeout=timeout)
+
+
+def _png(response) -> np.ndarray:
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png"
+    return np.asarray(Image.open(io.BytesIO(response.content)))
+
+
+@pytest.mark.slow
+def test_rest_curl_line_from_the_docs_works_as_written(server, tmp_path):
+    photo, hole = _photo_and_mask_files(tmp_path)
+    port = server.url.rstrip("/").rsplit(":", 1)[1]
+    docs = (ROOT / "docs/inference-tool.md").read_text()
+    line = next(t for t in docs.splitlines() if t.startswith("curl -F image=@photo.png"))
+    assert line == (
+        "curl -F image=@photo.png -F mask=@mask.png http://127.0.0.1:7860/api/v1/inpaint -o out.png"
+    )
+    line = line.replace(":7860/", f":{port}/")  # the test server's port
+    if shutil.which("curl"):
+        done = subprocess.run(line.split(), cwd=tmp_path, capture_output=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        result = np.asarray(Image.open(tmp_path / "out.png"))
+    else:  # the same multipart request
+        with open(tmp_path / "photo.png", "rb") as image, open(tmp_path / "mask.png", "rb") as m:
+            result = _png(_post(server, {"image": image, "mask": m}))
+    assert result.shape == photo.shape
+    np.testing.assert_array_equal(result[~hole], photo[~hole])
+    assert (result[hole] != photo[hole]).any(-1).mean() > 0.5
+
+
+@pytest.mark.slow
+def test_rest_mask_operations_alpha_extend_and_formats(server, tmp_path):
+    photo, hole = _photo_and_mask_files(tmp_path)
+    image, mask = (tmp_path / "photo.png").read_bytes(), (tmp_path / "mask.png").read_bytes()
+    plain = _png(_post(server, {"image": image, "mask": mask}))
+    # The hole as transparency instead of a mask file: the same result.
+    rgba = io.BytesIO()
+    Image.fromarray(np.dstack([photo, np.where(hole, 0, 255).astype(np.uint8)])).save(rgba, "PNG")
+    alpha = _png(_post(server, {"image": rgba.getvalue()}, {"mask_from_alpha": "true"}))
+    np.testing.assert_array_equal(alpha, plain)
+    # Grow by 3 px and extend 16 px to the right: the new size; pixels farther than 3 px from
+    # the hole (by the disk rule, computed here with scipy) are the photo's, bit for bit.
+    from scipy import ndimage
+
+    data = {"dilate": "3", "extend": "0,0,16,0"}
+    grown = _png(_post(server, {"image": image, "mask": mask}, data))
+    assert grown.shape == (120, 176, 3)
+    far = ndimage.distance_transform_edt(~hole) > 3
+    np.testing.assert_array_equal(grown[:, :160][far], photo[far])
+    assert (grown[:, 160:] != 0).any()
+    jpeg = _post(server, {"image": image, "mask": mask}, {"format": "jpg", "quality": "80"})
+    assert jpeg.status_code == 200 and jpeg.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(jpeg.content)).format == "JPEG"
+
+
+@pytest.mark.slow
+def test_rest_bad_input_answers_4xx_json_with_the_cli_messages(server, tmp_path):
+    _photo_and_mask_files(tmp_path)
+    image, mask = (tmp_path / "photo.png").read_bytes(), (tmp_path / "mask.png").read_bytes()
+    wide = io.BytesIO()
+    Image.fromarray(np.zeros((10, 80), np.uint8)).save(wide, "PNG")
+    big = io.BytesIO()
+    Image.fromarray(np.zeros((10, 1025, 3), np.uint8)).save(big, "PNG")
+    full = io.BytesIO()
+    Image.fromarray(np.full((120, 160), 255, np.uint8)).save(full, "PNG")
+    cases = [  # (files, form, status, message fragment)
+        ({"mask": mask}, {}, 422, "image: Field required"),
+        ({"image": b"\x89PNG\r\n\x1a\nbroken", "mask": mask}, {}, 400, "cannot read image"),
+        ({"image": image, "mask": wide.getvalue()}, {}, 400, "different aspect ratios"),
+        ({"image": image}, {}, 400, "no hole: send a mask file"),
+        ({"image": image}, {"extend": "1,2,3"}, 400, "extend takes LEFT,TOP,RIGHT,BOTTOM"),
+        ({"image": image, "mask": mask}, {"dilate": "abc"}, 422, "dilate"),
+        ({"image": image, "mask": mask}, {"dilate": "-2"}, 400, "dilate must be a whole"),
+        ({"image": image, "mask": mask}, {"strategy": "tiles"}, 400, "strategy must be one of"),
+        ({"image": image, "mask": mask}, {"model": "other"}, 400, "no model 'other'"),
+        ({"image": image, "mask": full.getvalue()}, {}, 400, "no known pixel"),
+        ({"image": image}, {"mask_color": "300,0,0"}, 400, "R,G,B with values 0..255"),
+        ({"image": big.getvalue()}, {"extend": "1,1,1,1"}, 413, "at most 1024 px"),
+        ({"image": image}, {"extend": "0,0,900,0"}, 413, "the extended image is 1060x120"),
+    ]
+    for files, form, status, fragment in cases:
+        response = _post(server, files, form)
+        assert response.status_code == status, (form, response.text)
+        assert fragment in response.json()["error"], (form, response.text)
+    assert _png(_post(server, {"image": image, "mask": mask})).shape == (120, 160, 3)  # still up
+
+
+@pytest.mark.slow
+def test_rest_concurrent_requests_health_models_and_schema(server, tmp_path):
+    import concurrent.futures
+
+    import httpx
+
+    _photo_and_mask_files(tmp_path)
+    image, mask = (tmp_path / "photo.png").read_bytes(), (tmp_path / "mask.png").read_bytes()
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(_post, server, {"image": image, "mask": mask}) for _ in range(4)]
+        results = [_png(f.result()) for f in futures]
+    for result in results[1:]:
+        np.testing.assert_array_equal(result, results[0])  # queued, one at a time, all answered
+    health = httpx.get(f"{server.url}api/v1/health", timeout=30).json()
+    assert health == {"status": "ok", "waiting": 0, "max_queue": 16}
+    models = httpx.get(f"{server.url}api/v1/models", timeout=30).json()
+    assert [m["name"] for m in models["models"]] == [models["default"]]
+    assert models["models"][0]["loaded"] is True
+    schema = httpx.get(f"{server.url}openapi.json", timeout=30).json()
+    form = schema["paths"]["/api/v1/inpaint"]["post"]["requestBody"]["content"]
+    fields = next(iter(schema["components"]["schemas"].values()))["properties"]
+    assert "multipart/form-data" in form and {"image", "mask", "dilate", "extend"} <= set(fields)
+    docs = httpx.get(f"{server.url}docs", timeout=30)
+    assert docs.status_code == 200 and "swagger-ui" in docs.text.lower()
+
+
+def test_queue_refuses_beyond_its_waiting_room():
+    import threading
+
+    from pconv_jax.cli.rest import Busy, Queue
+
+    queue = Queue(max_waiting=2)
+    release, started = threading.Event(), threading.Event()
+
+    def slow():
+        started.set()
+        release.wait(10)
+        return "done"
+
+    first = threading.Thread(target=queue.run, args=(slow,))
+    first.start()
+    started.wait(10)
+    second = threading.Thread(target=queue.run, args=(lambda: None,))
+    second.start()
+    deadline = time.monotonic() + 10
+    while queue.waiting < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert queue.waiting == 2  # one running, one waiting for the lock
+    with pytest.raises(Busy, match="2 requests waiting"):
+        queue.run(lambda: None)
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert queue.waiting == 0 and queue.run(lambda: 7) == 7

@@ -51,7 +51,7 @@ class Busy(Exception):
 
 @dataclasses.dataclass
 class Queue:
-    """At most `max_waiting` requests wait for the one inference `lock`."""
+    """At most `max_waiting` requests in line (the running one included) for the `lock`."""
 
     max_waiting: int = 16
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
