@@ -77,6 +77,8 @@ def test_alpha_and_color_sources():
 
 def test_extend_parse_and_canvas():
     assert mask_ops.parse_extend("10,0,25%,50%", (100, 40)) == Extension(10, 0, 10, 50)
+    with pytest.raises(UserError, match="extend left must be a whole number"):
+        Extension(-1, 0, 0, 0)
     for bad in ("1,2,3", "1,2,3,-4", "1,2,3,1.5", "a,b,c,d"):
         with pytest.raises(UserError, match="extend"):
             mask_ops.parse_extend(bad, (10, 10))

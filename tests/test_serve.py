@@ -464,3 +464,98 @@ def test_queue_refuses_beyond_its_waiting_room():
     first.join(10)
     second.join(10)
     assert queue.waiting == 0 and queue.run(lambda: 7) == 7
+
+
+def _link(browser, selector: str, old: str | None = None):
+    """The href of the first link under `selector` once it exists and differs from `old`."""
+    from selenium.webdriver.common.by import By
+
+    links = browser.find_elements(By.CSS_SELECTOR, f"{selector} a[href]")
+    href = links[0].get_attribute("href") if links else None
+    return href if href and href != old else None
+
+
+def _download(href: str) -> np.ndarray:
+    with urllib.request.urlopen(href, timeout=30) as response:
+        return np.asarray(Image.open(io.BytesIO(response.read())))
+
+
+@pytest.mark.slow
+def test_browser_grow_a_stroke_download_the_mask_continue_and_undo(server, tmp_path):
+    from scipy import ndimage
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    photo = np.asarray(Image.open(ROOT / "pconv_jax/serve_examples/kodak23.jpg").convert("RGB"))
+    save_png(photo, tmp_path / "photo.png")
+    browser = _chromium()
+
+    def inpaint_and_wait(old_result):
+        browser.find_element(By.ID, "inpaint-button").click()
+        _wait_for(browser, server, "a new result", lambda b: _result_link_or_error(b, server))
+        return _wait_for(
+            browser, server, "a new result", lambda b: _link(b, "#result-file", old_result)
+        )
+
+    try:
+        browser.get(server.url)
+        upload = _wait_for(
+            browser,
+            server,
+            "upload input",
+            lambda b: b.find_element(By.CSS_SELECTOR, "#editor input[type=file]"),
+        )
+        zoom = browser.find_element(By.CSS_SELECTOR, "#editor .zoom-number")
+        empty_zoom = zoom.text
+        upload.send_keys(str(tmp_path / "photo.png"))
+        _wait_for(
+            browser, server, "photo on the canvas", lambda b: zoom.text not in ("", empty_zoom)
+        )
+        time.sleep(1)
+        canvas = next(
+            c for c in browser.find_elements(By.CSS_SELECTOR, "#editor canvas") if c.is_displayed()
+        )
+        stroke = ActionChains(browser).move_to_element_with_offset(canvas, -40, 10).click_and_hold()
+        stroke.move_by_offset(80, -10).release().perform()
+        first = inpaint_and_wait(None)
+        mask_plain = (
+            _download(_wait_for(browser, server, "mask link", lambda b: _link(b, "#mask-file")))
+            > 127
+        )
+
+        # Grow by 6 px: the downloaded mask is the painted one dilated by a disk of radius 6.
+        grow = browser.find_element(By.CSS_SELECTOR, "#grow input[type=number]")
+        grow.send_keys(Keys.CONTROL, "a")
+        grow.send_keys("6", Keys.TAB)
+        time.sleep(1)
+        old_mask = _link(browser, "#mask-file")
+        second = inpaint_and_wait(first)
+        mask_grown = (
+            _download(
+                _wait_for(browser, server, "new mask", lambda b: _link(b, "#mask-file", old_mask))
+            )
+            > 127
+        )
+        yy, xx = np.mgrid[-6:7, -6:7]
+        np.testing.assert_array_equal(
+            mask_grown, ndimage.binary_dilation(mask_plain, yy**2 + xx**2 <= 36)
+        )
+        grown_result = _download(second)[..., :3]
+        np.testing.assert_array_equal(grown_result[~mask_grown], photo[~mask_grown])
+        assert (grown_result[mask_grown] != photo[mask_grown]).any()
+        shot = os.environ.get("PCONV_SCREENSHOT") or str(tmp_path / "page.png")
+        browser.save_screenshot(shot)
+
+        # Continue on the result: with nothing painted, Inpaint returns the result unchanged.
+        browser.find_element(By.ID, "continue").click()
+        time.sleep(2)
+        third = inpaint_and_wait(second)
+        np.testing.assert_array_equal(_download(third)[..., :3], grown_result)
+        # Undo: the original photo is back in the editor.
+        browser.find_element(By.ID, "undo").click()
+        time.sleep(2)
+        fourth = inpaint_and_wait(third)
+        np.testing.assert_array_equal(_download(fourth)[..., :3], photo)
+    finally:
+        browser.quit()

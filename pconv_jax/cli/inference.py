@@ -43,8 +43,9 @@ def cmd_inpaint(args) -> int:
         raise UserError("give either IMAGE (one file) or --images DIR (a folder)")
     if args.masks and (mask or args.image):
         raise UserError("--masks DIR pairs masks by name in folder mode; it excludes MASK/--mask")
-    use_cache = not args.no_compile_cache
-    compile_cache.enable(compile_cache.default_dir() if use_cache else None)
+    if not 1 <= args.quality <= 100:
+        raise UserError(f"--quality must lie in 1..100, got {args.quality}")
+    compile_cache.enable(None if args.no_compile_cache else compile_cache.default_dir())
     source = _mask_source(args, mask)
     ops = MaskOps(args.invert, args.dilate, args.erode, args.feather)
     options = dict(
@@ -122,6 +123,7 @@ def cmd_serve(args) -> int:
         raise UserError(str(e)) from e
     from pconv_jax.cli import serve  # imports FastAPI, which comes with Gradio
 
+    compile_cache.enable(None if args.no_compile_cache else compile_cache.default_dir())
     serve.serve(
         args.checkpoint,
         models_dir=args.models,
@@ -262,6 +264,9 @@ def register(sub) -> None:
     serve.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     serve.add_argument(
         "--max-side", type=int, default=4096, help="largest accepted long side in px (4096)"
+    )
+    serve.add_argument(
+        "--no-compile-cache", action="store_true", help="no persistent JAX compilation cache"
     )
     serve.add_argument(
         "--max-queue", type=int, default=16, help="API requests that may wait (16; more: 429)"

@@ -130,6 +130,11 @@ class Extension:
     right: int = 0
     bottom: int = 0
 
+    def __post_init__(self):
+        for name, value in dataclasses.asdict(self).items():
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+                raise UserError(f"extend {name} must be a whole number of pixels >= 0: {value!r}")
+
     def __bool__(self) -> bool:
         return any((self.left, self.top, self.right, self.bottom))
 
