@@ -506,7 +506,12 @@ def test_browser_grow_a_stroke_download_the_mask_continue_and_undo(server, tmp_p
             "upload input",
             lambda b: b.find_element(By.CSS_SELECTOR, "#editor input[type=file]"),
         )
-        zoom = browser.find_element(By.CSS_SELECTOR, "#editor .zoom-number")
+        zoom = _wait_for(
+            browser,
+            server,
+            "the editor's zoom",
+            lambda b: b.find_element(By.CSS_SELECTOR, "#editor .zoom-number"),
+        )
         empty_zoom = zoom.text
         upload.send_keys(str(tmp_path / "photo.png"))
         _wait_for(
@@ -544,8 +549,10 @@ def test_browser_grow_a_stroke_download_the_mask_continue_and_undo(server, tmp_p
         grown_result = _download(second)[..., :3]
         np.testing.assert_array_equal(grown_result[~mask_grown], photo[~mask_grown])
         assert (grown_result[mask_grown] != photo[mask_grown]).any()
-        shot = os.environ.get("PCONV_SCREENSHOT") or str(tmp_path / "page.png")
-        browser.save_screenshot(shot)
+        browser.set_window_size(1400, 1500)  # the whole page, for docs/img/serve.png
+        browser.execute_script("window.scrollTo(0, 0)")
+        time.sleep(1)
+        browser.save_screenshot(os.environ.get("PCONV_SCREENSHOT") or str(tmp_path / "page.png"))
 
         # Continue on the result: with nothing painted, Inpaint returns the result unchanged.
         browser.find_element(By.ID, "continue").click()
@@ -559,3 +566,35 @@ def test_browser_grow_a_stroke_download_the_mask_continue_and_undo(server, tmp_p
         np.testing.assert_array_equal(_download(fourth)[..., :3], photo)
     finally:
         browser.quit()
+
+
+def test_models_folder_gives_a_picker_and_unknown_names_are_refused(run_dir, tmp_path, capsys):
+    from pconv_jax import cli
+    from pconv_jax.cli.serve import find_models
+    from pconv_jax.errors import UserError
+
+    folder = tmp_path / "models"
+    for name in ("b_model", "a_model"):
+        assert cli.main(["export", "--checkpoint", str(run_dir), str(folder / f"{name}.npz")]) == 0
+    (folder / "notes.txt").write_text("not a model")
+    models = find_models(None, folder)
+    assert list(models) == ["a_model", "b_model"]
+    assert list(find_models(run_dir, folder)) == [run_dir.name, "a_model", "b_model"]
+    app = App(models=models, out_dir=tmp_path / "o")
+    assert app.default_model == "a_model"
+    assert [m["loaded"] for m in app.describe_models()] == [False, False]
+    photo = _photo()
+    layer = np.zeros((*photo.shape[:2], 4), np.uint8)
+    layer[40:70, 50:100, 3] = 255
+    editor = {"background": photo, "layers": [layer]}
+    (_, by_a), *_ = app.inpaint_page(editor, None, "full", False, model="a_model")
+    (_, by_b), *_ = app.inpaint_page(editor, None, "full", False, model="b_model")
+    np.testing.assert_array_equal(by_a, by_b)  # the same weights exported twice
+    assert [m["loaded"] for m in app.describe_models()] == [True, True]
+    with pytest.raises(UserError, match="no model 'c' on this server; it has a_model, b_model"):
+        app.inpainter_for("c")
+    with pytest.raises(UserError, match="no .npz/.onnx export or run directory"):
+        find_models(None, tmp_path / "o")
+    capsys.readouterr()
+    assert cli.main(["serve"]) == 2
+    assert "give --checkpoint PATH or --models DIR" in capsys.readouterr().err

@@ -99,6 +99,7 @@ def build_app(app):
                     eraser=gr.Eraser(default_size=24),
                     transforms=[],
                     layers=False,
+                    format="png",  # lossless: "continue on the result" keeps its pixels
                     label="Photo: paint the hole",
                     elem_id="editor",
                 )
@@ -112,10 +113,11 @@ def build_app(app):
                         invert = gr.Checkbox(False, label="Invert", elem_id="invert")
                         grow = gr.Slider(0, 64, 0, step=1, label="Grow (px)", elem_id="grow")
                         feather = gr.Slider(0, 64, 0, step=1, label="Feather (px)")
+                    gr.Markdown("Extend the canvas (px; the new border is filled):")
                     with gr.Row():
                         sides = [
-                            gr.Number(0, label=f"Extend {side} (px)", precision=0, minimum=0)
-                            for side in ("left", "top", "right", "bottom")
+                            gr.Number(0, label=side, precision=0, minimum=0, min_width=60)
+                            for side in ("Left", "Top", "Right", "Bottom")
                         ]
                 with gr.Row():
                     strategy = gr.Radio(list(STRATEGIES), value=app.strategy, label="Strategy")
