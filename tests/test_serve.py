@@ -263,7 +263,12 @@ def test_browser_paint_a_stroke_and_inpaint(server, tmp_path):
             "upload input on the page",
             lambda b: b.find_element(By.CSS_SELECTOR, "#editor input[type=file]"),
         )
-        zoom = browser.find_element(By.CSS_SELECTOR, "#editor .zoom-number")
+        zoom = _wait_for(  # rendered a moment after the upload input on a loaded machine
+            browser,
+            server,
+            "the editor's zoom",
+            lambda b: b.find_element(By.CSS_SELECTOR, "#editor .zoom-number"),
+        )
         empty_zoom = zoom.text  # the empty canvas's zoom, e.g. "36%"
         upload.send_keys(str(tmp_path / "photo.png"))
         # Once the photo is on the canvas the editor zooms to fit it (e.g. "113%"), brush active;
