@@ -14,6 +14,8 @@ different aspect ratio (inference: a mask must belong to its image).
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import math
 import os
 import pathlib
@@ -117,6 +119,95 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         return decode_file(path)
     except DECODE_ERRORS as e:
         raise UserError(f"cannot read image {path}: {e}") from e
+
+
+@dataclasses.dataclass
+class Photo:
+    """A photo file as the inpainting tools need it (`read_photo`).
+
+    Attributes:
+      rgb: uint8 [H, W, 3], upright (EXIF orientation applied), alpha composited over white.
+      rgb16: uint16 [H, W, 3] the same pixels at full depth for a 16-bit PNG, else None.
+      alpha: uint8 or uint16 [H, W] opacity (upright) when the file has an alpha channel.
+      exif: the file's EXIF block with the orientation reset to 1 (the pixels are upright), or None.
+      icc: the embedded ICC colour profile (bytes) or None.
+      dpi: (x, y) resolution in dots per inch, or None.
+    """
+
+    rgb: np.ndarray
+    rgb16: np.ndarray | None = None
+    alpha: np.ndarray | None = None
+    exif: bytes | None = None
+    icc: bytes | None = None
+    dpi: tuple[float, float] | None = None
+
+
+def _upright_index(image: Image.Image, height: int, width: int) -> np.ndarray | None:
+    """Flat indices that reorder a [H, W] array as `ImageOps.exif_transpose` reorders `image`
+    (None when upright), so that cv2-decoded 16-bit pixels follow Pillow's rule exactly."""
+    orientation = image.getexif().get(0x0112, 1)
+    if orientation in (None, 1):
+        return None
+    index = Image.fromarray(np.arange(height * width, dtype=np.int32).reshape(height, width))
+    index.info["exif"] = image.getexif().tobytes()
+    index.getexif()[0x0112] = orientation
+    return np.asarray(ImageOps.exif_transpose(index))
+
+
+def _read_sixteen(data: bytes, image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """(rgb uint16 [H, W, 3] over white, alpha uint16 or None) of a 16-bit PNG, upright."""
+    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if array.ndim == 2:
+        array = array[..., None]
+    array = array[..., [2, 1, 0, 3][: array.shape[-1]]] if array.shape[-1] >= 3 else array
+    order = _upright_index(image, *array.shape[:2])
+    if order is not None:
+        array = array.reshape(-1, array.shape[-1])[order]
+    alpha = None
+    if array.shape[-1] in (2, 4):
+        alpha = array[..., -1]
+        a = alpha[..., None].astype(np.uint64)
+        over = (array[..., :-1].astype(np.uint64) * a + 65535 * (65535 - a) + 32767) // 65535
+        array = over.astype(np.uint16)
+    if array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)
+    return np.ascontiguousarray(array), alpha
+
+
+def read_photo(source: str | os.PathLike | bytes, name: str | None = None) -> Photo:
+    """Reads an image file (a path, or its bytes with `name` for messages) with its metadata.
+
+    `rgb` is what `read_image` returns, except for a 16-bit PNG, which gives `rgb16` (alpha over
+    white at 16 bits) and `rgb` = rgb16 * 255 // 65535; the EXIF block comes back with
+    orientation 1, since the pixels are upright.
+
+    Raises:
+      FileNotFoundError for a missing path; UserError naming the file when it cannot be decoded.
+    """
+    if not isinstance(source, bytes):
+        name = name or os.fspath(source)
+        if not pathlib.Path(source).is_file():
+            raise FileNotFoundError(f"image file not found: {source}")
+        source = pathlib.Path(source).read_bytes()
+    try:
+        with Image.open(io.BytesIO(source)) as image:
+            rgb = decode_file(io.BytesIO(source))
+            photo = Photo(rgb, icc=image.info.get("icc_profile") or None)
+            if image.info.get("dpi"):
+                photo.dpi = tuple(float(v) for v in image.info["dpi"])
+            if image.format == "PNG" and source[24] == 16:  # IHDR bit depth
+                photo.rgb16, photo.alpha = _read_sixteen(source, image)
+                photo.rgb = to_rgb(photo.rgb16)  # the 8-bit rule of this module, not Pillow's
+            elif "A" in image.mode or "transparency" in image.info:
+                rgba = ImageOps.exif_transpose(image).convert("RGBA")
+                photo.alpha = np.asarray(rgba)[..., 3].copy()
+            exif = image.getexif()  # last: setting the orientation changes Pillow's cached copy
+            if len(exif):
+                exif[0x0112] = 1
+                photo.exif = exif.tobytes()
+    except DECODE_ERRORS as e:
+        raise UserError(f"cannot read image {name}: {e}") from e
+    return photo
 
 
 def holes_from_gray(gray: np.ndarray, threshold: float = 0.5, hole_is_white: bool = True):

@@ -6,6 +6,8 @@ import pathlib
 # Must happen before JAX initialises its backends.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# `pconv inpaint` run in-process must not fill the user's JAX compilation cache.
+os.environ.setdefault("PCONV_COMPILE_CACHE", "off")
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402

@@ -63,8 +63,8 @@ def test_cli_errors_exit_2_with_a_message(run_dir, tmp_path, capsys):
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
     assert _inpaint(run_dir, corrupt, mask_path, "-o", tmp_path / "o.png") == 2
     assert "cannot read image" in capsys.readouterr().err
-    assert _inpaint(run_dir, image_path, mask_path, "-o", tmp_path / "o.jpg") == 2
-    assert "must be a .png" in capsys.readouterr().err
+    assert _inpaint(run_dir, image_path, mask_path, "-o", tmp_path / "o.tga") == 2
+    assert "output must end in .png, .jpg" in capsys.readouterr().err
     other_aspect = tmp_path / "wide_mask.png"
     Image.fromarray(np.zeros((40, 80), np.uint8)).save(other_aspect)
     assert _inpaint(run_dir, image_path, other_aspect, "-o", tmp_path / "o.png") == 2
@@ -74,7 +74,7 @@ def test_cli_errors_exit_2_with_a_message(run_dir, tmp_path, capsys):
     assert _inpaint(run_dir, image_path, all_hole, "-o", tmp_path / "o.png") == 2
     assert "no known pixel" in capsys.readouterr().err
     assert _inpaint(run_dir, image_path, "-o", tmp_path / "o.png") == 2
-    assert "either IMAGE MASK" in capsys.readouterr().err
+    assert "give a mask, --mask-from-alpha, --mask-color or --extend" in capsys.readouterr().err
     assert _inpaint(tmp_path / "nowhere", image_path, mask_path, "-o", tmp_path / "o.png") == 2
 
 

@@ -6,37 +6,76 @@ import pathlib
 import sys
 import warnings
 
+from pconv_jax.cli import compile_cache
 from pconv_jax.cli.common import add_checkpoint_args, load_inpainter
 from pconv_jax.errors import UserError
 from pconv_jax.images import read_image, save_png
 from pconv_jax.inference import files as inpaint_files
 from pconv_jax.inference import superres
 from pconv_jax.inference.inpainter import STRATEGIES
+from pconv_jax.inference.mask_ops import MaskOps, parse_color
+from pconv_jax.inference.output import check_suffix
 
 CHECKPOINT_HELP = "training run directory, or a `pconv export` .npz or .onnx"
 
 
+def _mask_source(args, single_mask) -> inpaint_files.MaskSource:
+    return inpaint_files.MaskSource(
+        file=single_mask,
+        from_alpha=args.mask_from_alpha,
+        color=parse_color(args.mask_color) if args.mask_color else None,
+        tolerance=args.tolerance,
+        hole_is_white=args.hole_color == "white",
+        threshold=args.threshold,
+    )
+
+
 def cmd_inpaint(args) -> int:
-    """Inpaints IMAGE with MASK, or every image of --images with its mask from --masks.
+    """Inpaints IMAGE (holes from MASK, --mask, the alpha or a colour, plus --extend), or every
+    image of --images (masks paired by stem from --masks, or one --mask for all).
 
     Exit status: 0 done, 1 folder mode skipped some files (listed on stderr), 2 bad input.
     """
-    single, folder = (args.image, args.mask), (args.images, args.masks)
-    if all(single) == all(folder) or any(single) != all(single) or any(folder) != all(folder):
-        raise UserError("give either IMAGE MASK, or both --images DIR and --masks DIR")
-    inpainter = load_inpainter(args)
-    options = dict(hole_is_white=args.hole_color == "white", threshold=args.threshold)
-    if all(single):
-        inpaint_files.inpaint_file(inpainter, args.image, args.mask, args.output, **options)
-        print(f"wrote {args.output}")
+    if args.mask and args.mask_file:
+        raise UserError("give the mask once: as MASK or as --mask FILE")
+    mask = args.mask or args.mask_file
+    if bool(args.image) == bool(args.images):
+        raise UserError("give either IMAGE (one file) or --images DIR (a folder)")
+    if args.masks and (mask or args.image):
+        raise UserError("--masks DIR pairs masks by name in folder mode; it excludes MASK/--mask")
+    if not 1 <= args.quality <= 100:
+        raise UserError(f"--quality must lie in 1..100, got {args.quality}")
+    compile_cache.enable(None if args.no_compile_cache else compile_cache.default_dir())
+    source = _mask_source(args, mask)
+    ops = MaskOps(args.invert, args.dilate, args.erode, args.feather)
+    options = dict(
+        ops=ops,
+        extend=args.extend,
+        outputs=inpaint_files.Outputs(args.quality, args.concat),
+    )
+    if args.image:
+        check_suffix(args.output)
+        inpainter = load_inpainter(args)
+        report = inpaint_files.inpaint_file(inpainter, args.image, args.output, source, **options)
+        print(f"wrote {args.output}" + (" (no hole: unchanged)" if report.unchanged else ""))
         return 0
+    if not (args.masks or mask or args.mask_from_alpha or args.mask_color or args.extend):
+        raise UserError(
+            "folder mode needs --masks DIR, --mask FILE, --mask-from-alpha, "
+            "--mask-color or --extend"
+        )
+    inpainter = load_inpainter(args)
     report = inpaint_files.inpaint_folder(
-        inpainter, args.images, args.masks, args.output, progress=not args.no_progress, **options
+        inpainter,
+        args.images,
+        args.output,
+        source,
+        args.masks,
+        fmt=args.format,
+        progress=not args.no_progress,
+        **options,
     )
-    print(
-        f"wrote {len(report.written) + len(report.unchanged)} images to {args.output} "
-        f"({len(report.unchanged)} unchanged: mask without hole); skipped {len(report.skipped)}"
-    )
+    print(report.summary(args.output))
     for path, message in report.notes:
         print(f"  note {path}: {message}", file=sys.stderr)
     for path, reason in report.skipped:
@@ -75,46 +114,109 @@ def cmd_upscale(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    """Starts the inpainting web page and its `inpaint` API (Gradio) for one model."""
-    from pconv_jax.cli import serve
+    """Serves the inpainting page and the REST API (one or several models)."""
+    from pconv_jax.cli import page  # Gradio is optional: only this command needs it
 
     try:
-        serve.import_gradio()
+        page.import_gradio()
     except ImportError as e:
         raise UserError(str(e)) from e
+    from pconv_jax.cli import serve  # imports FastAPI, which comes with Gradio
+
+    compile_cache.enable(None if args.no_compile_cache else compile_cache.default_dir())
     serve.serve(
         args.checkpoint,
+        models_dir=args.models,
         host=args.host,
         port=args.port,
         max_side=args.max_side,
+        max_queue=args.max_queue,
         strategy=args.strategy,
     )
     return 0
 
 
-def register(sub) -> None:
-    inpaint = sub.add_parser(
-        "inpaint", help="fill the holes of IMAGE given MASK, or of every image in a folder"
+def add_mask_args(parser) -> None:
+    """Hole sources besides mask files, and the mask operations (in their order)."""
+    group = parser.add_argument_group(
+        "holes and mask operations",
+        "applied in this order: sources joined, invert, dilate, erode, extend, feather",
     )
-    add_checkpoint_args(inpaint, CHECKPOINT_HELP)
-    inpaint.add_argument("image", nargs="?", help="image file (single mode)")
-    inpaint.add_argument("mask", nargs="?", help="mask file of the same size (single mode)")
-    inpaint.add_argument("--images", help="folder of images (folder mode)")
-    inpaint.add_argument("--masks", help="folder of masks named like the images (folder mode)")
-    inpaint.add_argument(
-        "-o", "--output", required=True, help="output .png (single mode) or folder (folder mode)"
-    )
-    inpaint.add_argument(
+    group.add_argument(
         "--hole-color",
         choices=("white", "black"),
         default="white",
         help="mask colour that marks holes (default white, as in the NVIDIA masks)",
     )
-    inpaint.add_argument(
+    group.add_argument(
         "--threshold",
         type=float,
         default=0.5,
-        help="mask pixels above this fraction of full scale are white (default 0.5)",
+        help="mask (and alpha) pixels above this fraction of full scale are white/opaque (0.5)",
+    )
+    group.add_argument(
+        "--mask-from-alpha", action="store_true", help="the image's transparent pixels are hole"
+    )
+    group.add_argument(
+        "--mask-color", metavar="R,G,B", help="pixels of this colour are hole (e.g. 255,0,0)"
+    )
+    group.add_argument(
+        "--tolerance", type=int, default=0, help="--mask-color: max difference per channel (0)"
+    )
+    group.add_argument("--invert", action="store_true", help="swap hole and known")
+    group.add_argument("--dilate", type=int, default=0, metavar="N", help="grow the hole N px")
+    group.add_argument("--erode", type=int, default=0, metavar="N", help="shrink the hole N px")
+    group.add_argument(
+        "--extend",
+        metavar="L,T,R,B",
+        help="outpaint: add these pixels (or %%, e.g. 0,0,25%%,0) on each side; new border = hole",
+    )
+    group.add_argument(
+        "--feather",
+        type=int,
+        default=0,
+        metavar="N",
+        help="blend the fill into the photo over N px outside the hole (no seam)",
+    )
+
+
+def register(sub) -> None:
+    inpaint = sub.add_parser(
+        "inpaint",
+        help="fill the holes of IMAGE, or of every image in a folder",
+        description="Mask operations apply in this order: the holes (MASK/--mask/--masks, "
+        "--mask-from-alpha, --mask-color, joined), --invert, --dilate, --erode, --extend, "
+        "--feather. See docs/inference-tool.md.",
+    )
+    add_checkpoint_args(inpaint, CHECKPOINT_HELP)
+    inpaint.add_argument("image", nargs="?", help="image file (single mode)")
+    inpaint.add_argument("mask", nargs="?", help="its mask file, white = hole (single mode)")
+    inpaint.add_argument("--images", help="folder of images (folder mode)")
+    inpaint.add_argument("--masks", help="folder of masks named like the images (folder mode)")
+    inpaint.add_argument(
+        "--mask",
+        dest="mask_file",
+        metavar="FILE",
+        help="one mask for IMAGE or for every image of --images (nearest-resized to each; the "
+        "aspect ratio must agree within ~1 px)",
+    )
+    inpaint.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output file (single mode; .png, .jpg or .webp picks the format) or folder",
+    )
+    add_mask_args(inpaint)
+    out = inpaint.add_argument_group("output")
+    out.add_argument(
+        "--format",
+        choices=("png", "jpg", "webp"),
+        default="png",
+        help="folder mode: format of the written files (default png, lossless)",
+    )
+    out.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1..100 (95)")
+    out.add_argument(
+        "--concat", action="store_true", help="write image | hole overlay | result side by side"
     )
     inpaint.add_argument(
         "--strategy",
@@ -125,6 +227,12 @@ def register(sub) -> None:
     )
     inpaint.add_argument("--batch-size", type=int, help="images per pass (default: one/device)")
     inpaint.add_argument("--no-progress", action="store_true", help="no progress bar")
+    inpaint.add_argument(
+        "--no-compile-cache",
+        action="store_true",
+        help="do not use the persistent JAX compilation cache (default: on, in "
+        "$XDG_CACHE_HOME/pconv_jax/jax_cache or ~/.cache/pconv_jax/jax_cache)",
+    )
     inpaint.set_defaults(func=cmd_inpaint)
 
     upscale = sub.add_parser(
@@ -145,12 +253,23 @@ def register(sub) -> None:
     )
     upscale.set_defaults(func=cmd_upscale)
 
-    serve = sub.add_parser("serve", help="web page to paint holes and fill them (Gradio)")
-    serve.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
+    serve = sub.add_parser(
+        "serve", help="web page to paint holes and fill them (Gradio), and a REST API"
+    )
+    serve.add_argument("--checkpoint", help=CHECKPOINT_HELP + " (the default model)")
+    serve.add_argument(
+        "--models", metavar="DIR", help="a folder of exports/run directories: a model picker"
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     serve.add_argument(
         "--max-side", type=int, default=4096, help="largest accepted long side in px (4096)"
+    )
+    serve.add_argument(
+        "--no-compile-cache", action="store_true", help="no persistent JAX compilation cache"
+    )
+    serve.add_argument(
+        "--max-queue", type=int, default=16, help="API requests that may wait (16; more: 429)"
     )
     serve.add_argument(
         "--strategy",

@@ -1,49 +1,39 @@
-"""`pconv serve`: a Gradio page to paint a hole over a photo and get it filled, plus an API.
+"""`pconv serve`: a page to paint a hole over a photo and get it filled, a REST API beside it.
 
-The page: an image editor (upload, or pick one of the bundled Kodak examples; brush with a size
-slider, eraser and undo), an optional mask upload (white = hole, as everywhere in pconv_jax),
-the strategy (full, downscale, crop), an optional Telea fill for comparison; the result appears
-in a before/after slider and as a PNG file to download. The API endpoint `inpaint` takes an
-image file and a mask file (white = hole) and returns the filled PNG (see README for a
-`gradio_client` example).
+One server (uvicorn) carries the FastAPI app with the REST API (`rest`: /api/v1/inpaint,
+/api/v1/models, /api/v1/health, the OpenAPI page at /docs) and the Gradio page (`page`) mounted
+at /, with its Gradio `inpaint` endpoint (see README for a `gradio_client` example). This module
+holds the request handlers (`App`), which tests call without a server.
 
 Behaviour: known pixels come back exactly (the PNG is lossless); images up to `max_side` px on
 the long side (default 4096; beyond it a one-line error, nothing crashes); a mask without hole
-returns the image with a note; requests are queued and run one at a time on one `Inpainter`
-loaded once (it compiles once per shape bucket); the server binds 127.0.0.1 unless told
-otherwise. Gradio is an optional dependency: `pip install 'pconv_jax[serve]'`.
+returns the image with a note; one inference at a time (page and API share a lock; at most
+`max_queue` API requests wait), on models loaded once each (compiled once per shape bucket);
+the server binds 127.0.0.1 unless told otherwise. Gradio is an optional dependency:
+`pip install 'pconv_jax[serve]'`.
 """
 
 from __future__ import annotations
 
-import os
+import io
 import pathlib
 import tempfile
 import uuid
 import warnings
 
 import numpy as np
+from PIL import Image
 
-from pconv_jax.images import read_image, save_png
+from pconv_jax.cli import page, rest
+from pconv_jax.errors import UserError
+from pconv_jax.images import DECODE_ERRORS, read_image, save_png
+from pconv_jax.inference import edit
 from pconv_jax.inference.files import read_known
-from pconv_jax.inference.inpainter import STRATEGIES, Inpainter, NoHoleWarning
+from pconv_jax.inference.inpainter import Inpainter, NoHoleWarning
+from pconv_jax.inference.mask_ops import Extension, MaskOps
 
-EXAMPLES_DIR = pathlib.Path(__file__).with_name("serve_examples")
 DEFAULT_MAX_SIDE = 4096
 NO_HOLE_NOTE = "The mask has no hole: the image is returned unchanged. Paint over what to remove."
-
-
-def import_gradio():
-    """The gradio module (usage analytics off unless the user turned them on), or ImportError
-    saying how to install it."""
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    try:
-        import gradio
-    except ImportError as e:
-        raise ImportError(
-            f"pconv serve needs Gradio ({e}); install it with: pip install 'pconv_jax[serve]'"
-        ) from e
-    return gradio
 
 
 def check_size(image: np.ndarray, max_side: int) -> None:
@@ -98,131 +88,171 @@ def fill(inpainter: Inpainter, image: np.ndarray, hole: np.ndarray, strategy: st
         return inpainter(image, ~hole, strategy=strategy), ""
 
 
-class App:
-    """The request handlers around one Inpainter (kept apart from Gradio so tests can call them)."""
+def find_models(checkpoint=None, models_dir=None) -> dict[str, str]:
+    """{name: path} of `checkpoint` and of every export (.npz, .onnx) and run directory (holding
+    config.json) directly in `models_dir`; names are file stems, the checkpoint's comes first."""
+    found = {}
+    if checkpoint:
+        found[pathlib.Path(checkpoint).stem or "default"] = str(checkpoint)
+    if models_dir:
+        folder = pathlib.Path(models_dir)
+        if not folder.is_dir():
+            raise UserError(f"--models must be a folder of exports or run directories: {folder}")
+        for path in sorted(folder.iterdir()):
+            is_export = path.is_file() and path.suffix.lower() in (".npz", ".onnx")
+            if is_export or (path.is_dir() and (path / "config.json").is_file()):
+                found.setdefault(path.stem, str(path))
+        if not found:
+            raise UserError(f"no .npz/.onnx export or run directory in {folder}")
+    if not found:
+        raise UserError("give --checkpoint PATH or --models DIR")
+    return found
 
-    def __init__(self, inpainter: Inpainter, *, max_side: int = DEFAULT_MAX_SIDE, out_dir=None):
-        self.inpainter = inpainter
+
+class App:
+    """The request handlers around the server's models (apart from Gradio so tests call them).
+
+    Models load on first use and stay loaded (each compiles once per shape bucket); one
+    inference runs at a time (`queue.lock`, shared by the page and the REST API).
+    """
+
+    def __init__(
+        self,
+        inpainter: Inpainter | None = None,
+        *,
+        models: dict[str, str] | None = None,
+        strategy: str = "full",
+        max_side: int = DEFAULT_MAX_SIDE,
+        max_queue: int = 16,
+        out_dir=None,
+    ):
+        self.models = dict(models or {})
+        self._loaded: dict[str, Inpainter] = {}
+        if inpainter is not None:
+            self.models = {"default": "(given)", **self.models}
+            self._loaded["default"] = inpainter
+        if not self.models:
+            raise UserError("an App needs an Inpainter or models")
+        self.default_model = next(iter(self.models))
+        self.strategy = strategy
         self.max_side = max_side
+        self.queue = rest.Queue(max_queue)
         self.out_dir = pathlib.Path(out_dir or tempfile.mkdtemp(prefix="pconv_serve_"))
         self.out_dir.mkdir(parents=True, exist_ok=True)
 
-    def _save(self, image: np.ndarray) -> str:
-        path = self.out_dir / f"inpainted_{uuid.uuid4().hex[:12]}.png"
+    @property
+    def inpainter(self) -> Inpainter:
+        return self.inpainter_for(None)
+
+    def inpainter_for(self, name: str | None) -> Inpainter:
+        """The loaded Inpainter of model `name` (None: the default); UserError for other names."""
+        name = name or self.default_model
+        if name not in self.models:
+            raise UserError(f"no model {name!r} on this server; it has {', '.join(self.models)}")
+        if name not in self._loaded:
+            self._loaded[name] = Inpainter.load(self.models[name], strategy=self.strategy)
+        return self._loaded[name]
+
+    def describe_models(self) -> list[dict]:
+        """[{name, source, loaded}] for GET /api/v1/models."""
+        return [
+            {"name": n, "source": p, "loaded": n in self._loaded} for n, p in self.models.items()
+        ]
+
+    @staticmethod
+    def peek_size(data: bytes, name: str) -> tuple[int, int]:
+        """(height, width) from an image file's header, without decoding its pixels."""
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+        except DECODE_ERRORS as e:
+            raise UserError(f"cannot read image {name}: {e}") from e
+        return height, width
+
+    def _save(self, image: np.ndarray, prefix: str = "inpainted") -> str:
+        path = self.out_dir / f"{prefix}_{uuid.uuid4().hex[:12]}.png"
         save_png(image, path)
         return str(path)
 
     def inpaint_files(self, image_path: str, mask_path: str) -> str:
-        """The `inpaint` API: image file + mask file (white = hole) -> path of the filled PNG."""
+        """The Gradio `inpaint` API: image + mask file (white = hole) -> path of the filled PNG."""
         image = read_image(image_path)
         check_size(image, self.max_side)
         hole = ~read_known(mask_path, image.shape[:2])
-        result, _ = fill(self.inpainter, image, hole, self.inpainter.strategy)
+        with self.queue.lock:
+            result, _ = fill(self.inpainter, image, hole, self.strategy)
         return self._save(result)
 
-    def inpaint_page(self, editor_value, mask_upload, strategy: str, telea: bool):
-        """The page's Inpaint button: (before/after pair, PNG path, Telea fill or None, note)."""
+    def inpaint_page(
+        self,
+        editor_value,
+        mask_upload,
+        strategy: str,
+        telea: bool,
+        invert: bool = False,
+        dilate: int = 0,
+        feather: int = 0,
+        extend: tuple = (0, 0, 0, 0),
+        model: str | None = None,
+    ):
+        """The page's Inpaint button: (before/after pair, PNG path, Telea fill or None, note,
+        mask PNG path (white = the hole that was filled), result uint8 [H,W,3])."""
         image, hole = painted_hole(editor_value)
         check_size(image, self.max_side)
         if mask_upload is not None:
             hole |= uploaded_hole(mask_upload, image.shape[:2])
-        result, note = fill(self.inpainter, image, hole, strategy)
+        ops = MaskOps(bool(invert), int(dilate), 0, int(feather))
+        extension = Extension(*(int(v or 0) for v in extend))
+        prepared = edit.prepare(image, hole, ops, extension)
+        check_size(prepared.image, self.max_side)
+        if not prepared.net_hole.any():
+            result, note = prepared.image.copy(), NO_HOLE_NOTE
+        else:
+            edit.check_known(prepared)
+            with self.queue.lock:
+                inpainter = self.inpainter_for(model)
+                result, note = edit.run(inpainter, [prepared], strategy)[0], ""
         telea_fill = None
-        if telea and hole.any():
+        if telea and prepared.hole.any():
             from pconv_jax.eval.baselines import opencv_inpaint
 
-            telea_fill = opencv_inpaint(image, (~hole)[..., None].astype(np.uint8), "telea")
-        pixels = int(hole.sum())
-        status = note or f"Filled {pixels} hole pixels ({100 * pixels / hole.size:.1f}%)."
-        return (image, result), self._save(result), telea_fill, status
-
-
-def build_app(app: App):
-    """The Gradio Blocks of the page and the `inpaint` API endpoint (not launched)."""
-    gr = import_gradio()
-
-    def guarded(fn):
-        def run(*args):
-            try:
-                return fn(*args)
-            except ValueError as e:  # the user's input: shown in the page, no traceback
-                raise gr.Error(str(e)) from None
-
-        return run
-
-    examples = sorted(str(p) for p in EXAMPLES_DIR.glob("*.jpg"))
-    with gr.Blocks(title="pconv_jax inpainting") as blocks:
-        gr.Markdown(
-            "## Partial-convolution inpainting\nUpload a photo or pick an example, paint over "
-            "what should go, press **Inpaint**. Known pixels are kept exactly."
-        )
-        with gr.Row():
-            with gr.Column():
-                editor = gr.ImageEditor(
-                    type="numpy",
-                    image_mode="RGB",
-                    sources=["upload", "clipboard"],
-                    brush=gr.Brush(colors=["#ff00ff"], color_mode="fixed", default_size=24),
-                    eraser=gr.Eraser(default_size=24),
-                    transforms=[],
-                    layers=False,
-                    label="Photo: paint the hole",
-                    elem_id="editor",
-                )
-                gr.Examples(examples, inputs=editor, label="Examples (Kodak)")
-                mask_upload = gr.Image(
-                    type="numpy", image_mode="L", label="Or upload a mask (white = hole)"
-                )
-                strategy = gr.Radio(
-                    list(STRATEGIES), value=app.inpainter.strategy, label="Strategy"
-                )
-                telea = gr.Checkbox(
-                    False, label="Also fill with Telea (OpenCV) to compare", elem_id="use-telea"
-                )
-                button = gr.Button("Inpaint", variant="primary", elem_id="inpaint-button")
-            with gr.Column():
-                compare = gr.ImageSlider(
-                    label="Before / after (drag the slider)", format="png", elem_id="compare"
-                )
-                download = gr.File(label="Result (PNG)", elem_id="result-file")
-                note = gr.Markdown(elem_id="note")
-                telea_out = gr.Image(label="Telea", format="png", elem_id="telea")
-        button.click(
-            guarded(app.inpaint_page),
-            [editor, mask_upload, strategy, telea],
-            [compare, download, telea_out, note],
-            api_visibility="private",
-        )
-        with gr.Row(visible=False):
-            api_image = gr.File(type="filepath")
-            api_mask = gr.File(type="filepath")
-            api_out = gr.File()
-        api_button = gr.Button(visible=False)
-        api_button.click(
-            guarded(app.inpaint_files), [api_image, api_mask], api_out, api_name="inpaint"
-        )
-    blocks.queue(default_concurrency_limit=1)  # one Inpainter: requests wait their turn
-    return blocks
+            known = (~prepared.hole)[..., None].astype(np.uint8)
+            telea_fill = opencv_inpaint(prepared.image, known, "telea")
+        pixels = int(prepared.net_hole.sum())
+        status = note or f"Filled {pixels} hole pixels ({100 * pixels / result[..., 0].size:.1f}%)."
+        mask_png = self._save(np.where(prepared.hole, 255, 0).astype(np.uint8), "mask")
+        pair = (prepared.image, result)
+        return pair, self._save(result), telea_fill, status, mask_png, result
 
 
 def serve(
-    checkpoint: str,
+    checkpoint: str | None = None,
     *,
+    models_dir: str | None = None,
     host: str = "127.0.0.1",
     port: int = 7860,
     max_side: int = DEFAULT_MAX_SIDE,
+    max_queue: int = 16,
     strategy: str = "full",
-    block: bool = True,
-):
-    """Loads the model once and launches the page; returns the Blocks when `block` is False."""
-    import_gradio()
-    app = App(Inpainter.load(checkpoint, strategy=strategy), max_side=max_side)
-    blocks = build_app(app)
-    blocks.launch(
-        server_name=host,
-        server_port=port,
-        prevent_thread_lock=not block,
-        allowed_paths=[str(app.out_dir)],
-        show_error=True,
+) -> None:
+    """Loads the default model, then serves the page at / and the REST API at /api/v1 (until
+    interrupted)."""
+    gr = page.import_gradio()
+    import fastapi  # with Gradio, which needs them: optional like it
+    import uvicorn
+
+    models = find_models(checkpoint, models_dir)
+    app = App(models=models, strategy=strategy, max_side=max_side, max_queue=max_queue)
+    app.inpainter_for(None)  # load (and fail on a bad path) before serving
+    api = fastapi.FastAPI(
+        title="pconv_jax inpainting",
+        description="Partial-convolution inpainting (Liu et al. 2018). The page is at /.",
+        version="1",
     )
-    return blocks
+    rest.add_routes(api, app)
+    blocks = page.build_app(app)
+    api = gr.mount_gradio_app(
+        api, blocks, path="/", allowed_paths=[str(app.out_dir)], show_error=True
+    )
+    print(f"pconv serve: http://{host}:{port}/ (REST API: /api/v1, schema: /docs)", flush=True)
+    uvicorn.run(api, host=host, port=port, log_level="warning")

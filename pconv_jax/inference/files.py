@@ -1,16 +1,20 @@
-"""Inpainting image files and folders: pairing images with masks, writing PNGs.
+"""Inpainting image files and folders: where the holes come from, batches, writing results.
 
 Files are read by `pconv_jax.images` (the decoder training uses too): `hole_is_white=True` (the
 NVIDIA mask convention, default) makes white pixels holes, False makes black pixels holes. A mask
 whose size differs from its image's but with the same aspect ratio is resized with nearest
-neighbour (after binarising, so no fractional values appear) and a warning; a different aspect
-ratio is an error. Outputs are 8-bit RGB PNG, so known pixels are saved bit for bit as decoded
-from the input.
+neighbour (after binarising, so no fractional values appear); a different aspect ratio (beyond
+~1 px) is an error. Holes may also come from one mask file for a whole folder, the image's alpha
+or a colour (`MaskSource`); the mask operations follow (`mask_ops`, `edit`). Results are written
+by `output` in the format of their suffix, with the input's metadata; PNG keeps known pixels bit
+for bit, a 16-bit PNG stays 16-bit.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
 import pathlib
 import warnings
 
@@ -19,7 +23,9 @@ from tqdm import tqdm
 
 from pconv_jax import images
 from pconv_jax.errors import UserError
-from pconv_jax.images import save_png
+from pconv_jax.inference import mask_ops, output
+from pconv_jax.inference.edit import NO_OPS, Edit, check_known, prepare, run
+from pconv_jax.inference.mask_ops import MaskOps
 
 
 def read_known(path, size_hw: tuple[int, int], *, hole_is_white=True, threshold=0.5) -> np.ndarray:
@@ -38,18 +44,79 @@ def read_known(path, size_hw: tuple[int, int], *, hole_is_white=True, threshold=
     return ~holes
 
 
-def _check_png(path: pathlib.Path) -> None:
-    if path.suffix.lower() != ".png":
-        raise UserError(f"output must be a .png file (lossless, keeps known pixels); got {path}")
+@dataclasses.dataclass(frozen=True)
+class MaskSource:
+    """Where the holes of each image come from; the holes of all given sources are joined.
+
+    Attributes:
+      file: one mask file for every image (nearest-resized to each; the aspect ratio must
+        agree within ~1 px), or None.
+      from_alpha: the image's transparent pixels (alpha <= threshold of full scale) are hole.
+      color: (r, g, b): pixels within `tolerance` of it in every channel are hole.
+      hole_is_white, threshold: how mask files are read (`images.holes_from_gray`).
+      file_name: the name of `file` in messages (the REST API: the uploaded file's name).
+    """
+
+    file: str | os.PathLike | None = None
+    from_alpha: bool = False
+    color: tuple[int, int, int] | None = None
+    tolerance: int = 0
+    hole_is_white: bool = True
+    threshold: float = 0.5
+    file_name: str | None = None  # how messages name `file` (default: its path)
+
+    @functools.cached_property
+    def file_holes(self) -> np.ndarray:
+        """The one mask `file` as bool [h, w] holes at its own size, read once."""
+        return images.read_holes(self.file, None, self.threshold, self.hole_is_white)
+
+    def hole(self, photo: images.Photo, name: str, paired=None, notes=None) -> np.ndarray | None:
+        """bool [H, W] hole of `photo` (image `name`), or None when no source is set.
+
+        `paired` is the mask file paired with this image by stem; its resizing is noted in
+        `notes` (a list), while the one `file` for a folder is resized silently.
+        """
+        size = photo.rgb.shape[:2]
+        holes = []
+        if self.file is not None:
+            holes.append(
+                images.fit_holes(
+                    self.file_holes, size, f"mask {self.file_name or self.file} for {name}"
+                )
+            )
+        if paired is not None:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                known = read_known(
+                    paired, size, hole_is_white=self.hole_is_white, threshold=self.threshold
+                )
+            if notes is not None:
+                notes += [(pathlib.Path(paired), str(w.message)) for w in caught]
+            holes.append(~known)
+        if self.from_alpha:
+            if photo.alpha is None:
+                raise UserError(f"{name} has no alpha channel (--mask-from-alpha)")
+            holes.append(mask_ops.hole_from_alpha(photo.alpha, self.threshold))
+        if self.color is not None:
+            holes.append(mask_ops.hole_from_color(photo.rgb, self.color, self.tolerance))
+        return np.logical_or.reduce(holes) if holes else None
 
 
-def inpaint_file(inpainter, image_path, mask_path, out_path, *, hole_is_white=True, threshold=0.5):
-    """Reads an image and its mask file, inpaints, writes an 8-bit PNG to `out_path`."""
-    out_path = pathlib.Path(out_path)
-    _check_png(out_path)
-    image = images.read_image(image_path)
-    known = read_known(mask_path, image.shape[:2], hole_is_white=hole_is_white, threshold=threshold)
-    save_png(inpainter(image, known), out_path)
+@dataclasses.dataclass(frozen=True)
+class Outputs:
+    """How results are written: `quality` for JPEG/WebP; `concat`: input | hole | result."""
+
+    quality: int = 95
+    concat: bool = False
+
+
+DEFAULT_OUTPUTS = Outputs()
+
+
+def _write(edit: Edit, result: np.ndarray, photo: images.Photo, path, outputs: Outputs) -> None:
+    if outputs.concat:
+        result = output.concat_panels(edit.image, edit.hole, result)
+    output.write_image(path, result, photo, outputs.quality)
 
 
 @dataclasses.dataclass
@@ -58,6 +125,83 @@ class FolderReport:
     unchanged: list[pathlib.Path] = dataclasses.field(default_factory=list)  # mask had no hole
     skipped: list[tuple[pathlib.Path, str]] = dataclasses.field(default_factory=list)
     notes: list[tuple[pathlib.Path, str]] = dataclasses.field(default_factory=list)  # resized masks
+
+    def summary(self, out_dir) -> str:
+        """One line: how many were written, filled, unchanged and skipped (reasons: `skipped`)."""
+        return (
+            f"wrote {len(self.written) + len(self.unchanged)} images to {out_dir} (filled "
+            f"{len(self.written)}, {len(self.unchanged)} unchanged: no hole); skipped "
+            f"{len(self.skipped)}" + (" (reasons below)" if self.skipped else "")
+        )
+
+
+def _load(job, source: MaskSource, ops: MaskOps, extend, notes) -> tuple[images.Photo, Edit]:
+    image_path, paired = job
+    photo = images.read_photo(image_path)
+    hole = source.hole(photo, str(image_path), paired, notes)
+    if hole is None and not extend:
+        raise UserError(
+            f"no hole for {image_path}: give a mask, --mask-from-alpha, --mask-color or --extend"
+        )
+    pixels = photo.rgb16 if photo.rgb16 is not None else photo.rgb
+    return photo, prepare(pixels, hole, ops, extend)
+
+
+def inpaint_jobs(
+    inpainter,
+    jobs,
+    out_paths,
+    source: MaskSource,
+    *,
+    ops=NO_OPS,
+    extend=None,
+    outputs=DEFAULT_OUTPUTS,
+    progress=False,
+    report=None,
+) -> FolderReport:
+    """Inpaints [(image path, paired mask path or None)] into `out_paths`, batch by batch.
+
+    Unreadable images, unusable masks and holes that leave no known pixel are skipped with a
+    reason in the report; images without hole are written unchanged (through the same writer,
+    so format and metadata follow the same rules).
+    """
+    report = report or FolderReport()
+    step = inpainter.batch_size
+    with tqdm(total=len(jobs), unit="image", disable=not progress) as bar:
+        for start in range(0, len(jobs), step):
+            batch = []
+            for job, out_path in zip(jobs[start : start + step], out_paths[start : start + step]):
+                try:
+                    photo, edit = _load(job, source, ops, extend, report.notes)
+                    check_known(edit)
+                except (UserError, FileNotFoundError) as e:
+                    report.skipped.append((pathlib.Path(job[0]), str(e)))
+                    continue
+                if not edit.net_hole.any():
+                    _write(edit, edit.image, photo, out_path, outputs)
+                    report.unchanged.append(pathlib.Path(out_path))
+                else:
+                    batch.append((photo, edit, out_path))
+            if batch:
+                results = run(inpainter, [e for _, e, _ in batch])
+                for (photo, edit, out_path), result in zip(batch, results):
+                    _write(edit, result, photo, out_path, outputs)
+                    report.written.append(pathlib.Path(out_path))
+            bar.update(len(jobs[start : start + step]))
+    return report
+
+
+def inpaint_file(inpainter, image_path, out_path, source: MaskSource, **options) -> FolderReport:
+    """One image file into `out_path` (format from its suffix); options as for `inpaint_jobs`.
+
+    Raises:
+      UserError (or FileNotFoundError) for what `inpaint_jobs` would skip.
+    """
+    output.check_suffix(out_path)
+    report = inpaint_jobs(inpainter, [(image_path, None)], [out_path], source, **options)
+    if report.skipped:
+        raise UserError(report.skipped[0][1])
+    return report
 
 
 def pair_by_stem(
@@ -98,47 +242,27 @@ def pair_by_stem(
 
 
 def inpaint_folder(
-    inpainter, images_dir, masks_dir, out_dir, *, hole_is_white=True, threshold=0.5, progress=True
+    inpainter, images_dir, out_dir, source: MaskSource, masks_dir=None, *, fmt="png", **options
 ) -> FolderReport:
-    """Inpaints every image of `images_dir` with the mask of the same stem in `masks_dir`.
+    """Inpaints every image of `images_dir` into `out_dir/<stem>.<fmt>`.
 
-    Writes `out_dir/<stem>.png`. Unreadable, unpaired and non-image files and masks without a
-    known pixel are skipped and listed in the report; images whose mask has no hole are written
-    unchanged. Images go to the inpainter `inpainter.batch_size` at a time.
+    Holes: the mask of the same stem in `masks_dir` when given (files without a partner are
+    skipped and listed), plus those of `source` (one mask file for all, alpha, colour).
     """
-    pairs, skipped = pair_by_stem(images_dir, masks_dir)
-    report = FolderReport(skipped=skipped)
     out_dir = pathlib.Path(out_dir)
-    with tqdm(total=len(pairs), unit="image", disable=not progress) as bar:
-        for start in range(0, len(pairs), inpainter.batch_size):
-            batch = []
-            for stem, image_path, mask_path in pairs[start : start + inpainter.batch_size]:
-                try:
-                    image = images.read_image(image_path)
-                    with warnings.catch_warnings(record=True) as caught:
-                        warnings.simplefilter("always")
-                        known = read_known(
-                            mask_path,
-                            image.shape[:2],
-                            hole_is_white=hole_is_white,
-                            threshold=threshold,
-                        )
-                    report.notes += [(mask_path, str(w.message)) for w in caught]
-                except (ValueError, FileNotFoundError) as e:
-                    report.skipped.append((image_path, str(e)))
-                    continue
-                out_path = out_dir / f"{stem}.png"
-                if not known.any():
-                    report.skipped.append((image_path, f"mask {mask_path.name} has no known pixel"))
-                elif known.all():
-                    save_png(image, out_path)
-                    report.unchanged.append(out_path)
-                else:
-                    batch.append((image, known, out_path))
-            if batch:
-                outputs = inpainter([b[0] for b in batch], [b[1] for b in batch])
-                for (_, _, out_path), output in zip(batch, outputs):
-                    save_png(output, out_path)
-                    report.written.append(out_path)
-            bar.update(min(inpainter.batch_size, len(pairs) - start))
-    return report
+    output.check_suffix(f"x.{fmt}")
+    if masks_dir is not None:
+        pairs, skipped = pair_by_stem(images_dir, masks_dir)
+        jobs = [(image, mask) for _, image, mask in pairs]
+    else:
+        jobs, skipped = [], []
+        for path in sorted(pathlib.Path(images_dir).iterdir()):
+            if images.is_image_file(path):
+                jobs.append((path, None))
+            elif path.is_file():
+                skipped.append((path, "not an image file"))
+        if not jobs:
+            raise UserError(f"no image files in {images_dir}")
+    out_paths = [out_dir / f"{pathlib.Path(image).stem}.{fmt}" for image, _ in jobs]
+    report = FolderReport(skipped=skipped)
+    return inpaint_jobs(inpainter, jobs, out_paths, source, report=report, **options)

@@ -1,0 +1,188 @@
+"""The REST API of `pconv serve`, on the same server as the page (FastAPI, which Gradio runs on).
+
+    POST /api/v1/inpaint   multipart form: `image` (file), `mask` (file, white = hole) and/or
+                           `mask_from_alpha`, `mask_color` + `tolerance`; the mask operations
+                           `invert`, `dilate`, `erode`, `feather`; `extend` (L,T,R,B in px or %);
+                           `strategy`; `model`; `format` (png, jpg, webp) and `quality`.
+                           Answers the image (image/png by default: known pixels exact, 16-bit
+                           stays 16-bit, metadata kept), or JSON {"error": "..."} with 400 (bad
+                           input; the CLI's messages), 413 (larger than --max-side), 422 (a form
+                           field missing or of the wrong type), 429 (queue full).
+    GET  /api/v1/models    the models this server holds, and the default.
+    GET  /api/v1/health    {"status": "ok", "waiting": n, "max_queue": m}.
+    GET  /docs             the OpenAPI page (schema at /openapi.json).
+
+    curl -F image=@photo.png -F mask=@mask.png http://127.0.0.1:7860/api/v1/inpaint -o out.png
+
+Requests share the page's queue discipline: one inference at a time on the server's models (a
+lock the page's handler takes too), at most `max_queue` requests waiting, the rest refused with
+429; images beyond `max_side` px (before or after --extend) are refused before inference.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import tempfile
+import threading
+from typing import Annotated
+
+import fastapi
+from fastapi import File, Form, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+
+from pconv_jax.errors import UserError
+from pconv_jax.images import read_photo
+from pconv_jax.inference import edit, output
+from pconv_jax.inference.files import MaskSource
+from pconv_jax.inference.mask_ops import MaskOps, parse_color
+
+MEDIA_TYPES = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
+
+
+class TooLarge(UserError):
+    """An image beyond the server's --max-side (HTTP 413)."""
+
+
+class Busy(Exception):
+    """More requests waiting than the queue holds (HTTP 429)."""
+
+
+@dataclasses.dataclass
+class Queue:
+    """At most `max_waiting` requests in line (the running one included) for the `lock`."""
+
+    max_waiting: int = 16
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    waiting: int = 0
+    _count_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+    def run(self, fn, *args, **kw):
+        with self._count_lock:
+            if self.waiting >= self.max_waiting:
+                raise Busy(f"the server is busy ({self.waiting} requests waiting); try again later")
+            self.waiting += 1
+        try:
+            with self.lock:
+                return fn(*args, **kw)
+        finally:
+            with self._count_lock:
+                self.waiting -= 1
+
+
+def check_side(height: int, width: int, max_side: int, what: str = "the image") -> None:
+    """TooLarge naming the size and the limit when the long side exceeds `max_side`."""
+    if max(height, width) > max_side:
+        raise TooLarge(
+            f"{what} is {width}x{height} px; this server accepts at most {max_side} px on the "
+            f"long side (pconv serve --max-side)"
+        )
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def add_routes(api: fastapi.FastAPI, app) -> None:
+    """Adds the /api/v1 routes to `api` for `app` (a `serve.App`: models, queue, max_side)."""
+
+    @api.exception_handler(RequestValidationError)
+    def _invalid(request, exc: RequestValidationError):
+        fields = "; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in exc.errors())
+        return _error(422, f"bad form fields: {fields}")
+
+    @api.get("/api/v1/health")
+    def health() -> dict:
+        """The server is up; how many requests wait for the model."""
+        return {"status": "ok", "waiting": app.queue.waiting, "max_queue": app.queue.max_waiting}
+
+    @api.get("/api/v1/models")
+    def models() -> dict:
+        """The models a request may name in `model`, and the default one."""
+        return {"default": app.default_model, "models": app.describe_models()}
+
+    @api.post(
+        "/api/v1/inpaint",
+        response_class=Response,
+        responses={
+            200: {"content": {t: {} for t in MEDIA_TYPES.values()}, "description": "the result"},
+            400: {"description": "bad input: {'error': message}"},
+            413: {"description": "image larger than --max-side"},
+            429: {"description": "queue full"},
+        },
+    )
+    def inpaint(
+        image: Annotated[UploadFile, File(description="the photo (PNG, JPEG, WebP, ...)")],
+        mask: Annotated[UploadFile | None, File(description="mask file, white = hole")] = None,
+        mask_from_alpha: Annotated[bool, Form(description="transparent = hole")] = False,
+        mask_color: Annotated[str | None, Form(description="R,G,B: this colour = hole")] = None,
+        tolerance: Annotated[int, Form(description="mask_color: max difference/channel")] = 0,
+        hole_color: Annotated[str, Form(description="hole colour of the mask file")] = "white",
+        invert: Annotated[bool, Form(description="swap hole and known")] = False,
+        dilate: Annotated[int, Form(description="grow the hole by N px")] = 0,
+        erode: Annotated[int, Form(description="shrink the hole by N px")] = 0,
+        feather: Annotated[int, Form(description="blend over N px outside the hole")] = 0,
+        extend: Annotated[str | None, Form(description="L,T,R,B in px or %: outpaint")] = None,
+        strategy: Annotated[str | None, Form(description="full, downscale or crop")] = None,
+        model: Annotated[str | None, Form(description="a name from /api/v1/models")] = None,
+        format: Annotated[str, Form(description="png, jpg or webp")] = "png",
+        quality: Annotated[int, Form(description="jpg/webp quality 1..100")] = 95,
+    ):
+        """Fills the hole of one photo; the mask operations apply in the CLI's order."""
+        try:
+            if format not in MEDIA_TYPES:
+                raise UserError(f"format must be one of {', '.join(MEDIA_TYPES)}, got {format!r}")
+            if hole_color not in ("white", "black"):
+                raise UserError(f"hole_color must be white or black, got {hole_color!r}")
+            request = dict(mask_from_alpha=mask_from_alpha, tolerance=tolerance)
+            request["color"] = parse_color(mask_color) if mask_color else None
+            ops = MaskOps(invert, dilate, erode, feather)
+            with tempfile.TemporaryDirectory(prefix="pconv_api_") as tmp:
+                source = _mask_source(mask, pathlib.Path(tmp), hole_color == "white", request)
+                body = app.queue.run(
+                    _fill, app, image, source, ops, extend, strategy, model, format, quality
+                )
+            return Response(body, media_type=MEDIA_TYPES[format])
+        except TooLarge as e:
+            return _error(413, str(e))
+        except Busy as e:
+            return _error(429, str(e))
+        except (UserError, FileNotFoundError) as e:
+            return _error(400, str(e))
+
+
+def _mask_source(mask, folder: pathlib.Path, hole_is_white: bool, request: dict) -> MaskSource:
+    path = None
+    if mask is not None and mask.filename:
+        path = folder / "mask"
+        path.write_bytes(mask.file.read())
+    return MaskSource(
+        file=path,
+        from_alpha=request["mask_from_alpha"],
+        color=request["color"],
+        tolerance=request["tolerance"],
+        hole_is_white=hole_is_white,
+        file_name=mask.filename if path else None,
+    )
+
+
+def _fill(app, upload, source, ops, extend, strategy, model, fmt, quality) -> bytes:
+    """The encoded result of one request (runs inside the queue's lock)."""
+    data, name = upload.file.read(), upload.filename or "image"
+    height, width = app.peek_size(data, name)
+    check_side(height, width, app.max_side)  # before decoding: no work for oversized input
+    photo = read_photo(data, name)
+    hole = source.hole(photo, name)
+    if hole is None and not extend:
+        raise UserError("no hole: send a mask file, mask_from_alpha, mask_color or extend")
+    pixels = photo.rgb16 if photo.rgb16 is not None else photo.rgb
+    prepared = edit.prepare(pixels, hole, ops, extend)
+    check_side(*prepared.image.shape[:2], app.max_side, "the extended image")
+    edit.check_known(prepared)
+    if prepared.net_hole.any():
+        result = edit.run(app.inpainter_for(model), [prepared], strategy)[0]
+    else:
+        result = prepared.image
+    fmt = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}[fmt]
+    return output.encode(result, fmt, photo, quality)
