@@ -554,7 +554,7 @@ def test_browser_grow_a_stroke_download_the_mask_continue_and_undo(server, tmp_p
         grown_result = _download(second)[..., :3]
         np.testing.assert_array_equal(grown_result[~mask_grown], photo[~mask_grown])
         assert (grown_result[mask_grown] != photo[mask_grown]).any()
-        browser.set_window_size(1400, 1500)  # the whole page, for docs/img/serve.png
+        browser.set_window_size(1400, 1500)  # the whole page, for docs/assets/serve_page.png
         browser.execute_script("window.scrollTo(0, 0)")
         time.sleep(1)
         browser.save_screenshot(os.environ.get("PCONV_SCREENSHOT") or str(tmp_path / "page.png"))
