@@ -222,48 +222,14 @@ def _train(cfg: Config, workdir: pathlib.Path, signals: preemption.SignalFlag) -
     writer = writers.MetricWriter(workdir)
     validator = validation.make_validator(cfg, workdir, model, mesh, global_batch)
     progress = writers.ProgressBar(start, cfg.train.num_steps)
-    pending: list[tuple[int, dict]] = []
-    last: dict = {}
+    metrics_log = writers.StepMetrics(
+        writer,
+        progress,
+        global_batch,
+        functools.partial(train_step.learning_rate_at, cfg),
+        ckpts.latest_step,
+    )
     t_start = time.time()
-    t_mark, steps_since = None, 0
-
-    def flush(step: int) -> None:
-        nonlocal last, t_mark, steps_since
-        if not pending:
-            return
-        fetched = jax.device_get([m for _, m in pending])
-        for (s, _), m in zip(pending, fetched):
-            if m["finite"] < 1:
-                raise FloatingPointError(
-                    f"non-finite loss at step {s + 1}; stopped, the last good checkpoint is "
-                    f"step {ckpts.latest_step()}"
-                )
-        scalars = {
-            f"train/{k}": float(np.mean([m[k] for m in fetched]))
-            for k in fetched[0]
-            if k != "finite"
-        }
-        now = time.time()
-        elapsed = now - t_mark if t_mark is not None else 0.0
-        scalars["train/images_per_sec"] = steps_since * global_batch / elapsed if elapsed else 0.0
-        scalars["train/learning_rate"] = train_step.learning_rate_at(cfg, step - 1)
-        writer.write_scalars(step, scalars)
-        progress.update(len(pending), scalars)
-        log.info(
-            "step %d: loss %.4f (%s), %.1f images/s",
-            step,
-            scalars["train/total"],
-            ", ".join(
-                f"{k[6:]} {v:.4g}"
-                for k, v in scalars.items()
-                if k[6:] in ("valid", "hole", "perceptual", "style_out", "tv")
-            ),
-            scalars["train/images_per_sec"],
-        )
-        pending.clear()
-        t_mark, steps_since = now, 0
-        last = scalars
-
     try:
         with data.train_batches(
             cfg.data, global_batch, cfg.train.seed, start_step=start
@@ -271,18 +237,17 @@ def _train(cfg: Config, workdir: pathlib.Path, signals: preemption.SignalFlag) -
             step = start
             while step < cfg.train.num_steps:
                 batch = sharding.shard_batch(next(batches), mesh)
-                if t_mark is None:  # compile first, then meet: see distributed.wait_for_all
+                first = metrics_log.t_mark is None
+                if first:  # compile first, then meet: see distributed.wait_for_all
                     step_fn = step_fn.lower(state, batch, vgg_params).compile()
                     distributed.wait_for_all("pconv train step compiled")
                 state, metrics = step_fn(state, batch, vgg_params)
                 step += 1
-                pending.append((step - 1, metrics))
-                if t_mark is None:  # the first step includes compilation: not timed
+                metrics_log.add(step, metrics)
+                if first:  # the first step includes compilation: not timed
                     jax.block_until_ready(metrics)
                     log.info("compiled and ran the first step in %.1f s", time.time() - t_start)
-                    t_mark = time.time()
-                else:
-                    steps_since += 1
+                    metrics_log.start_timing()
                 # Every process takes the same stop decision (one small collective a step
                 # when there are several): a process stopping alone would hang the others.
                 out_of_time, signalled = distributed.any_processes(
@@ -291,21 +256,14 @@ def _train(cfg: Config, workdir: pathlib.Path, signals: preemption.SignalFlag) -
                 )
                 done = step == cfg.train.num_steps or out_of_time or signalled
                 if step % cfg.train.log_every == 0 or done:
-                    flush(step)
+                    metrics_log.flush(step)
                 if step % cfg.train.sample_every == 0 or done:
-                    output = predict_fn(
-                        state.model_vars(), train_step.network_input(batch), batch["mask"]
-                    )
-                    # The first rows of the global batch, replicated: they may live on other
-                    # processes' devices.
-                    shown, output = distributed.first_rows((batch, output), 4, mesh)
-                    if jax.process_index() == 0:
-                        grid = sample_grid(shown, output, cfg.model)
-                        images.save_png(grid, workdir / "samples" / f"{step:07d}.png")
+                    _save_samples(workdir, step, state, batch, predict_fn, cfg.model, mesh)
                 if step % cfg.train.ckpt_every == 0 or done:
-                    flush(step)
+                    metrics_log.flush(step)
                     ckpts.save(step, state.model_vars(), state.train_vars())
-                last.update(validation.maybe_validate(validator, step, done, state, writer))
+                scalars = validation.maybe_validate(validator, step, done, state, writer)
+                metrics_log.last.update(scalars)
                 if signalled and step < cfg.train.num_steps:  # else it simply finished
                     ckpts.wait()
                     log.info("checkpointed step %d after a preemption signal", step)
@@ -322,4 +280,14 @@ def _train(cfg: Config, workdir: pathlib.Path, signals: preemption.SignalFlag) -
         progress.close()
         ckpts.close()
         writer.close()
-    return last
+    return metrics_log.last
+
+
+def _save_samples(workdir, step: int, state, batch, predict_fn, model_cfg, mesh) -> None:
+    """workdir/samples/<step>.png: the first rows of the global batch (sample_grid)."""
+    output = predict_fn(state.model_vars(), train_step.network_input(batch), batch["mask"])
+    # The first rows of the global batch, replicated: they may live on other processes' devices.
+    shown, output = distributed.first_rows((batch, output), 4, mesh)
+    if jax.process_index() == 0:
+        grid = sample_grid(shown, output, model_cfg)
+        images.save_png(grid, pathlib.Path(workdir) / "samples" / f"{step:07d}.png")
