@@ -168,3 +168,23 @@ def test_lama_protocol_with_vgg_lpips_and_its_area_bins(tmp_path, capsys):
     assert "--grouping paper needs the paper's bucketed test masks" in capsys.readouterr().err
     assert _evaluate(*args, "--masks", tmp_path, "--out", tmp_path / "x") == 2
     assert "not allowed with the generated LaMa masks" in capsys.readouterr().err
+
+
+def test_report_puts_scored_fills_beside_methods_in_either_grouping(exported, tmp_path, capsys):
+    pairs = ["--pairs", exported / "pairs", "--predictions", exported / "fills"]
+    assert _evaluate(*pairs, "--name", "telea-script", "--out", tmp_path / "scored") == 0
+    out = tmp_path / "rep"
+    folders = [exported / "telea", tmp_path / "scored"]
+    assert cli.main(["report", *map(str, folders), "-o", str(out)]) == 0
+    page = (out / "report.md").read_text()
+    assert "| telea |" in page and "| telea-script |" in page
+    grids = sorted(p.name for p in out.glob("grid_bucket*.png"))
+    assert grids and all(f"![]({g})" in page for g in grids)
+    # LaMa's bins over the same pairs: grids per area bin; mixing groupings is an error.
+    assert _evaluate(*pairs, "--grouping", "lama", "--out", tmp_path / "lama") == 0
+    assert cli.main(["report", str(tmp_path / "lama"), "-o", str(tmp_path / "rep2")]) == 0
+    assert list((tmp_path / "rep2").glob("grid_area*.png"))
+    assert "Per LaMa area bin" in (tmp_path / "rep2" / "report.md").read_text()
+    mixed = [str(tmp_path / "lama"), str(tmp_path / "scored")]
+    assert cli.main(["report", *mixed, "-o", str(tmp_path / "rep3")]) == 2
+    assert "different groupings" in capsys.readouterr().err
