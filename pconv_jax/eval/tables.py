@@ -33,11 +33,6 @@ LPIPS_TITLES = {"alex": "LPIPS (AlexNet), lower is better", "vgg": "LPIPS (VGG),
 MISSING = "n/a"
 
 
-def column_title(column: str) -> str:
-    """Paper columns: '3B' -> '(0.3,0.4] B'; '3' (a pooled bucket) -> '(0.3,0.4]'; 'all'."""
-    return PAPER.titles[column]
-
-
 def cell_of(row: dict) -> str:
     """The paper's cell label of a per-pair row with int `bucket` and bool `border`."""
     return PAPER.column_of(row)
