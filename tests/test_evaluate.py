@@ -244,7 +244,7 @@ def _check_table_is_mean_of_rows(out, rows):
             mine = [r[key] for r in rows if eval_table.cell_of(r) == cell]
             assert values[cell] == (pytest.approx(np.mean(mine), rel=1e-12) if mine else None)
     md = (out / "table.md").read_text()
-    assert "| l1 (%) | " in md and "FID / IS: not computed" in md
+    assert "| l1 (%) | " in md and "FID / IS / U-IDS / P-IDS: not computed" in md
 
 
 def _tiny_run(workdir, partial: bool):

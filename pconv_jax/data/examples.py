@@ -53,7 +53,7 @@ class ExampleMaker:
 
     Args:
       cfg: the DataConfig.
-      source: a FileSource or TfdsSource (data.open_source): all images (every process sees
+      source: a FileSource or TfdsSource (sources.open_source): all images (every process sees
         them all and reads only those of its rows).
       seed: the run's seed.
       augmenter: a mask_augment.RawMaskAugmenter for data.masks=folder, else None.

@@ -1,15 +1,18 @@
 """`pconv report`: one Markdown page comparing evaluations and training runs, with figures.
 
 Inputs are folders: `pconv evaluate` outputs (settings.json, results.jsonl, table.json,
-examples/) and `pconv train` run directories (config.json, metrics.jsonl). The page has
-- per metric, the evaluations' tables side by side (rows = methods, columns = bucket x N/B),
-  and the pooled per-bucket FID/IS table with its pair counts;
-- metrics_vs_hole_ratio.png: PSNR, SSIM and LPIPS per hole-ratio bucket (N and B pooled,
-  x = the mean measured hole ratio of the bucket's pairs), one line per method;
-- grid_bucket{b}.png: the same photo and mask across methods (masked input with holes in
-  white, each method's composite, truth). The pairs are chosen by rule, not by looking: in
-  each bucket, the first pair (in the evaluation's seeded order) of its N cell and of its B
-  cell whose output every evaluation saved (`pconv evaluate` keeps the first two per cell);
+examples/; any number, of `--method` runs and of fills scored with `--predictions`, all with
+one grouping) and `pconv train` run directories (config.json, metrics.jsonl). The page has
+- per metric, the evaluations' tables side by side (rows = methods, columns = the grouping's:
+  bucket x N/B or LaMa's area bins), and the pooled FID/IS/U-IDS/P-IDS table with its pair
+  counts;
+- metrics_vs_hole_ratio.png: every metric per pooled column (paper: hole-ratio bucket, N and B
+  pooled; LaMa: area bin), x = the mean measured hole ratio of the column's pairs, one line
+  per method;
+- grid_{bucket{b}|area{i}}.png: the same photo and mask across methods (masked input with
+  holes in white, each method's image as scored, truth). The pairs are chosen by rule, not by
+  looking: per pooled column, the first pair (in the evaluation's seeded order) of each of
+  its columns (paper: N cell, B cell) whose output every evaluation saved;
 - per training run, <run>_losses.png (each loss term against the step) and, when it was
   validated, <run>_validation.png (val/l1, PSNR, SSIM, LPIPS against the step).
 """
@@ -23,16 +26,24 @@ import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image
 
-from pconv_jax import images
-from pconv_jax.data import eval_set
 from pconv_jax.errors import UserError
+from pconv_jax.eval import plan as eval_plan
 from pconv_jax.eval import tables
-from pconv_jax.masks.protocol import CELLS, HOLE_RATIO_BUCKETS
+from pconv_jax.eval.grouping import Grouping, get_grouping
 
-PLOTTED = (("psnr", "PSNR (dB)"), ("ssim", "SSIM"), ("lpips", "LPIPS (AlexNet)"))
+# (key, title, higher is better); per-pair metrics from results.jsonl, pooled ones from
+# table.json (plotted when an evaluation has them).
+PLOTTED = (
+    ("l1", "l1 (%)", False),
+    ("hole_l1", "hole-only l1 (%)", False),
+    ("psnr", "PSNR (dB)", True),
+    ("ssim", "SSIM", True),
+    ("lpips", "LPIPS", False),
+)
+POOLED = (("fid", "FID", False), ("u_ids", "U-IDS (%)", True), ("p_ids", "P-IDS (%)", True))
 VALIDATION = (("l1", "l1 (%)"), ("psnr", "PSNR (dB)"), ("ssim", "SSIM"), ("lpips", "LPIPS"))
 # Settings that must agree for pictures of "the same photo and mask" across evaluations.
-SAME_PAIRS = ("images", "split", "limit", "masks", "size", "seed", "masks_per_image")
+SAME_PAIRS = ("protocol", "images", "split", "limit", "masks", "size", "seed", "masks_per_image")
 
 
 def _read_jsonl(path: pathlib.Path) -> list[dict]:
@@ -66,6 +77,12 @@ def classify(folders) -> tuple[list[dict], list[pathlib.Path]]:
                 f"{folder} is neither a `pconv evaluate` folder (settings.json, results.jsonl) "
                 "nor a `pconv train` run (metrics.jsonl)"
             )
+    groupings = {e["table"].get("grouping", "paper") for e in evals}
+    if len(groupings) > 1:
+        raise UserError(
+            f"the evaluations use different groupings ({', '.join(sorted(groupings))}); "
+            "rerun them with one --grouping to compare them side by side"
+        )
     names = [e["name"] for e in evals]
     for e in evals:  # two evaluations of one method: tell them apart by folder
         if names.count(e["name"]) > 1:
@@ -73,14 +90,33 @@ def classify(folders) -> tuple[list[dict], list[pathlib.Path]]:
     return evals, runs
 
 
-def bucket_curves(rows: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
-    """(mean hole ratio, mean `key`) per non-empty bucket (N and B pooled), in bucket order."""
+def grouping_of(evals: list[dict]) -> Grouping:
+    return get_grouping(evals[0]["table"].get("grouping", "paper"))
+
+
+def bucket_curves(rows: list[dict], key: str, grouping: Grouping | None = None):
+    """(mean hole ratio, mean `key`) per non-empty pooled column of `grouping` (default: the
+    paper's buckets, N and B pooled), in column order; two float arrays."""
+    grouping = grouping or get_grouping("paper")
     xs, ys = [], []
-    for b in range(len(HOLE_RATIO_BUCKETS)):
-        chosen = [r for r in rows if r["bucket"] == b and r.get(key) is not None]
+    for column in grouping.pooled[:-1]:
+        chosen = [r for r in rows if grouping.pooled_of(r) == column and r.get(key) is not None]
         if chosen:
             xs.append(np.mean([r["hole_ratio"] for r in chosen]))
             ys.append(np.mean([r[key] for r in chosen]))
+    return np.array(xs), np.array(ys)
+
+
+def pooled_curve(e: dict, key: str, grouping: Grouping):
+    """(mean hole ratio, value) of a pooled metric (table.json's `buckets`) per column that
+    has a value."""
+    values = ((e["table"].get("buckets") or {}).get("metrics", {}).get(key) or {}).get("values")
+    xs, ys = [], []
+    for column in grouping.pooled[:-1]:
+        if values and values.get(column) is not None:
+            ratios = [r["hole_ratio"] for r in e["rows"] if grouping.pooled_of(r) == column]
+            xs.append(np.mean(ratios))
+            ys.append(values[column])
     return np.array(xs), np.array(ys)
 
 
@@ -119,17 +155,30 @@ def _same_counts(evals: list[dict], block: str | None) -> bool:
 
 
 def plot_metrics(evals: list[dict], path: pathlib.Path) -> None:
-    """PSNR, SSIM, LPIPS against the hole ratio, one line per evaluation."""
-    fig, axes = plt.subplots(1, len(PLOTTED), figsize=(4.2 * len(PLOTTED), 3.4))
-    for ax, (key, title) in zip(axes, PLOTTED):
+    """Every metric against the hole ratio, one line per evaluation (pooled metrics only when
+    some evaluation has a value)."""
+    grouping = grouping_of(evals)
+    curves = [(key, title, up, bucket_curves) for key, title, up in PLOTTED]
+    for key, title, up in POOLED:
+        if any(len(pooled_curve(e, key, grouping)[0]) for e in evals):
+            curves.append((key, title, up, None))
+    cols = min(4, len(curves))
+    rows = -(-len(curves) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    for ax, (key, title, up, per_pair) in zip(axes.ravel(), curves):
         for e in evals:
-            x, y = bucket_curves(e["rows"], key)
+            if per_pair:
+                x, y = per_pair(e["rows"], key, grouping)
+            else:
+                x, y = pooled_curve(e, key, grouping)
             if len(x):
                 ax.plot(x, y, marker="o", label=e["name"])
-        ax.set_xlabel("hole ratio (bucket mean)")
-        ax.set_title(title + (", lower is better" if key == "lpips" else ", higher is better"))
+        ax.set_xlabel("hole ratio (column mean)")
+        ax.set_title(title + (", higher is better" if up else ", lower is better"), fontsize=10)
         ax.grid(alpha=0.3)
-    axes[0].legend()
+    for ax in axes.ravel()[len(curves) :]:
+        ax.axis("off")
+    axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
     _save(fig, path)
 
@@ -140,30 +189,42 @@ def _save(fig, path: pathlib.Path) -> None:
     plt.close(fig)
 
 
-def grid_pairs(evals: list[dict]) -> dict[int, list[dict]]:
-    """bucket -> the rows (of the first evaluation) shown in its grid: per cell (N, then B),
-    the first pair in the evaluation's order whose output every evaluation saved."""
+def grid_pairs(evals: list[dict]) -> dict[str, list[dict]]:
+    """pooled column -> the rows (of the first evaluation) shown in its grid: per column (paper:
+    N cell, then B cell), the first pair in the evaluation's order whose output every
+    evaluation saved."""
+    grouping = grouping_of(evals)
     saved = [{int(p.stem) for p in (e["folder"] / "examples").glob("*.png")} for e in evals]
     common = set.intersection(*saved) if saved else set()
-    shown: dict[int, list[dict]] = {}
-    for cell in CELLS:
-        rows = [r for r in evals[0]["rows"] if tables.cell_of(r) == cell and r["pair"] in common]
+    shown: dict[str, list[dict]] = {}
+    for column in grouping.columns[:-1]:
+        rows = [
+            r for r in evals[0]["rows"] if grouping.column_of(r) == column and r["pair"] in common
+        ]
         if rows:
-            shown.setdefault(int(cell[:-1]), []).append(min(rows, key=lambda r: r["pair"]))
+            first = min(rows, key=lambda r: r["pair"])
+            shown.setdefault(grouping.pooled_of(first), []).append(first)
     return shown
 
 
-def plot_grids(evals: list[dict], out: pathlib.Path) -> list[str]:
-    """grid_bucket{b}.png per bucket; returns the file names written."""
+def _scored(e: dict, truth, mask, pair: int):
+    """The image `e` scored for `pair`: its saved output, composited unless scored raw."""
+    fill = np.asarray(Image.open(e["folder"] / "examples" / f"{pair:06d}.png"), np.float32) / 255
+    if e["settings"].get("known", "composited") == "raw":
+        return fill
+    return truth * mask + fill * (1.0 - mask)
 
-    s = evals[0]["settings"]
-    source = eval_set.eval_images(s["images"], s["size"], split=s["split"], limit=s["limit"])
-    index = {source.name(i): i for i in range(len(source))}
+
+def plot_grids(evals: list[dict], out: pathlib.Path) -> list[str]:
+    """grid_{tag}.png per pooled column; returns the file names written."""
+    grouping = grouping_of(evals)
+    plan = eval_plan.rebuild(evals[0]["settings"])
+    size = evals[0]["settings"]["size"]
     written = []
-    for bucket, rows in sorted(grid_pairs(evals).items()):
+    for column, rows in grid_pairs(evals).items():
         titles = ["input (holes white)"] + [e["name"] for e in evals] + ["truth"]
         # Inches at 100 dpi: panels near their native pixels, and room for titles when small.
-        side = max(s["size"] / 100 + 0.3, 1.6)
+        side = max(size / 100 + 0.3, 1.6)
         fig, axes = plt.subplots(
             len(rows),
             len(titles),
@@ -171,13 +232,10 @@ def plot_grids(evals: list[dict], out: pathlib.Path) -> list[str]:
             squeeze=False,
         )
         for i, row in enumerate(rows):
-            truth = source.load(index[row["image"]]).astype(np.float32) / 255.0
-            mask_path = next(pathlib.Path(s["masks"]).rglob(f"{row['mask']}.*"))
-            mask = images.read_mask(mask_path, s["size"])
+            truth_u8, mask = plan.load(plan.pairs[row["pair"]])
+            truth = truth_u8.astype(np.float32) / 255.0
             shown = [truth * mask + (1.0 - mask)]
-            for e in evals:
-                fill = np.asarray(Image.open(e["folder"] / "examples" / f"{row['pair']:06d}.png"))
-                shown.append(truth * mask + fill.astype(np.float32) / 255.0 * (1.0 - mask))
+            shown += [_scored(e, truth, mask, row["pair"]) for e in evals]
             shown.append(truth)
             for j, picture in enumerate(shown):
                 ax = axes[i, j]
@@ -186,15 +244,14 @@ def plot_grids(evals: list[dict], out: pathlib.Path) -> list[str]:
                 ax.set_yticks([])
                 if i == 0:
                     ax.set_title(titles[j], fontsize=9)
+            side_label = "" if row.get("border") is None else (", B" if row["border"] else ", N")
             axes[i, 0].set_ylabel(
-                f"{row['image']}, mask {row['mask']}\nhole {row['hole_ratio']:.2f}, "
-                f"{'B' if row['border'] else 'N'}",
+                f"{row['image']}, mask {row['mask']}\nhole {row['hole_ratio']:.2f}{side_label}",
                 fontsize=7,
             )
-        lo, hi = HOLE_RATIO_BUCKETS[bucket]
-        fig.suptitle(f"hole ratio ({lo}, {hi}]: composites of each method", fontsize=10)
+        fig.suptitle(f"hole ratio {grouping.titles[column]}: each method as scored", fontsize=10)
         fig.tight_layout()
-        name = f"grid_bucket{bucket}.png"
+        name = f"grid_{grouping.tags[column]}.png"
         _save(fig, out / name)
         written.append(name)
     return written
@@ -241,12 +298,19 @@ def write_report(folders, out_dir) -> pathlib.Path:
     if evals:
         page += ["## Evaluations", ""]
         for e in evals:
-            page.append(f"- **{e['name']}**: `{e['folder']}`")
+            page.append(f"- **{e['name']}**: `{e['folder']}`; {e['table']['notes'][0]}")
         page += ["", *[f"- {note}" for note in evals[0]["table"]["notes"][1:]], ""]
-        page += ["### Per hole-ratio bucket x N/B", "", *_side_by_side(evals, None)]
         pooled = _side_by_side(evals, "buckets")
-        page += ["### Per hole-ratio bucket, N and B pooled", ""]
-        page += pooled or ["FID / IS: not computed (run `pconv evaluate` with --fid-weights).", ""]
+        if grouping_of(evals).name == "paper":
+            headings = ("Per hole-ratio bucket x N/B", "Per hole-ratio bucket, N and B pooled")
+        else:
+            headings = ("Per LaMa area bin", "Metrics of whole sets, per LaMa area bin")
+        page += [f"### {headings[0]}", "", *_side_by_side(evals, None)]
+        page += [f"### {headings[1]}", ""]
+        page += pooled or [
+            "FID / IS / U-IDS / P-IDS: not computed (run `pconv evaluate` with --fid-weights).",
+            "",
+        ]
         plot_metrics(evals, out / "metrics_vs_hole_ratio.png")
         page += ["### Metrics against the hole ratio", "", "![](metrics_vs_hole_ratio.png)", ""]
         different = [k for k in SAME_PAIRS if len({str(e["settings"][k]) for e in evals}) > 1]
@@ -255,8 +319,9 @@ def write_report(folders, out_dir) -> pathlib.Path:
             page += [f"No grids: the evaluations differ in {', '.join(different)}.", ""]
         else:
             page += [
-                "Chosen by rule: per bucket, the first pair of its N cell and of its B cell "
-                "(the evaluation's seeded order) whose fill every method saved.",
+                "Chosen by rule: per bucket (paper: the first pair of its N cell and of its B "
+                "cell) or area bin (LaMa: its first pair), in the evaluation's seeded order, "
+                "whose fill every method saved.",
                 "",
             ]
             page += [f"![]({name})\n" for name in plot_grids(evals, out)]

