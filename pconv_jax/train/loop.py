@@ -82,7 +82,13 @@ def _init_from(cfg: Config, abstract, replicated) -> tuple[dict, int]:
     """(model variables, step) of `train.init_from`: a run directory's latest checkpoint, or an
     export file (`pconv export`, `pconv convert`) whose model config must equal this run's."""
     path = cfg.train.init_from
-    if not trained.is_export(path):
+    kind = trained.model_kind(path)
+    if kind == "onnx":
+        raise UserError(
+            f"train.init_from={path} is an ONNX export (a graph, no trainable variables): "
+            "give the run directory or its .npz export"
+        )
+    if kind == "run":
         source = checkpoint.Checkpoints(path, read_only=True)
         step = source.latest_step()
         if step is None:
