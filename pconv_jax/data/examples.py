@@ -206,7 +206,7 @@ def init_worker(worker_index: int, worker_count: int) -> None:
     the cores. SIGINT (Ctrl-C reaches the whole process group) is left to the parent, which
     closes the pipeline. A parent killed outright (SIGKILL, out of memory) cannot close it, and
     grain's workers would wait on their full output queue forever: a thread ends them instead
-    (the one thing here grain does not do, tests/test_data.py shows it).
+    (the one thing here grain does not do, tests/e2e/test_data_workers.py shows it).
     """
     global _in_worker
     del worker_index, worker_count
