@@ -13,7 +13,9 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["pconv_jax", "pconv_jax.*"]),
-    package_data={"pconv_jax": ["weights/*.npz", "weights/*.sha256", "serve_examples/*.jpg"]},
+    package_data={
+        "pconv_jax": ["py.typed", "weights/*.npz", "weights/*.sha256", "serve_examples/*.jpg"]
+    },
     install_requires=[
         "jax>=0.10",
         "flax>=0.12",
@@ -40,6 +42,7 @@ setup(
             "opencv-python-headless>=4.9",
             "pypatchmatch>=2.2",
             "ruff==0.14.0",
+            "mypy==2.4.1",
             "tensorboard>=2.18",
             "onnx>=1.16",
             "onnxruntime>=1.18",

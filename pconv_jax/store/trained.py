@@ -133,7 +133,8 @@ def write_export(trained: TrainedModel, out_path: str | os.PathLike) -> pathlib.
     if out_path.suffix != ".npz":
         raise UserError(f"the export is a .npz file; got output path {out_path}")
     variables = {k: trained.variables[k] for k in ("params", "batch_stats")}
-    arrays = {k: np.asarray(v) for k, v in traverse_util.flatten_dict(variables, sep="/").items()}
+    flat = traverse_util.flatten_dict(variables, sep="/")
+    arrays: dict[str, np.ndarray] = {k: np.asarray(v) for k, v in flat.items()}
     meta = {"format": FORMAT, "version": VERSION, "step": trained.step, "source": trained.source}
     arrays["__config__"] = np.array(config_lib.to_json(trained.config))
     arrays["__meta__"] = np.array(json.dumps(meta))
@@ -141,7 +142,8 @@ def write_export(trained: TrainedModel, out_path: str | os.PathLike) -> pathlib.
     fd, tmp = tempfile.mkstemp(dir=out_path.parent, suffix=".npz.tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            # allow_pickle given (its default): numpy's stub would match **arrays against it
+            np.savez(f, allow_pickle=True, **arrays)
         os.replace(tmp, out_path)
     except BaseException:
         pathlib.Path(tmp).unlink(missing_ok=True)
