@@ -14,7 +14,12 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["pconv_jax", "pconv_jax.*"]),
     package_data={
-        "pconv_jax": ["nn/weights/*.npz", "nn/weights/*.sha256", "cli/serve_examples/*.jpg"]
+        "pconv_jax": [
+            "py.typed",
+            "nn/weights/*.npz",
+            "nn/weights/*.sha256",
+            "cli/serve_examples/*.jpg",
+        ]
     },
     install_requires=[
         "jax>=0.10",
@@ -43,6 +48,7 @@ setup(
             "opencv-python-headless>=4.9",
             "pypatchmatch>=2.2",
             "ruff==0.14.0",
+            "mypy==2.4.1",
             "tensorboard>=2.18",
             "onnx>=1.16",
             "onnxruntime>=1.18",

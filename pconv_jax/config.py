@@ -158,6 +158,8 @@ def load(path: str | None) -> Config:
     if not file.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
     spec = importlib.util.spec_from_file_location(f"_pconv_config_{file.stem}", file)
+    if spec is None or spec.loader is None:  # a suffix no import loader knows (not .py)
+        raise UserError(f"config file {path} is not a Python file")
     module = importlib.util.module_from_spec(spec)
     # Configs may import their sibling files (stage 2 builds on stage 1).
     sys.path.insert(0, str(file.resolve().parent))
@@ -285,7 +287,7 @@ def _build(cls: type, data: dict, prefix: str) -> Any:
     kwargs = {}
     for name, value in data.items():
         hint = hints[name]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             kwargs[name] = _build(hint, value, f"{prefix}{name}.")
         elif typing.get_origin(hint) is tuple:
             kwargs[name] = tuple(value)

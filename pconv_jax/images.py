@@ -89,6 +89,7 @@ def decode_file(path: str | os.PathLike, min_side: int | None = None) -> np.ndar
     Raises:
       One of DECODE_ERRORS (from Pillow) for missing, unreadable or corrupt files.
     """
+    image: Image.Image  # the opened file, then its transposed or converted copies
     with Image.open(path) as image:
         if min_side and image.format == "JPEG":
             width, height = image.size
@@ -232,6 +233,7 @@ def read_gray(path: str | os.PathLike) -> np.ndarray:
     """A mask file as grey [H, W] at its own depth: bool, uint8 or uint16 (colour -> luma)."""
     if not pathlib.Path(path).is_file():
         raise FileNotFoundError(f"mask file not found: {path}")
+    image: Image.Image  # the opened file, then its transposed copy
     try:
         with Image.open(path) as image:
             image = ImageOps.exif_transpose(image)

@@ -1,7 +1,11 @@
-"""Test setup: 4 fake CPU devices, strict rank promotion, helpers for ../shared data."""
+"""Test setup: 4 fake CPU devices, strict rank promotion, one compilation cache per test run,
+helpers for ../shared data. Tiers: tests/unit (in-process, by package), tests/e2e (other
+processes: `pconv` subprocesses, grain workers, the server and a browser, multi-process runs)."""
 
 import os
 import pathlib
+import shutil
+import tempfile
 
 # Must happen before JAX initialises its backends.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
@@ -9,12 +13,30 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # `pconv inpaint` run in-process must not fill the user's JAX compilation cache.
 os.environ.setdefault("PCONV_COMPILE_CACHE", "off")
 
+# One persistent compilation cache for the whole run: pytest-xdist's workers and every process a
+# test starts (`pconv` subprocesses, grain workers, servers) inherit these variables, so a
+# program that several of them compile (the tiny U-Net's train step, VGG features, metrics) is
+# compiled once. The cache key covers the program, the devices and the XLA flags, so a hit
+# runs the same executable a fresh compilation would give. Set JAX_COMPILATION_CACHE_DIR
+# yourself to keep the cache between runs; otherwise the process that made it deletes it.
+_CACHE_MADE_HERE = "JAX_COMPILATION_CACHE_DIR" not in os.environ
+if _CACHE_MADE_HERE:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="pconv-jax-cache-")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")  # cache every program
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")  # of any size
+
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+def pytest_unconfigure(config):
+    if _CACHE_MADE_HERE:
+        shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
+
 
 # PCONV_SHARED overrides the location (a git worktree elsewhere has no ../shared beside it).
 SHARED = pathlib.Path(
@@ -38,9 +60,10 @@ def vgg_params():
     return vgg.load_vgg16_params()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def run_dir(tmp_path_factory):
-    """A tiny trained-looking inpainting run directory (tests/tiny_run.py), one per test module."""
+    """A tiny trained-looking inpainting run directory (tests/tiny_run.py), made once per test
+    process and only read by the tests (nine modules use it)."""
     from tiny_run import make_tiny_run
 
     workdir = tmp_path_factory.mktemp("run")

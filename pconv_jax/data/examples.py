@@ -100,7 +100,8 @@ class ExampleMaker:
         image_rng = np.random.default_rng([self.seed, position, IMAGE])
         mask_rng = np.random.default_rng([self.seed, position, MASK])
         pixels, bad = self._read(position)
-        box = sources.crop_box(*pixels.shape[:2], image_rng, cfg.train_scale_max)
+        height, width = pixels.shape[:2]
+        box = sources.crop_box(height, width, image_rng, cfg.train_scale_max)
         crop = sources.crop_resize(pixels, box, cfg.image_size)
         if image_rng.random() < 0.5:
             crop = np.ascontiguousarray(crop[:, ::-1])
@@ -157,7 +158,7 @@ def stack_examples(examples: list[RawExample]) -> dict:
     faults cost more CPU than the float32 conversion (README, Workers).
     """
     count, size = len(examples), examples[0].pixels.shape[0]
-    shapes = {"pixels": (count, size, size, 3)}
+    shapes: dict[str, tuple[int, ...]] = {"pixels": (count, size, size, 3)}
     if examples[0].holes is not None:
         shapes["holes"] = (count, size, size)
     if _in_worker:
@@ -206,7 +207,7 @@ def init_worker(worker_index: int, worker_count: int) -> None:
     the cores. SIGINT (Ctrl-C reaches the whole process group) is left to the parent, which
     closes the pipeline. A parent killed outright (SIGKILL, out of memory) cannot close it, and
     grain's workers would wait on their full output queue forever: a thread ends them instead
-    (the one thing here grain does not do, tests/test_data.py shows it).
+    (the one thing here grain does not do, tests/e2e/test_data_workers.py shows it).
     """
     global _in_worker
     del worker_index, worker_count
@@ -218,5 +219,8 @@ def init_worker(worker_index: int, worker_count: int) -> None:
 
 def _exit_with_parent() -> None:
     # The parent's end of the spawn pipe stays open as long as the parent process lives.
-    multiprocessing.connection.wait([multiprocessing.parent_process().sentinel])
+    parent = multiprocessing.parent_process()
+    if parent is None:  # not a spawned worker: no parent to wait for
+        return
+    multiprocessing.connection.wait([parent.sentinel])
     os._exit(1)

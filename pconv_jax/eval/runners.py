@@ -232,7 +232,7 @@ class Progress:
     def __init__(self, total: int, done: int):
         self.bar = tqdm(total=total, initial=done, unit="pair", dynamic_ncols=True, disable=None)
         self.start = time.perf_counter()
-        self.first_batch_s = None
+        self.first_batch_s: float | None = None
         self.first_pairs = 0
         self.pairs = 0
 
@@ -251,7 +251,9 @@ class Progress:
             "seconds": elapsed,
             "first_batch_seconds": self.first_batch_s,
             "seconds_per_pair_after_first_batch": (
-                (elapsed - self.first_batch_s) / later if later else None
+                (elapsed - self.first_batch_s) / later
+                if later and self.first_batch_s is not None
+                else None
             ),
         }
 

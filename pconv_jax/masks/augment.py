@@ -98,6 +98,7 @@ class RawMaskAugmenter:
                 best, best_gap = holes, gap
             if gap == 0.0:
                 break
+        assert best is not None  # self.tries >= 1
         return best
 
 

@@ -34,7 +34,7 @@ MANIFEST_COLUMNS = ("file", "bucket", "border", "hole_ratio")
 # ../shared/data/nvidia_test_masks (250 per half-block): in every first half the closest hole
 # pixel is 50..195 px from the border (exactly 50 for buckets 1-5, i.e. a 50-px band was
 # cleared), in every second half it is 0..23 px. So the first 1000 are "N", the second 1000 "B";
-# tests/test_masks.py re-measures this.
+# tests/unit/masks/test_masks.py re-measures this.
 NVIDIA_NAME = re.compile(r"^(\d{5})$")
 NVIDIA_PER_HALF = 1000
 

@@ -188,7 +188,10 @@ class InceptionV3FID(nn.Module):
     @nn.compact
     def __call__(self, x_Nx299x299x3):
         p = self.precision
-        conv = lambda name, *a, **k: _ConvBN(*a, **k, precision=p, name=name)
+
+        def conv(name, features, kernel_size, stride=1, padding=(0, 0)):
+            return _ConvBN(features, kernel_size, stride, padding, p, name=name)
+
         x = conv("conv", 32, (3, 3), stride=2)(x_Nx299x299x3)
         x = conv("conv_1", 32, (3, 3))(x)
         x = conv("conv_2", 64, (3, 3), padding=(1, 1))(x)

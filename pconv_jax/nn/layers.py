@@ -24,7 +24,7 @@ Shape legend: N batch, H/W height/width, C input channels, F output channels (`f
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import flax.linen as nn
 import jax
@@ -38,8 +38,8 @@ kaiming_normal = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
 
 def _as_segments(x: Array | Sequence[Array], mask: Array | Sequence[Array]):
     """Normalises (x, mask) to equal-length lists of channel segments."""
-    xs = list(x) if isinstance(x, list | tuple) else [x]
-    masks = list(mask) if isinstance(mask, list | tuple) else [mask]
+    xs = list(x) if isinstance(x, list | tuple) else [cast(Array, x)]
+    masks = list(mask) if isinstance(mask, list | tuple) else [cast(Array, mask)]
     if len(xs) != len(masks):
         raise ValueError(f"got {len(xs)} feature segments but {len(masks)} mask segments")
     for i, (xi, mi) in enumerate(zip(xs, masks)):
@@ -63,11 +63,13 @@ def valid_count(masks: Sequence[Array], channels: Sequence[int]) -> Array:
 
     A [N,H,W,1] mask stands for `channels` identical channels; a per-channel mask is summed.
     """
-    total = None
+    total: Array | None = None
     for m, c in zip(masks, channels):
         m = m.astype(jnp.float32)
         part = m * c if m.shape[-1] == 1 else jnp.sum(m, axis=-1, keepdims=True)
         total = part if total is None else total + part
+    if total is None:
+        raise ValueError("valid_count needs at least one mask segment")
     return total
 
 
@@ -158,9 +160,9 @@ class PartialConv(nn.Module):
         dtype = self.dtype or jnp.result_type(*xs)
         # `where` and not a bare product, so that NaN/Inf placed in holes cannot leak through.
         masked = [jnp.where(mi > 0, xi * mi.astype(xi.dtype), 0) for xi, mi in zip(xs, masks)]
-        masked = masked[0] if len(masked) == 1 else jnp.concatenate(masked, axis=-1)
+        joined = masked[0] if len(masked) == 1 else jnp.concatenate(masked, axis=-1)
         pads = [((k - 1) // 2, (k - 1) // 2) for k in kernel_size]
-        raw = conv_nhwc(masked.astype(dtype), kernel.astype(dtype), strides, pads)
+        raw = conv_nhwc(joined.astype(dtype), kernel.astype(dtype), strides, pads)
         ratio, new_mask = mask_update(masks, channels, kernel_size, strides, self.eps, self.ratio)
         y = raw.astype(jnp.float32) * ratio
         if self.use_bias:

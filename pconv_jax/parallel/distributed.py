@@ -19,6 +19,7 @@ import functools
 import logging
 import os
 import socket
+from typing import Any
 
 import jax
 import numpy as np
@@ -58,7 +59,7 @@ def resolve_launch(
     """
     environ = os.environ if environ is None else environ
     given = {"coordinator": coordinator, "num_processes": num_processes, "process_id": process_id}
-    values = {}
+    values: dict[str, Any] = {}  # an argument's str/int or an environment variable's str
     for key, value in given.items():
         if value is None and environ.get(ENV[key], "") != "":
             value = environ[ENV[key]]
@@ -114,7 +115,8 @@ def any_processes(*flags: bool) -> tuple[bool, ...]:
     if jax.process_count() == 1:
         return tuple(bool(f) for f in flags)
     gathered = multihost_utils.process_allgather(np.asarray(flags, np.int32))  # [P, len(flags)]
-    return tuple(bool(v) for v in np.asarray(gathered).reshape(-1, len(flags)).any(axis=0))
+    agreed = np.asarray(gathered).reshape(-1, len(flags)).any(axis=0)  # bool [len(flags)]
+    return tuple(bool(v) for v in np.atleast_1d(agreed))
 
 
 def any_process(flag: bool) -> bool:

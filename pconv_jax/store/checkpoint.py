@@ -143,11 +143,11 @@ class Checkpoints:
         self._manager.close()
 
 
-def _reason(error: Exception) -> str:
+def _reason(error: BaseException) -> str:
     """The innermost cause's first line: TensorStore's own message says which file and why,
     the wrappers around it print the whole array spec."""
-    while (error.__cause__ or error.__context__) is not None:
-        error = error.__cause__ or error.__context__
+    while (inner := error.__cause__ or error.__context__) is not None:
+        error = inner
     lines = [line for line in str(error).splitlines() if line.strip()]
     return f"{type(error).__name__}: {lines[0][:300] if lines else ''}"
 

@@ -98,6 +98,8 @@ def _partial_conv(g, xs, masks, channels, params, stride, hint, ratio_mode="offi
     for m, c in zip(masks, channels):
         part = g.op("Mul", [m, g.const(float(c), "channels")])
         count = part if count is None else g.op("Add", [count, part])
+    if count is None:
+        raise ValueError("a partial convolution needs at least one mask segment")
     window = _conv(g, count, np.ones((k, k, 1, 1), np.float32), stride, hint=f"{hint}_window")
     if ratio_mode == "mask_sum":
         any_valid = g.op("Greater", [window, zero])
@@ -151,16 +153,17 @@ def build_onnx(cfg: config_lib.Config, variables: dict, *, step: int | None = No
     params, stats = variables["params"], variables.get("batch_stats", {})
     g = _Graph()
     image = g.op("Transpose", ["image"], "image_nchw", perm=[0, 3, 1, 2])
-    mask = g.op("Transpose", ["mask"], "mask_nchw", perm=[0, 3, 1, 2])
+    known = g.op("Transpose", ["mask"], "mask_nchw", perm=[0, 3, 1, 2])
+    mask: str | None = known  # None for the Conv baseline (no mask path)
     if not partial:
         fill = tuple(cfg.model.hole_fill)
         if fill:
             colour = g.const(np.reshape(fill, (1, 3, 1, 1)), "hole_fill")
-            inside = g.op("Mul", [image, mask])
+            inside = g.op("Mul", [image, known])
             blended = g.op(
-                "Add", [inside, g.op("Mul", [colour, g.op("Sub", [g.const(1.0, "one"), mask])])]
+                "Add", [inside, g.op("Mul", [colour, g.op("Sub", [g.const(1.0, "one"), known])])]
             )
-            is_known = g.op("Greater", [mask, g.const(0.0, "zero")])
+            is_known = g.op("Greater", [known, g.const(0.0, "zero")])
             image = g.op(
                 "Where", [is_known, blended, g.op("Expand", [colour, g.op("Shape", [image])])]
             )

@@ -162,7 +162,8 @@ def write_export(
     """
     out_path = export_path(out_path, "npz")
     variables = {k: trained.variables[k] for k in ("params", "batch_stats")}
-    arrays = {k: np.asarray(v) for k, v in traverse_util.flatten_dict(variables, sep="/").items()}
+    flat = traverse_util.flatten_dict(variables, sep="/")
+    arrays: dict[str, np.ndarray] = {k: np.asarray(v) for k, v in flat.items()}
     meta = {"format": FORMAT, "version": VERSION, "step": trained.step, "source": trained.source}
     if card is not None:
         meta["card"] = card
@@ -172,7 +173,8 @@ def write_export(
     fd, tmp = tempfile.mkstemp(dir=out_path.parent, suffix=".npz.tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            # allow_pickle given (its default): numpy's stub would match **arrays against it
+            np.savez(f, allow_pickle=True, **arrays)
         os.replace(tmp, out_path)
     except BaseException:
         pathlib.Path(tmp).unlink(missing_ok=True)

@@ -6,10 +6,13 @@ stops (max_seconds, a signal, a non-finite loss) are agreed by all processes.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import pathlib
 import time
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -70,7 +73,8 @@ def _initial_state(cfg: Config, workdir, model, tx, ckpts, replicated) -> train_
             cfg.train.init_from,
             step,
         )
-        return fresh.replace(
+        return dataclasses.replace(
+            fresh,
             params=model_vars["params"],
             batch_stats=model_vars["batch_stats"],
             opt_state=jax.jit(tx.init, out_shardings=replicated)(model_vars["params"]),
@@ -170,7 +174,7 @@ def sample_grid(batch, output, model_cfg) -> np.ndarray:
     return images.image_grid([shown_input, output, composite, truth])
 
 
-def train_and_evaluate(cfg: Config, workdir: str) -> dict:
+def train_and_evaluate(cfg: Config, workdir: str | pathlib.Path) -> dict:
     """Trains per `cfg`, writing config, checkpoints, metrics and samples into `workdir`.
 
     Re-running on the same workdir resumes from its last complete checkpoint with the data
@@ -218,12 +222,13 @@ def _train(cfg: Config, workdir: pathlib.Path, signals: preemption.SignalFlag) -
         ckpts.close()
         raise
     start = int(state.step)
-    step_fn = jax.jit(
+    jitted_step = jax.jit(
         functools.partial(train_step.train_step, model=model, tx=tx, cfg=cfg),
         in_shardings=(replicated, sharding.batch_sharded(mesh), replicated),
         out_shardings=(replicated, replicated),
         donate_argnums=0,
     )
+    step_fn: Callable[..., Any] = jitted_step  # compiled ahead of the first step, below
     predict_fn = jax.jit(functools.partial(train_step.predict, model=model))
     writer = writers.MetricWriter(workdir)
     validator = validation.make_validator(cfg, workdir, model, mesh, global_batch)
@@ -245,7 +250,7 @@ def _train(cfg: Config, workdir: pathlib.Path, signals: preemption.SignalFlag) -
                 batch = sharding.shard_batch(next(batches), mesh)
                 first = metrics_log.t_mark is None
                 if first:  # compile first, then meet: see distributed.wait_for_all
-                    step_fn = step_fn.lower(state, batch, vgg_params).compile()
+                    step_fn = jitted_step.lower(state, batch, vgg_params).compile()
                     distributed.wait_for_all("pconv train step compiled")
                 state, metrics = step_fn(state, batch, vgg_params)
                 step += 1

@@ -11,6 +11,8 @@ The learning rate follows `learning_rate_schedule` (constant by default, the pap
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import flax
@@ -114,7 +116,7 @@ def keep_encoder_stats(old_stats, new_stats):
     return {k: (old_stats[k] if k.startswith("enc") else v) for k, v in new_stats.items()}
 
 
-def init_variables(model: PConvUNet, image_size: int, seed: int) -> dict:
+def init_variables(model: PConvUNet, image_size: int, seed: int) -> Mapping[str, Any]:
     image = jnp.zeros((1, image_size, image_size, 3), jnp.float32)
     return model.init(jax.random.key(seed), image, jnp.ones((1, image_size, image_size, 1)))
 
@@ -173,8 +175,8 @@ def train_step(state: TrainState, batch, vgg_params, *, model, tx, cfg: Config):
     )
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    new_state = state.replace(
-        step=state.step + 1, params=params, batch_stats=new_stats, opt_state=opt_state
+    new_state = dataclasses.replace(
+        state, step=state.step + 1, params=params, batch_stats=new_stats, opt_state=opt_state
     )
     finite = jnp.isfinite(total)
     new_state = jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new_state, state)

@@ -38,7 +38,7 @@ class MetricWriter:
             self._events = SummaryWriter(str(workdir / "tensorboard"))
 
     def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
-        if not self.enabled:
+        if self._jsonl is None or self._events is None:  # not process 0
             return
         values = {k: float(v) for k, v in scalars.items()}
         self._jsonl.write(json.dumps({"step": int(step), **values}) + "\n")
@@ -48,7 +48,7 @@ class MetricWriter:
         self._events.flush()
 
     def close(self) -> None:
-        if self.enabled:
+        if self._jsonl is not None and self._events is not None:
             self._jsonl.close()
             self._events.close()
 

@@ -21,7 +21,7 @@ from pconv_jax.cli.serve import NO_HOLE_NOTE, App, painted_hole
 from pconv_jax.images import save_png
 from pconv_jax.inference.inpainter import Inpainter
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "pconv_jax/cli/serve_examples/kodak03.jpg"
 
 

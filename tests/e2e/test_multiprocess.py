@@ -30,7 +30,7 @@ from pconv_jax.store import trained
 
 from tiny_run import make_tiny_run
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "experiments" / "configs" / "tiny.py")
 STEPS = ["train.num_steps=6", "train.ckpt_every=2", "train.log_every=2", "train.sample_every=3"]
 PREEMPTED = 75

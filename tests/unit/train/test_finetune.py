@@ -21,7 +21,7 @@ from pconv_jax.nn.model import abstract_variables, build_model
 from pconv_jax.store import trained
 from pconv_jax.train import step as train_step
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[3]
 TINY = str(ROOT / "experiments" / "configs" / "tiny.py")
 
 

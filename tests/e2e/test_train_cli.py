@@ -20,7 +20,7 @@ from pconv_jax import cli, config
 from pconv_jax.data import pipeline as data
 from pconv_jax.store import checkpoint, trained
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "experiments" / "configs" / "tiny.py")
 
 

@@ -11,7 +11,7 @@ from PIL import Image
 from pconv_jax import cli
 from pconv_jax.masks.protocol import HOLE_RATIO_BUCKETS
 
-TINY = str(pathlib.Path(__file__).resolve().parents[1] / "experiments" / "configs" / "tiny.py")
+TINY = str(pathlib.Path(__file__).resolve().parents[3] / "experiments" / "configs" / "tiny.py")
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Stage 2 (paper Sec. 4, fine-tuning): the train step's forward pass normalises the encoder with
 its RUNNING statistics, not the batch's. Restoring the kept statistics after the step (what
-tests/test_train.py checks) would hide a forward pass that used batch statistics; these tests
-look at the loss the step computes instead."""
+tests/unit/train/test_train.py checks) would hide a forward pass that used batch statistics;
+these tests look at the loss the step computes instead."""
 
 import dataclasses
 

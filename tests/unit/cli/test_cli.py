@@ -1,8 +1,5 @@
 """The `pconv` command's error contract: user errors exit 2 on one line, bugs keep a traceback."""
 
-import subprocess
-import sys
-
 import pytest
 
 from pconv_jax import cli
@@ -30,11 +27,3 @@ def test_a_library_bug_keeps_its_traceback(monkeypatch):
     monkeypatch.setattr(runs, "cmd_info", broken)
     with pytest.raises(ValueError, match="internal invariant"):
         cli.main(["info"])
-
-
-def test_python_dash_m_runs_the_same_parser():
-    done = subprocess.run(
-        [sys.executable, "-m", "pconv_jax", "--help"], capture_output=True, text=True, check=True
-    )
-    for command in ("train", "inpaint", "export", "evaluate", "upscale", "make-test-masks"):
-        assert command in done.stdout

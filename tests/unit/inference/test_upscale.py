@@ -20,7 +20,7 @@ from pconv_jax.store import checkpoint
 import tolerances
 from tiny_run import make_tiny_run
 
-TINY = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "configs" / "tiny.py"
+TINY = pathlib.Path(__file__).resolve().parents[3] / "experiments" / "configs" / "tiny.py"
 
 
 def _make_sr_run(workdir, sr_factors=(2, 4)):

@@ -30,7 +30,7 @@ import pytest
 from pconv_jax import config
 from pconv_jax.cli import build_parser
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SKIP_RUN = "<!-- docs-test: skip-run -->"
 

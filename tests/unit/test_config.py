@@ -6,7 +6,7 @@ import pytest
 
 from pconv_jax import cli, config
 
-CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "configs"
+CONFIGS = pathlib.Path(__file__).resolve().parents[2] / "experiments" / "configs"
 
 
 def test_overrides_are_typed():

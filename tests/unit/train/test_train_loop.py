@@ -20,7 +20,7 @@ from pconv_jax.train import loop
 
 from tiny_train import run_steps, setup, tiny_batch, tiny_cfg
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[3]
 TINY = ROOT / "experiments" / "configs" / "tiny.py"
 QUIET = ["train.sample_every=1000", "train.log_every=1000"]
 
