@@ -19,6 +19,7 @@ import io
 import math
 import os
 import pathlib
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -78,11 +79,12 @@ def to_rgb(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def decode_file(path: str | os.PathLike, min_side: int | None = None) -> np.ndarray:
+def decode_file(path: str | os.PathLike | BinaryIO, min_side: int | None = None) -> np.ndarray:
     """Decodes an image file to uint8 RGB [H, W, 3] (the training sources' fast path).
 
     Args:
-      path: any format Pillow reads (see IMAGE_EXTENSIONS). EXIF orientation is applied.
+      path: a file (or an open binary stream) in any format Pillow reads (see
+        IMAGE_EXTENSIONS). EXIF orientation is applied.
       min_side: if given, a JPEG may be decoded at 1/2, 1/4 or 1/8 scale (DCT scaling, much
         faster) as long as its short side stays >= min_side.
 
@@ -157,11 +159,15 @@ def _upright_index(image: Image.Image, height: int, width: int) -> np.ndarray | 
 
 def _read_sixteen(data: bytes, image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     """(rgb uint16 [H, W, 3] over white, alpha uint16 or None) of a 16-bit PNG, upright."""
-    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if decoded is None:
+        raise UserError("cannot decode the 16-bit PNG")
+    array: np.ndarray = decoded
     if array.ndim == 2:
         array = array[..., None]
     array = array[..., [2, 1, 0, 3][: array.shape[-1]]] if array.shape[-1] >= 3 else array
-    order = _upright_index(image, *array.shape[:2])
+    height, width = array.shape[:2]
+    order = _upright_index(image, height, width)
     if order is not None:
         array = array.reshape(-1, array.shape[-1])[order]
     alpha = None
@@ -195,7 +201,8 @@ def read_photo(source: str | os.PathLike | bytes, name: str | None = None) -> Ph
             rgb = decode_file(io.BytesIO(source))
             photo = Photo(rgb, icc=image.info.get("icc_profile") or None)
             if image.info.get("dpi"):
-                photo.dpi = tuple(float(v) for v in image.info["dpi"])
+                dpi_x, dpi_y = image.info["dpi"][:2]
+                photo.dpi = (float(dpi_x), float(dpi_y))
             if image.format == "PNG" and source[24] == 16:  # IHDR bit depth
                 photo.rgb16, photo.alpha = _read_sixteen(source, image)
                 photo.rgb = to_rgb(photo.rgb16)  # the 8-bit rule of this module, not Pillow's

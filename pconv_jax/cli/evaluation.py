@@ -37,6 +37,8 @@ def cmd_make_test_masks(args) -> int:
 
 def _check_mode(args) -> str:
     """ "export", "predictions" or "method", with the flags each mode needs (UserError)."""
+    needs: tuple[str, ...]
+    refuses: tuple[str, ...]
     given = lambda *names: [f"--{n.replace('_', '-')}" for n in names if getattr(args, n)]
     if args.export_pairs:
         mode, needs, refuses = "export", ("images",), ("method", "pairs", "predictions", "out")

@@ -135,7 +135,7 @@ def add_routes(api: fastapi.FastAPI, app) -> None:
                 raise UserError(f"format must be one of {', '.join(MEDIA_TYPES)}, got {format!r}")
             if hole_color not in ("white", "black"):
                 raise UserError(f"hole_color must be white or black, got {hole_color!r}")
-            request = dict(mask_from_alpha=mask_from_alpha, tolerance=tolerance)
+            request: dict[str, object] = dict(mask_from_alpha=mask_from_alpha, tolerance=tolerance)
             request["color"] = parse_color(mask_color) if mask_color else None
             ops = MaskOps(invert, dilate, erode, feather)
             with tempfile.TemporaryDirectory(prefix="pconv_api_") as tmp:
@@ -178,7 +178,8 @@ def _fill(app, upload, source, ops, extend, strategy, model, fmt, quality) -> by
         raise UserError("no hole: send a mask file, mask_from_alpha, mask_color or extend")
     pixels = photo.rgb16 if photo.rgb16 is not None else photo.rgb
     prepared = edit.prepare(pixels, hole, ops, extend)
-    check_side(*prepared.image.shape[:2], app.max_side, "the extended image")
+    height, width = prepared.image.shape[:2]
+    check_side(height, width, app.max_side, "the extended image")
     edit.check_known(prepared)
     if prepared.net_hole.any():
         result = edit.run(app.inpainter_for(model), [prepared], strategy)[0]

@@ -40,7 +40,8 @@ class EvalImages:
 
     def load(self, index: int) -> np.ndarray:
         pixels = self.source.load(index, self.size)
-        return sources.crop_resize(pixels, sources.crop_box(*pixels.shape[:2], None), self.size)
+        height, width = pixels.shape[:2]
+        return sources.crop_resize(pixels, sources.crop_box(height, width, None), self.size)
 
     def __iter__(self):
         self.skipped = []

@@ -93,6 +93,7 @@ def from_sources(
     source = eval_set.eval_images(images, size, split=split, limit=limit)
     names = [source.name(i) for i in range(len(source))]
     if protocol == "paper":
+        assert mask_dir is not None  # checked above
         records = masks.load_mask_set(mask_dir)
         pairs = masks.pair_masks(len(names), records, seed, masks_per_image)
 

@@ -22,12 +22,12 @@ def pooled_rows(rows: list[dict], fid_dir: pathlib.Path, params: dict, grouping:
     whole "all" column included.
     """
     features = {r["pair"]: np.load(fid_dir / f"{r['pair']:06d}.npy") for r in rows}
-    groups = {c: [] for c in grouping.pooled}
+    groups: dict[str, list[int]] = {c: [] for c in grouping.pooled}
     for r in rows:
         groups[grouping.pooled_of(r)].append(r["pair"])
         groups["all"].append(r["pair"])
     least = ids.min_pairs(fid.FEATURE_DIM)
-    values = {key: {} for key in ("fid", "is", "u_ids", "p_ids")}
+    values: dict[str, dict] = {key: {} for key in ("fid", "is", "u_ids", "p_ids")}
     for column, indices in groups.items():
         fake = np.stack([features[i][0] for i in indices]) if indices else None
         real = np.stack([features[i][1] for i in indices]) if indices else None

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+from collections.abc import Callable
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -158,6 +159,7 @@ def plot_metrics(evals: list[dict], path: pathlib.Path) -> None:
     """Every metric against the hole ratio, one line per evaluation (pooled metrics only when
     some evaluation has a value)."""
     grouping = grouping_of(evals)
+    curves: list[tuple[str, str, bool, Callable | None]]
     curves = [(key, title, up, bucket_curves) for key, title, up in PLOTTED]
     for key, title, up in POOLED:
         if any(len(pooled_curve(e, key, grouping)[0]) for e in evals):
@@ -167,7 +169,7 @@ def plot_metrics(evals: list[dict], path: pathlib.Path) -> None:
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
     for ax, (key, title, up, per_pair) in zip(axes.ravel(), curves):
         for e in evals:
-            if per_pair:
+            if per_pair is not None:
                 x, y = per_pair(e["rows"], key, grouping)
             else:
                 x, y = pooled_curve(e, key, grouping)

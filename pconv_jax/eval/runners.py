@@ -139,12 +139,13 @@ def check_predictions(folder: pathlib.Path, names: list[str], size: int) -> None
         with Image.open(found[name]) as im:
             if im.size != (size, size):
                 wrong.append(f"{name}.png is {im.size[0]}x{im.size[1]}")
-    problems = [
-        (missing and f"{len(missing)} missing ({_first(n + '.png' for n in missing)})"),
-        (extra and f"{len(extra)} extra ({_first(extra)})"),
-        (wrong and f"{len(wrong)} not {size}x{size} ({_first(wrong)})"),
-    ]
-    problems = [p for p in problems if p]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing ({_first(n + '.png' for n in missing)})")
+    if extra:
+        problems.append(f"{len(extra)} extra ({_first(extra)})")
+    if wrong:
+        problems.append(f"{len(wrong)} not {size}x{size} ({_first(wrong)})")
     if problems:
         raise UserError(
             f"{folder} must hold one {size}x{size} PNG per exported pair, NAME.png: "

@@ -253,6 +253,7 @@ def inpaint_folder(
     output.check_suffix(f"x.{fmt}")
     if masks_dir is not None:
         pairs, skipped = pair_by_stem(images_dir, masks_dir)
+        jobs: list[tuple[pathlib.Path, pathlib.Path | None]]
         jobs = [(image, mask) for _, image, mask in pairs]
     else:
         jobs, skipped = [], []

@@ -58,8 +58,10 @@ class _Item:
     index: int
     image: np.ndarray  # as given: uint8 or float [H,W,3]
     known: np.ndarray  # bool [H,W]
-    net_image: np.ndarray | None = None  # float32 [h,w,3] in [0,1], holes zeroed: network input
-    net_known: np.ndarray | None = None  # bool [h,w]
+    # Set by Inpainter._prepare: the network's input, float32 [h,w,3] in [0,1] with holes zeroed,
+    # and its known pixels, bool [h,w].
+    net_image: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0, 3)))
+    net_known: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0), bool))
 
 
 class Inpainter:
@@ -211,9 +213,11 @@ class Inpainter:
                     results[item.index] = (
                         _composite(item, output) if composite else _network_output(item, output)
                     )
+        filled = [r for r in results if r is not None]
+        assert len(filled) == len(results)  # every image took one of the paths above
         if single:
-            return results[0]
-        return results if isinstance(images, list | tuple) else np.stack(results)
+            return filled[0]
+        return filled if isinstance(images, list | tuple) else np.stack(filled)
 
     def _prepare(self, item: _Item, strategy: str) -> None:
         image = item.image.astype(np.float32) / (255.0 if item.image.dtype == np.uint8 else 1.0)

@@ -41,7 +41,7 @@ class JaxForward:
 
     def _traced(self, variables, image, mask):
         self.num_compilations += 1  # Python side effect: runs once per new traced shape
-        return self.model.apply(variables, image, mask).astype(jnp.float32)
+        return jnp.asarray(self.model.apply(variables, image, mask), jnp.float32)
 
     def __call__(self, image_BxHxWx3: np.ndarray, mask_BxHxWx1: np.ndarray) -> np.ndarray:
         """The raw network output, float32 [B,H,W,3] (any range; B a multiple of batch_unit).

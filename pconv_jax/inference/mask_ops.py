@@ -99,7 +99,8 @@ def parse_color(text: str) -> tuple[int, int, int]:
     """'R,G,B' (0..255 each) or '#rrggbb' -> (r, g, b)."""
     text = text.strip()
     if re.fullmatch(r"#[0-9a-fA-F]{6}", text):
-        return tuple(int(text[i : i + 2], 16) for i in (1, 3, 5))
+        red, green, blue = (int(text[i : i + 2], 16) for i in (1, 3, 5))
+        return red, green, blue
     parts = text.split(",")
     try:
         rgb = tuple(int(p) for p in parts)
@@ -107,7 +108,7 @@ def parse_color(text: str) -> tuple[int, int, int]:
         rgb = ()
     if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
         raise UserError(f"a mask colour is R,G,B with values 0..255 (or #rrggbb), got {text!r}")
-    return rgb
+    return rgb[0], rgb[1], rgb[2]
 
 
 def hole_from_color(rgb: np.ndarray, color, tolerance: int = 0) -> np.ndarray:
@@ -118,7 +119,7 @@ def hole_from_color(rgb: np.ndarray, color, tolerance: int = 0) -> np.ndarray:
     if not 0 <= tolerance <= 255:
         raise UserError(f"the colour tolerance must lie in 0..255, got {tolerance}")
     difference = np.abs(rgb.astype(np.int16) - np.asarray(color, np.int16))
-    return (difference <= tolerance).all(axis=-1)
+    return np.asarray((difference <= tolerance).all(axis=-1))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,6 +7,7 @@ back exactly. onnxruntime is an optional dependency (`pip install pconv_jax[onnx
 
 from __future__ import annotations
 
+import os
 import pathlib
 
 import numpy as np
@@ -20,7 +21,7 @@ class OnnxForward:
 
     batch_unit = 1
 
-    def __init__(self, path: str | pathlib.Path, providers: list[str] | None = None):
+    def __init__(self, path: str | os.PathLike, providers: list[str] | None = None):
         """Opens the file and checks that it is a pconv_jax export.
 
         Args:

@@ -65,7 +65,7 @@ def encode(pixels: np.ndarray, fmt: str, photo: Photo | None = None, quality: in
         if not ok:
             raise UserError("cannot encode the 16-bit PNG")
         return png_with_metadata(png.tobytes(), exif=meta.exif, icc=meta.icc, dpi=meta.dpi)
-    options = {}
+    options: dict[str, object] = {}
     if meta.exif:
         options["exif"] = meta.exif
     if meta.icc:

@@ -164,7 +164,8 @@ NUM_AREA_BINS = 10
 def area_bin(hole_ratio: float) -> int:
     """LaMa's area bin 0..9 of a hole ratio in [0, 1]."""
     edges = np.linspace(0.0, 1.0, NUM_AREA_BINS + 1)
-    return int(min(np.searchsorted(edges, hole_ratio, side="right") - 1, NUM_AREA_BINS - 1))
+    index = int(np.searchsorted(edges, hole_ratio, side="right")) - 1
+    return min(index, NUM_AREA_BINS - 1)
 
 
 def area_bin_title(index: int) -> str:

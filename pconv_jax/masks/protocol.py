@@ -55,8 +55,8 @@ class MaskRecord:
 
     path: str
     name: str
-    bucket: int
-    border: bool
+    bucket: int | None  # None: a generated mask outside the paper's buckets (LaMa protocol)
+    border: bool | None
     hole_ratio: float
     border_distance: int
 

@@ -88,7 +88,9 @@ def make_test_mask_set(
         writer = csv.writer(f)
         writer.writerow(masks_lib.MANIFEST_COLUMNS)
         for name, record in zip(names, records):
-            writer.writerow([name, record.bucket, int(record.border), f"{record.hole_ratio:.6f}"])
+            writer.writerow(
+                [name, record.bucket, int(bool(record.border)), f"{record.hole_ratio:.6f}"]
+            )
     return records
 
 
