@@ -16,7 +16,6 @@ from collections.abc import Callable
 
 import jax
 import numpy as np
-from tensorboardX import SummaryWriter
 from tqdm import tqdm
 
 log = logging.getLogger(__name__)
@@ -32,6 +31,10 @@ class MetricWriter:
         self._jsonl = None
         self._events = None
         if self.enabled:
+            # Imported here: tensorboardX imports torch when it is installed (~5 s), which every
+            # `pconv` command would pay at start-up through cli -> train; only a run writes events.
+            from tensorboardX import SummaryWriter
+
             workdir = pathlib.Path(workdir)
             workdir.mkdir(parents=True, exist_ok=True)
             self._jsonl = open(workdir / "metrics.jsonl", "a", encoding="utf-8")
