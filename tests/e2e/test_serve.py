@@ -221,12 +221,17 @@ def _chromium():
 
 
 def _wait_for(browser, server, what: str, condition, seconds: float = 180):
-    """`condition(browser)` once truthy; a timeout fails naming `what`, with screenshot and log."""
-    from selenium.common.exceptions import TimeoutException
+    """`condition(browser)` once truthy; a timeout fails naming `what`, with screenshot and log.
+
+    An element the page re-renders between finding it and reading it (Gradio replaces the file
+    links when a result arrives) raises StaleElementReferenceException: that poll is retried.
+    """
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
     try:
-        return WebDriverWait(browser, seconds).until(condition)
+        wait = WebDriverWait(browser, seconds, ignored_exceptions=(StaleElementReferenceException,))
+        return wait.until(condition)
     except TimeoutException:
         shot = server.log.with_name(f"timeout-{time.monotonic_ns()}.png")
         browser.save_screenshot(str(shot))
