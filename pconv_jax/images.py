@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from pconv_jax import atomic
 from pconv_jax.errors import UserError
 
 # Every folder reader (training folders, mask folders, `pconv inpaint --images`) lists these.
@@ -306,8 +307,9 @@ def read_mask(path, size=None, threshold: float = 0.5, hole_is_white: bool = Tru
 
 def write_holes(path: str | os.PathLike, holes: np.ndarray) -> None:
     """Writes a hole map [H, W] (nonzero = hole) as an 8-bit PNG, white (255) = hole."""
-    if not cv2.imwrite(os.fspath(path), np.where(holes != 0, 255, 0).astype(np.uint8)):
-        raise UserError(f"cannot write mask file {path}")
+    with atomic.replacing(path) as temporary:
+        if not cv2.imwrite(os.fspath(temporary), np.where(holes != 0, 255, 0).astype(np.uint8)):
+            raise UserError(f"cannot write mask file {path}")
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -328,7 +330,6 @@ def image_grid(columns: list[np.ndarray], pad: int = 2) -> np.ndarray:
 
 
 def save_png(array_uint8: np.ndarray, path: str | pathlib.Path) -> None:
-    """Writes uint8 [H, W, 3] (or [H, W]) as a PNG, creating its folder."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array_uint8).save(path)
+    """Writes uint8 [H, W, 3] (or [H, W]) as a PNG, creating its folder (whole or not at all)."""
+    with atomic.replacing(path) as temporary:
+        Image.fromarray(array_uint8).save(temporary, format="PNG")

@@ -31,6 +31,7 @@ import pathlib
 
 import jax
 
+from pconv_jax import atomic
 from pconv_jax.errors import UserError
 from pconv_jax.eval import plan as eval_plan
 from pconv_jax.eval import pooled
@@ -265,9 +266,9 @@ def _table(rows, settings, columns, description, out, fid_params) -> eval_table.
 
 def _write_tables(out: pathlib.Path, table, settings: dict, timing: dict) -> None:
     summary = {"settings": settings, **eval_table.to_json(table), "timing": timing}
-    (out / "table.md").write_text(eval_table.to_markdown(table), encoding="utf-8")
-    (out / "table.csv").write_text(eval_table.to_csv(table), encoding="utf-8")
-    (out / "table.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    atomic.write_text(out / "table.md", eval_table.to_markdown(table))
+    atomic.write_text(out / "table.csv", eval_table.to_csv(table))
+    atomic.write_text(out / "table.json", json.dumps(summary, indent=2) + "\n")
 
 
 def _mask_row(pair: Pair) -> dict:

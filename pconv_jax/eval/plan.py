@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from pconv_jax import atomic
 from pconv_jax import images as image_io
 from pconv_jax.data import eval_set
 from pconv_jax.errors import UserError
@@ -202,5 +203,5 @@ def export(plan: Plan, out_dir: str | os.PathLike, num_workers: int = 4) -> path
         entries = list(pool.map(write, plan.pairs))
     listed = {pair_name(p): e for p, e in zip(plan.pairs, entries)}
     text = json.dumps({"settings": plan.settings, "pairs": listed}, indent=1, sort_keys=True)
-    (out / PAIRS_JSON).write_text(text + "\n", encoding="utf-8")
+    atomic.write_text(out / PAIRS_JSON, text + "\n")
     return out

@@ -27,6 +27,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image
 
+from pconv_jax import atomic
 from pconv_jax.errors import UserError
 from pconv_jax.eval import plan as eval_plan
 from pconv_jax.eval import tables
@@ -186,8 +187,8 @@ def plot_metrics(evals: list[dict], path: pathlib.Path) -> None:
 
 
 def _save(fig, path: pathlib.Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, metadata={"Software": None})  # same bytes on a rerun
+    with atomic.replacing(path) as temporary:  # same bytes on a rerun: no Software tag
+        fig.savefig(temporary, format="png", dpi=100, metadata={"Software": None})
     plt.close(fig)
 
 
@@ -331,5 +332,5 @@ def write_report(folders, out_dir) -> pathlib.Path:
         page += [f"## Training run `{run}`", ""]
         page += [f"![]({name})\n" for name in plot_run(run, out)]
     path = out / "report.md"
-    path.write_text("\n".join(page).rstrip() + "\n", encoding="utf-8")
+    atomic.write_text(path, "\n".join(page).rstrip() + "\n")
     return path

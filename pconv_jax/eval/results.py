@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import pathlib
 
+from pconv_jax import atomic
 from pconv_jax.errors import UserError
 from pconv_jax.masks.protocol import Pair
 
@@ -38,7 +39,7 @@ def check_settings(out_dir: pathlib.Path, settings: dict) -> None:
     elif (out_dir / RESULTS).exists():
         raise UserError(f"{out_dir} has {RESULTS} but no {SETTINGS}: not resumable")
     out_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    atomic.write_text(path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
 
 
 def read_results(path: pathlib.Path, pairs: list[Pair], image_names) -> dict[int, dict]:
@@ -51,7 +52,7 @@ def read_results(path: pathlib.Path, pairs: list[Pair], image_names) -> dict[int
     text = path.read_text(encoding="utf-8")
     complete = text[: text.rfind("\n") + 1]
     if complete != text:
-        path.write_text(complete, encoding="utf-8")
+        atomic.write_text(path, complete)
     done = {}
     for line in complete.splitlines():
         row = json.loads(line)

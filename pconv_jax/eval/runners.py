@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from pconv_jax import images
+from pconv_jax import atomic, images
 from pconv_jax.errors import UserError
 from pconv_jax.eval import baselines
 from pconv_jax.metrics import fid, lpips
@@ -221,9 +221,9 @@ def save_extras(
     features = fid.fid_features(fid_params, np.concatenate([comp, real]), 2 * batch_size)
     if not np.isfinite(features).all():
         raise UserError("the FID Inception features are not finite: broken --fid-weights?")
-    (out / "fid").mkdir(exist_ok=True)
     for j, pair in enumerate(chunk):
-        np.save(out / "fid" / f"{pair.index:06d}.npy", features[[j, batch_size + j]])
+        with atomic.replacing(out / "fid" / f"{pair.index:06d}.npy") as temporary:
+            np.save(temporary, features[[j, batch_size + j]])
 
 
 class Progress:

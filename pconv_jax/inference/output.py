@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from pconv_jax import atomic
 from pconv_jax.errors import UserError
 from pconv_jax.images import Photo, to_rgb
 
@@ -83,9 +84,7 @@ def write_image(path, pixels: np.ndarray, photo: Photo | None = None, quality: i
     """Writes `pixels` (uint8 or uint16 [H, W, 3]) to `path`, the format from its suffix."""
     fmt = check_suffix(path)
     data = encode(pixels, fmt, photo, quality)
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    atomic.write_bytes(path, data)
 
 
 def concat_panels(before: np.ndarray, hole: np.ndarray, after: np.ndarray, gap: int = 4):

@@ -21,7 +21,7 @@ import pathlib
 
 import numpy as np
 
-from pconv_jax import images
+from pconv_jax import atomic, images
 from pconv_jax.errors import UserError
 from pconv_jax.masks import augment as mask_augment
 from pconv_jax.masks import generator as mask_generator
@@ -84,7 +84,8 @@ def make_test_mask_set(
         records.append(
             masks_lib.MaskRecord(str(out / name), name[:-4], bucket, bool(border), ratio, distance)
         )
-    with open(out / masks_lib.MANIFEST_NAME, "w", newline="") as f:
+    manifest = out / masks_lib.MANIFEST_NAME
+    with atomic.replacing(manifest) as temporary, open(temporary, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(masks_lib.MANIFEST_COLUMNS)
         for name, record in zip(names, records):

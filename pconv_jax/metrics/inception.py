@@ -31,6 +31,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax.traverse_util import flatten_dict, unflatten_dict
 
+from pconv_jax import atomic
+
 FID_IMAGE_SIZE_PX = 299
 FEATURE_DIM = 2048
 NUM_CLASSES = 1008  # the 2015 graph's softmax: 1000 ImageNet classes plus 8 unused
@@ -312,4 +314,5 @@ def save_fid_inception(params: dict, path) -> None:
     if path.suffix != ".npz":
         raise ValueError(f"the converted weights need an .npz file name, got {path}")
     _check_params(params, "params")
-    np.savez(path, **flatten_dict(params, sep="/"))
+    with atomic.replacing(path) as temporary:
+        np.savez(temporary, **flatten_dict(params, sep="/"))

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pconv_jax import atomic
 from pconv_jax.config import IMAGENET_MEAN, IMAGENET_STD
 from pconv_jax.errors import UserError
 
@@ -225,5 +226,6 @@ def save_vgg16_npz(params: Params, path: str) -> None:
     }
     checked = _checked(arrays, "params to save")
     flat = {f"{name}/{kind}": v for name, layer in checked.items() for kind, v in layer.items()}
-    with open(path, "wb") as f:  # a file object: np.savez would append ".npz" to other names
+    # A file object: np.savez would append ".npz" to other names.
+    with atomic.replacing(path) as temporary, open(temporary, "wb") as f:
         np.savez(f, **flat)

@@ -21,6 +21,7 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+from pconv_jax import atomic
 from pconv_jax import config as config_lib
 from pconv_jax.errors import UserError
 from pconv_jax.store import checksums
@@ -125,7 +126,7 @@ class Checkpoints:
         manifest = checksums.manifest_path(self.directory, step)
         if manifest.is_file():
             manifest.rename(aside / "checksums.json")
-        (aside / "reason.txt").write_text(reason + "\n", encoding="utf-8")
+        atomic.write_text(aside / "reason.txt", reason + "\n")
         return aside
 
     def reload(self) -> None:
@@ -236,6 +237,4 @@ def read_config(workdir) -> config_lib.Config:
 
 
 def write_config(workdir, cfg: config_lib.Config) -> None:
-    path = pathlib.Path(workdir) / "config.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(config_lib.to_json(cfg), encoding="utf-8")
+    atomic.write_text(pathlib.Path(workdir) / "config.json", config_lib.to_json(cfg))

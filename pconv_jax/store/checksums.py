@@ -13,6 +13,8 @@ import hashlib
 import json
 import pathlib
 
+from pconv_jax import atomic
+
 MANIFESTS = "checksums"
 
 
@@ -44,9 +46,7 @@ def write_missing(checkpoints: pathlib.Path, steps) -> None:
             continue
         root = checkpoints / str(step)
         files = {str(p.relative_to(root)): _hash(p) for p in sorted(root.rglob("*")) if p.is_file()}
-        temporary = target.with_suffix(".tmp")
-        temporary.write_text(json.dumps(files, indent=1, sort_keys=True), encoding="utf-8")
-        temporary.replace(target)
+        atomic.write_text(target, json.dumps(files, indent=1, sort_keys=True))
 
 
 def verify(checkpoints: pathlib.Path, step: int) -> str | None:

@@ -28,6 +28,7 @@ import json
 
 import numpy as np
 
+from pconv_jax import atomic
 from pconv_jax import config as config_lib
 from pconv_jax.errors import UserError
 from pconv_jax.nn.model import IO_AFFINE, encoder_spec
@@ -244,8 +245,8 @@ def export_onnx(workdir, out_path, step: int | None = None):
     source = trained.load(workdir, step)
     step = source.step
     model = build_onnx(source.config, source.variables, step=step)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save_model(model, str(out_path))
+    with atomic.replacing(out_path) as temporary:
+        onnx.save_model(model, str(temporary))
     return out_path, step
 
 

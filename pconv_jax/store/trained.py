@@ -21,13 +21,13 @@ import dataclasses
 import json
 import os
 import pathlib
-import tempfile
 from typing import Literal
 
 import jax
 import numpy as np
 from flax import traverse_util
 
+from pconv_jax import atomic
 from pconv_jax import config as config_lib
 from pconv_jax.errors import UserError
 from pconv_jax.nn.model import PConvUNet, abstract_variables, build_model
@@ -169,14 +169,7 @@ def write_export(
         meta["card"] = card
     arrays["__config__"] = np.array(config_lib.to_json(trained.config))
     arrays["__meta__"] = np.array(json.dumps(meta))
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            # allow_pickle given (its default): numpy's stub would match **arrays against it
-            np.savez(f, allow_pickle=True, **arrays)
-        os.replace(tmp, out_path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic.replacing(out_path) as temporary:
+        # allow_pickle given (its default): numpy's stub would match **arrays against it
+        np.savez(temporary, allow_pickle=True, **arrays)
     return out_path

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pconv_jax import images
+from pconv_jax import atomic, images
 from pconv_jax.config import Config
 from pconv_jax.data import eval_set
 from pconv_jax.errors import UserError
@@ -170,7 +170,7 @@ class Validator:
         self.best = {"step": int(step), "metric": metric, "value": value}
         if jax.process_index() == 0:
             text = json.dumps({**self.best, "higher_is_better": HIGHER_IS_BETTER[metric]})
-            (self.workdir / BEST_FILE).write_text(text + "\n", encoding="utf-8")
+            atomic.write_text(self.workdir / BEST_FILE, text + "\n")
         return True
 
 

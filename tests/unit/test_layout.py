@@ -19,19 +19,42 @@ PACKAGE = ROOT / "pconv_jax"
 # pconv_jax/__init__.py (the lazily imported public names and the version).
 ALLOWED = {
     "errors": set(),
+    "atomic": set(),  # whole-file writes; every part that writes a file imports it
     "config": {"errors"},
-    "images": {"errors"},
+    "images": {"errors", "atomic"},
     "parallel": {"errors", "config"},
-    "metrics": {"errors", "config"},
-    "nn": {"errors", "config"},
-    "masks": {"errors", "images"},
-    "data": {"errors", "config", "images", "masks"},
-    "store": {"errors", "config", "nn"},
-    "train": {"errors", "config", "images", "parallel", "metrics", "nn", "masks", "data", "store"},
-    "inference": {"errors", "config", "images", "parallel", "nn", "data", "store"},
-    "eval": {"errors", "config", "images", "parallel", "metrics", "nn", "masks", "data", "store"}
+    "metrics": {"errors", "atomic", "config"},
+    "nn": {"errors", "atomic", "config"},
+    "masks": {"errors", "atomic", "images"},
+    "data": {"errors", "atomic", "config", "images", "masks"},
+    "store": {"errors", "atomic", "config", "nn"},
+    "train": {
+        "errors",
+        "atomic",
+        "config",
+        "images",
+        "parallel",
+        "metrics",
+        "nn",
+        "masks",
+        "data",
+        "store",
+    },
+    "inference": {"errors", "atomic", "config", "images", "parallel", "nn", "data", "store"},
+    "eval": {
+        "errors",
+        "atomic",
+        "config",
+        "images",
+        "parallel",
+        "metrics",
+        "nn",
+        "masks",
+        "data",
+        "store",
+    }
     | {"inference"},
-    "cli": {"errors", "config", "images", "parallel", "metrics", "nn", "masks", "data"}
+    "cli": {"errors", "atomic", "config", "images", "parallel", "metrics", "nn", "masks", "data"}
     | {"store", "train", "inference", "eval"},
     "__main__": {"cli"},
     "root": set(),  # its lazy names are strings, resolved on first use

@@ -17,6 +17,7 @@ import warnings
 from flax import traverse_util
 
 import pconv_jax
+from pconv_jax import atomic
 from pconv_jax import config as config_lib
 from pconv_jax.errors import UserError
 from pconv_jax.nn.model import abstract_variables, build_model
@@ -77,7 +78,7 @@ def convert(source: str, src: str | pathlib.Path, out: str | pathlib.Path) -> Co
     model_out = trained.TrainedModel(cfg, model, variables, step or 0, f"{source}:{src.name}")
     path = trained.write_export(model_out, out, card=card)
     card_path = out.with_suffix(".md")
-    card_path.write_text(card_markdown(card), encoding="utf-8")
+    atomic.write_text(card_path, card_markdown(card))
     return Converted(path, card_path, card)
 
 
