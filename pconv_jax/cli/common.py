@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from pconv_jax import config
+from pconv_jax.errors import UserError
 from pconv_jax.inference.inpainter import Inpainter
 from pconv_jax.parallel import distributed
 
@@ -24,6 +26,34 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
 def load_config(args) -> config.Config:
     """--config and --set, every choice checked (UserError naming the key otherwise)."""
     return config.override(config.load(args.config), args.overrides)
+
+
+def add_overwrite_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="allow the output to be one of the inputs (replacing it); refused otherwise",
+    )
+
+
+def refuse_overwrite(args, output, *inputs) -> None:
+    """UserError when `output` is the same file or folder as one of `inputs` (None skipped),
+    unless --overwrite was given: nothing the user gave is replaced by accident."""
+    if output is None or getattr(args, "overwrite", False):
+        return
+    for given in inputs:
+        if given is not None and _same_path(output, given):
+            raise UserError(
+                f"the output {output} is the input {given}: writing would replace it; "
+                "give another output path, or --overwrite"
+            )
+
+
+def _same_path(a, b) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):  # one does not exist (yet), or is not a path (e.g. "skimage")
+        return False
 
 
 def add_checkpoint_args(parser: argparse.ArgumentParser, what: str) -> None:

@@ -3,7 +3,12 @@ LaMa's, and the scoring of any tool's fills."""
 
 from __future__ import annotations
 
-from pconv_jax.cli.common import add_launch_args, start_processes
+from pconv_jax.cli.common import (
+    add_launch_args,
+    add_overwrite_arg,
+    refuse_overwrite,
+    start_processes,
+)
 from pconv_jax.errors import UserError
 from pconv_jax.eval import evaluate as evaluate_lib
 from pconv_jax.eval import plan as eval_plan
@@ -17,6 +22,7 @@ from pconv_jax.metrics import lpips
 
 def cmd_make_test_masks(args) -> int:
     """A fixed test-mask set in the paper's layout: 6 hole-ratio buckets x N/B, with a manifest."""
+    refuse_overwrite(args, args.out, args.from_dir)
     records = mask_set.make_test_mask_set(
         args.out,
         size=args.size,
@@ -62,6 +68,8 @@ def cmd_evaluate(args) -> int:
     args.protocol_given = args.protocol is not None
     args.protocol = args.protocol or "paper"
     mode = _check_mode(args)
+    inputs = (args.images, args.masks, args.pairs, args.predictions, args.checkpoint)
+    refuse_overwrite(args, args.out or args.export_pairs, *inputs)
     common = dict(
         batch_size=args.batch_size,
         fid_weights=args.fid_weights,
@@ -96,6 +104,7 @@ def cmd_evaluate(args) -> int:
 
 def cmd_report(args) -> int:
     """One Markdown page with tables, plots and figure grids of evaluations and runs."""
+    refuse_overwrite(args, args.out, *args.folders)
     path = report.write_report(args.folders, args.out)
     print(f"wrote {path} and its figures")
     return 0
@@ -121,6 +130,7 @@ def register(sub) -> None:
         "--black-holes", action="store_true", help="--from: raw masks are black = hole"
     )
     make.add_argument("--workers", type=int, default=2, help="threads drawing masks")
+    add_overwrite_arg(make)
     make.set_defaults(func=cmd_make_test_masks)
 
     evaluate = sub.add_parser(
@@ -185,6 +195,7 @@ def register(sub) -> None:
         help="FID Inception weights (.npz or .pt): adds FID, U-IDS/P-IDS and IS with a head",
     )
     evaluate.add_argument("--workers", type=int, help="loading/baseline threads (default: CPUs)")
+    add_overwrite_arg(evaluate)
     add_launch_args(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
 
@@ -195,4 +206,5 @@ def register(sub) -> None:
         "folders", nargs="+", help="`pconv evaluate` output folders and `pconv train` runs"
     )
     report_cmd.add_argument("-o", "--out", required=True, help="folder for report.md and PNGs")
+    add_overwrite_arg(report_cmd)
     report_cmd.set_defaults(func=cmd_report)

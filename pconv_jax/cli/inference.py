@@ -7,7 +7,12 @@ import sys
 import warnings
 
 from pconv_jax.cli import compile_cache
-from pconv_jax.cli.common import add_checkpoint_args, load_inpainter
+from pconv_jax.cli.common import (
+    add_checkpoint_args,
+    add_overwrite_arg,
+    load_inpainter,
+    refuse_overwrite,
+)
 from pconv_jax.errors import UserError
 from pconv_jax.images import read_image, save_png
 from pconv_jax.inference import files as inpaint_files
@@ -55,6 +60,7 @@ def cmd_inpaint(args) -> int:
     )
     if args.image:
         check_suffix(args.output)
+        refuse_overwrite(args, args.output, args.image, mask)
         inpainter = load_inpainter(args)
         report = inpaint_files.inpaint_file(inpainter, args.image, args.output, source, **options)
         print(f"wrote {args.output}" + (" (no hole: unchanged)" if report.unchanged else ""))
@@ -64,6 +70,7 @@ def cmd_inpaint(args) -> int:
             "folder mode needs --masks DIR, --mask FILE, --mask-from-alpha, "
             "--mask-color or --extend"
         )
+    refuse_overwrite(args, args.output, args.images, args.masks)
     inpainter = load_inpainter(args)
     report = inpaint_files.inpaint_folder(
         inpainter,
@@ -90,6 +97,7 @@ def cmd_upscale(args) -> int:
         raise UserError(
             f"output must be a .png file (lossless, keeps the low-res pixels): {output}"
         )
+    refuse_overwrite(args, output, args.image)
     if args.factor < 2:
         raise UserError(f"--factor must be an integer >= 2, got {args.factor}")
     low_res = read_image(args.image)
@@ -206,6 +214,7 @@ def register(sub) -> None:
         required=True,
         help="output file (single mode; .png, .jpg or .webp picks the format) or folder",
     )
+    add_overwrite_arg(inpaint)
     add_mask_args(inpaint)
     out = inpaint.add_argument_group("output")
     out.add_argument(
@@ -242,6 +251,7 @@ def register(sub) -> None:
     upscale.add_argument("--factor", type=int, required=True, help="upscaling factor K (>= 2)")
     upscale.add_argument("image", help="low-resolution image file, any size")
     upscale.add_argument("-o", "--output", required=True, help="output .png, K times larger")
+    add_overwrite_arg(upscale)
     upscale.add_argument(
         "--force", action="store_true", help="run a checkpoint not trained for super-resolution"
     )

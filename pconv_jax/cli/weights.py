@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import sys
 
+from pconv_jax.cli.common import add_overwrite_arg, refuse_overwrite
 from pconv_jax.metrics import fid
 from pconv_jax.nn import vgg
 from pconv_jax.store.converters import convert
@@ -13,6 +14,7 @@ from pconv_jax.store.converters import convert
 
 def cmd_convert(args) -> int:
     """Another project's PConv checkpoint -> our export .npz (+ model card .md)."""
+    refuse_overwrite(args, args.dst, args.src)
     done = convert.convert(args.source, args.src, args.dst)
     card = done.card
     counts = card["tensors"]
@@ -29,6 +31,7 @@ def cmd_convert(args) -> int:
 
 def cmd_port_fid_inception(args) -> int:
     """Converts the TorchScript FID Inception weights (needs torch) to an .npz (does not)."""
+    refuse_overwrite(args, args.dst, args.src)
     try:
         params = fid.load_fid_inception(args.src)
     except ImportError as e:  # no torch here: say so without a traceback
@@ -42,6 +45,7 @@ def cmd_port_fid_inception(args) -> int:
 
 def cmd_port_vgg16(args) -> int:
     """torchvision VGG16 file (or .npz) -> the .npz that training reads without torch."""
+    refuse_overwrite(args, args.dst, args.src)
     try:
         params = vgg.load_vgg16_params(args.src)
     except ImportError as e:
@@ -72,6 +76,7 @@ def register(sub) -> None:
     )
     conv.add_argument("src", help="the .pth file (reading it needs torch: pconv_jax[convert])")
     conv.add_argument("dst", help="output .npz (an export: pconv inpaint, serve, export, train)")
+    add_overwrite_arg(conv)
     conv.set_defaults(func=cmd_convert)
 
     port_fid = sub.add_parser(
@@ -80,6 +85,7 @@ def register(sub) -> None:
     )
     port_fid.add_argument("src", help="TorchScript .pt file (reading it needs torch)")
     port_fid.add_argument("dst", help="output .npz, loadable without torch")
+    add_overwrite_arg(port_fid)
     port_fid.set_defaults(func=cmd_port_fid_inception)
 
     port = sub.add_parser(
@@ -88,4 +94,5 @@ def register(sub) -> None:
     )
     port.add_argument("src", help="torchvision vgg16 state dict (.pth), or an .npz")
     port.add_argument("dst", help="output .npz (keys conv1_1/kernel ... HWIO float32)")
+    add_overwrite_arg(port)
     port.set_defaults(func=cmd_port_vgg16)
