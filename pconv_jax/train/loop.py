@@ -147,7 +147,7 @@ def _lock_workdir(workdir) -> workdir_lock.WorkdirLock | None:
         lock = workdir_lock.WorkdirLock(workdir)
         try:
             lock.acquire()
-        except workdir_lock.WorkdirLocked as e:
+        except UserError as e:  # held by another trainer, or not a usable directory
             error = e
     if distributed.any_process(error is not None):
         if error is not None:

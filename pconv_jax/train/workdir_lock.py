@@ -58,9 +58,8 @@ class WorkdirLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = self._open()
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -95,6 +94,20 @@ class WorkdirLock:
         os.write(fd, json.dumps(holder).encode("utf-8"))
         os.fsync(fd)
         self._fd = fd
+
+    def _open(self) -> int:
+        """The lock file's descriptor, the run directory made if missing; UserError naming the
+        directory when it cannot be (a file, a read-only folder, no permission)."""
+        workdir = self.path.parent
+        try:
+            workdir.mkdir(parents=True, exist_ok=True)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileExistsError:
+            raise UserError(f"--workdir {workdir} is a file, not a run directory") from None
+        except OSError as e:  # PermissionError, a read-only filesystem, a parent that is a file
+            raise UserError(
+                f"--workdir {workdir} cannot be used as a run directory: {e.strerror}"
+            ) from None
 
     def release(self) -> None:
         if self._fd is None:
