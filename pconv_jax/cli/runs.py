@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 import sys
 
 import flax
@@ -47,6 +48,9 @@ def cmd_train(args) -> int:
     return 0
 
 
+EXPORT_SUFFIXES = {".npz": "npz", ".onnx": "onnx"}  # the format an output suffix picks
+
+
 def cmd_export(args) -> int:
     """Writes a run's checkpoint as a self-contained inference .npz or .onnx file."""
     run, step = args.checkpoint, args.step
@@ -54,8 +58,14 @@ def cmd_export(args) -> int:
         if step is not None:
             raise UserError("--best and --step exclude each other")
         run, step = validation.best_checkpoint(run)
-    trained.export_path(args.output, args.format)  # a wrong suffix fails before loading
-    if args.format == "onnx":
+    fmt = args.format or EXPORT_SUFFIXES.get(pathlib.Path(args.output).suffix.lower())
+    if fmt is None:
+        raise UserError(
+            "the export is a .npz file or an .onnx file (the suffix picks the format); got "
+            f"output path {args.output}"
+        )
+    trained.export_path(args.output, fmt)  # a suffix against --format fails before loading
+    if fmt == "onnx":
         try:  # onnx is an optional extra, imported by the exporter
             path, step = onnx_export.export_onnx(run, args.output, step=step)
         except ImportError as e:
@@ -89,8 +99,8 @@ def register(sub) -> None:
     export.add_argument(
         "--format",
         choices=("npz", "onnx"),
-        default="npz",
-        help="npz (JAX, default) or onnx (dynamic batch and size, for onnxruntime)",
+        help="npz (JAX) or onnx (dynamic batch and size, for onnxruntime); default: the output's "
+        "suffix",
     )
     export.add_argument("output", help="the .npz or .onnx file to write")
     export.set_defaults(func=cmd_export)

@@ -21,6 +21,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import zipfile
 from typing import Literal
 
 import jax
@@ -133,13 +134,23 @@ def load_export(path: str | os.PathLike, dtype=None) -> TrainedModel:
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"export file not found: {path}")
+    _check_not_foreign(path)
     try:
         with np.load(path, allow_pickle=False) as data:
             flat = {k: data[k] for k in data.files}
-    except Exception as e:  # zipfile.BadZipFile, ValueError, OSError: all mean "not readable"
+    except ValueError as e:  # numpy's advice (allow_pickle=True) would run the file's code
+        if "allow_pickle" not in str(e):
+            raise UserError(f"cannot read {path} as a pconv_jax export (.npz): {e}") from e
+        raise UserError(
+            f"{path} holds pickled Python objects, which a pconv_jax export never does; "
+            f"refused (not a pconv_jax export){MAKE_AN_EXPORT}"
+        ) from e
+    except Exception as e:  # zipfile.BadZipFile, OSError: all mean "not readable"
         raise UserError(f"cannot read {path} as a pconv_jax export (.npz): {e}") from e
     if "__meta__" not in flat or "__config__" not in flat:
-        raise UserError(f"{path} is an .npz but not a pconv_jax export (no __meta__/__config__)")
+        raise UserError(
+            f"{path} is an .npz but not a pconv_jax export (no __meta__/__config__){MAKE_AN_EXPORT}"
+        )
     meta = json.loads(str(flat.pop("__meta__")))
     if meta.get("format") != FORMAT or meta.get("version") != VERSION:
         raise UserError(
@@ -151,6 +162,34 @@ def load_export(path: str | os.PathLike, dtype=None) -> TrainedModel:
     variables = traverse_util.unflatten_dict(flat, sep="/")
     check_same_tree(variables, abstract_variables(model), str(path))
     return TrainedModel(cfg, model, variables, int(meta["step"]), str(path))
+
+
+MAKE_AN_EXPORT = (
+    ": `pconv export` makes one from a training run, `pconv convert` from a PyTorch checkpoint"
+)
+
+
+def _check_not_foreign(path: pathlib.Path) -> None:
+    """UserError with the way forward for a PyTorch checkpoint or a file that is no zip archive
+    (an export is an .npz, which is a zip archive)."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    # torch.save writes a pickle (its first opcode PROTO is 0x80) or, since torch 1.6, a zip
+    # archive holding <name>/data.pkl.
+    is_torch = head[:1] == b"\x80"
+    if head == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(path) as archive:
+                is_torch = any(n.rsplit("/", 1)[-1] == "data.pkl" for n in archive.namelist())
+        except zipfile.BadZipFile as e:
+            raise UserError(f"cannot read {path} as a pconv_jax export (.npz): {e}") from e
+    elif not is_torch:
+        raise UserError(f"{path} is not a pconv_jax export (an .npz file){MAKE_AN_EXPORT}")
+    if is_torch:
+        raise UserError(
+            f"{path} is a PyTorch checkpoint, not a pconv_jax export: convert it first with "
+            f"`pconv convert --from mmagic|naoto0804 {path} OUT.npz` (docs/pretrained.md)"
+        )
 
 
 def write_export(

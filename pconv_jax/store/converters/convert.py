@@ -52,7 +52,17 @@ def convert(source: str, src: str | pathlib.Path, out: str | pathlib.Path) -> Co
     module, src, out = SOURCES[source], pathlib.Path(src), pathlib.Path(out)
     if out.suffix != ".npz":
         raise UserError(f"the converted model is a .npz file; got output path {out}")
-    state, step = module.state_dict_of(read_checkpoint(src), str(src))
+    checkpoint = read_checkpoint(src)
+    for other in SOURCES.values():  # each source's own rule recognises its files
+        if (
+            other is not module
+            and other.recognises(checkpoint)
+            and not module.recognises(checkpoint)
+        ):
+            raise UserError(
+                f"{src} is a {other.NAME} checkpoint, not {source}: use --from {other.NAME}"
+            )
+    state, step = module.state_dict_of(checkpoint, str(src))
     num_layers = module.depth(state)
     if num_layers < 4:
         raise UserError(f"{src}: a U-Net of depth {num_layers}; at least 4 levels are expected")

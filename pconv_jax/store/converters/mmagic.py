@@ -60,11 +60,19 @@ KNOWN_FILES = {
 }
 
 
+FIRST_KERNEL = "generator.encoder.enc1.conv.weight"
+
+
+def recognises(checkpoint: dict) -> bool:
+    """Whether `checkpoint` holds an mmagic PConv generator (its first kernel, where mmagic
+    keeps it)."""
+    state = checkpoint.get("state_dict")
+    return isinstance(state, dict) and FIRST_KERNEL in state
+
+
 def state_dict_of(checkpoint: dict, what: str) -> tuple[dict, int | None]:
     """(the state dict, the training iteration from meta or None); UserError for other files."""
     if "state_dict" not in checkpoint:
-        if "model" in checkpoint and "n_iter" in checkpoint:
-            raise UserError(f"{what} is a naoto0804 checkpoint, not mmagic: use --from naoto0804")
         raise UserError(
             f"{what} is not an mmagic checkpoint: no 'state_dict' entry (top-level keys "
             f"{sorted(map(str, checkpoint))[:6]})"
@@ -73,10 +81,9 @@ def state_dict_of(checkpoint: dict, what: str) -> tuple[dict, int | None]:
     if extra:
         raise UserError(f"{what}: unexpected top-level entries {extra} in an mmagic checkpoint")
     state = checkpoint["state_dict"]
-    if not isinstance(state, dict) or "generator.encoder.enc1.conv.weight" not in state:
+    if not recognises(checkpoint):
         raise UserError(
-            f"{what} holds no mmagic PConv generator (no 'generator.encoder.enc1.conv.weight'): "
-            f"another mmagic model?"
+            f"{what} holds no mmagic PConv generator (no {FIRST_KERNEL!r}): another mmagic model?"
         )
     meta = checkpoint.get("meta")
     step = meta.get("iter") if isinstance(meta, dict) else None

@@ -39,13 +39,18 @@ KNOWN_FILES = {
 }
 
 
+FIRST_KERNEL = "enc_1.conv.input_conv.weight"
+
+
+def recognises(checkpoint: dict) -> bool:
+    """Whether `checkpoint` holds a naoto0804 PConvUNet (its first kernel under 'model')."""
+    state = checkpoint.get("model")
+    return isinstance(state, dict) and FIRST_KERNEL in state
+
+
 def state_dict_of(checkpoint: dict, what: str) -> tuple[dict, int | None]:
     """(the model's state dict, n_iter); UserError for other files."""
     if "model" not in checkpoint:
-        if "state_dict" in checkpoint:
-            raise UserError(
-                f"{what} is an mmagic-style checkpoint, not naoto0804: use --from mmagic"
-            )
         raise UserError(
             f"{what} is not a naoto0804 checkpoint: no 'model' entry (top-level keys "
             f"{sorted(map(str, checkpoint))[:6]})"
@@ -54,8 +59,8 @@ def state_dict_of(checkpoint: dict, what: str) -> tuple[dict, int | None]:
     if extra:
         raise UserError(f"{what}: unexpected top-level entries {extra} in a naoto0804 checkpoint")
     state = checkpoint["model"]
-    if not isinstance(state, dict) or "enc_1.conv.input_conv.weight" not in state:
-        raise UserError(f"{what} holds no naoto0804 PConvUNet (no 'enc_1.conv.input_conv.weight')")
+    if not recognises(checkpoint):
+        raise UserError(f"{what} holds no naoto0804 PConvUNet (no {FIRST_KERNEL!r})")
     step = checkpoint.get("n_iter")
     return state, step if isinstance(step, int) else None
 
