@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pathlib
 import sys
+from typing import Literal
 
 import flax
 import jax
@@ -48,7 +49,8 @@ def cmd_train(args) -> int:
     return 0
 
 
-EXPORT_SUFFIXES = {".npz": "npz", ".onnx": "onnx"}  # the format an output suffix picks
+# The format an output suffix picks.
+EXPORT_SUFFIXES: dict[str, Literal["npz", "onnx"]] = {".npz": "npz", ".onnx": "onnx"}
 
 
 def cmd_export(args) -> int:
@@ -58,7 +60,9 @@ def cmd_export(args) -> int:
         if step is not None:
             raise UserError("--best and --step exclude each other")
         run, step = validation.best_checkpoint(run)
-    fmt = args.format or EXPORT_SUFFIXES.get(pathlib.Path(args.output).suffix.lower())
+    fmt: Literal["npz", "onnx"] | None = args.format or EXPORT_SUFFIXES.get(
+        pathlib.Path(args.output).suffix.lower()
+    )
     if fmt is None:
         raise UserError(
             "the export is a .npz file or an .onnx file (the suffix picks the format); got "
