@@ -241,6 +241,22 @@ def pair_by_stem(
     return pairs, skipped
 
 
+def _explain_no_pairs(images_dir, masks_dir) -> None:
+    """UserError saying why no image of `images_dir` found a mask in `masks_dir`."""
+    count = {
+        folder: sum(images.is_image_file(p) for p in pathlib.Path(folder).iterdir() if p.is_file())
+        for folder in (images_dir, masks_dir)
+    }
+    if not count[images_dir]:
+        raise UserError(f"no image files in {images_dir}")
+    if not count[masks_dir]:
+        raise UserError(f"no mask files in {masks_dir}")
+    raise UserError(
+        f"none of the {count[images_dir]} images in {images_dir} has a mask of the same name "
+        f"(without suffix) among the {count[masks_dir]} in {masks_dir}"
+    )
+
+
 def inpaint_folder(
     inpainter, images_dir, out_dir, source: MaskSource, masks_dir=None, *, fmt="png", **options
 ) -> FolderReport:
@@ -255,6 +271,8 @@ def inpaint_folder(
         pairs, skipped = pair_by_stem(images_dir, masks_dir)
         jobs: list[tuple[pathlib.Path, pathlib.Path | None]]
         jobs = [(image, mask) for _, image, mask in pairs]
+        if not jobs:  # nothing to write: an error, not "wrote 0 images"
+            _explain_no_pairs(images_dir, masks_dir)
     else:
         jobs, skipped = [], []
         for path in sorted(pathlib.Path(images_dir).iterdir()):
