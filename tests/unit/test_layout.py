@@ -194,3 +194,21 @@ def test_no_module_over_350_lines():
         if (n := len(p.read_text(encoding="utf-8").splitlines())) > 350
     }
     assert not long, f"split these by job: {long}"
+
+
+def test_test_modules_never_import_each_other():
+    """`from test_convert import ...` works only when pytest happened to put test_convert's
+    folder on sys.path first: `pytest tests/unit/train` alone then fails to collect. Shared
+    helpers live in tests/helpers/ (or conftest.py)."""
+    test_modules = {p.stem for p in (ROOT / "tests").rglob("test_*.py")}
+    found = []
+    for path in (ROOT / "tests").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names += [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            found += [
+                f"{path.relative_to(ROOT)} imports {n}"
+                for n in names
+                if n.split(".")[0] in test_modules
+            ]
+    assert not found, "; ".join(found)

@@ -19,7 +19,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from pconv_jax import Inpainter, cli
@@ -28,22 +27,11 @@ from pconv_jax.store import trained
 from pconv_jax.store.converters import convert
 
 from conftest import shared_path
+from helpers.torch_sources import write_source_file
 from torch_ref import mmagic_2020, naoto0804
 
 SHAPES = ((256, 256), (256, 384))  # (H, W): square, and non-square (both divisible by 2**7)
 MASK = "05000.png"  # NVIDIA test mask 5000: 20-30 % holes, no-border half
-
-
-def write_source_file(source: str, path, num_layers: int, **kwargs):
-    """Writes a random checkpoint of `source` as its project saved it; returns the torch model."""
-    if source == "mmagic":
-        model, checkpoint = mmagic_2020.make_checkpoint(num_layers, **kwargs)
-        torch.save(checkpoint, path, _use_new_zipfile_serialization=False)
-        return model
-    model, checkpoint, cuda_tensors = naoto0804.make_checkpoint(num_layers, **kwargs)
-    with naoto0804.cuda_tagged(cuda_tensors):
-        torch.save(checkpoint, path, _use_new_zipfile_serialization=False)
-    return model
 
 
 REFERENCE = {"mmagic": mmagic_2020.inpaint, "naoto0804": naoto0804.inpaint}

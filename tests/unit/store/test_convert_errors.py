@@ -11,9 +11,10 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from test_convert import write_source_file
 
 from pconv_jax import cli
+
+from helpers.torch_sources import write_source_file
 
 
 @pytest.fixture(scope="module")

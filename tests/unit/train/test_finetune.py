@@ -13,13 +13,14 @@ import jax
 import numpy as np
 import pytest
 from PIL import Image
-from test_convert import write_source_file
 
 from pconv_jax import Inpainter, cli, config
 from pconv_jax.errors import UserError
 from pconv_jax.nn.model import abstract_variables, build_model
 from pconv_jax.store import trained
 from pconv_jax.train import step as train_step
+
+from helpers.torch_sources import write_source_file
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 TINY = str(ROOT / "experiments" / "configs" / "tiny.py")
