@@ -14,7 +14,9 @@ from pconv_jax.cli.common import (
     add_checkpoint_args,
     add_config_args,
     add_launch_args,
+    add_overwrite_arg,
     load_config,
+    refuse_overwrite,
     start_processes,
 )
 from pconv_jax.errors import UserError
@@ -69,6 +71,7 @@ def cmd_export(args) -> int:
             f"output path {args.output}"
         )
     trained.export_path(args.output, fmt)  # a suffix against --format fails before loading
+    refuse_overwrite(args, args.output, run)  # an export may be re-exported (to .onnx)
     if fmt == "onnx":
         try:  # onnx is an optional extra, imported by the exporter
             path, step = onnx_export.export_onnx(run, args.output, step=step)
@@ -107,4 +110,5 @@ def register(sub) -> None:
         "suffix",
     )
     export.add_argument("output", help="the .npz or .onnx file to write")
+    add_overwrite_arg(export)
     export.set_defaults(func=cmd_export)

@@ -1,6 +1,6 @@
 """An output path equal to an input is refused (one line, exit 2, the input untouched) unless
---overwrite is given: `pconv inpaint`, `upscale`, `convert`, `port-*`, `evaluate`, `report` and
-`make-test-masks` (issue 29, item 10)."""
+--overwrite is given: `pconv inpaint`, `upscale`, `export`, `convert`, `port-*`, `evaluate`,
+`report` and `make-test-masks` (issue 29, item 10)."""
 
 import numpy as np
 import pytest
@@ -80,6 +80,7 @@ def test_other_commands_refuse_an_output_equal_to_an_input(tmp_path, capsys):
         target = folder / "a.png" if argv[0] == "upscale" else weights
         _refused(capsys, argv + [target], weights, folder / "a.png")
     for argv in (
+        ["export", "--checkpoint", weights, weights],  # an export re-exported onto itself
         ["evaluate", "--method", "telea", "--images", folder, "--out", folder],
         ["evaluate", "--images", folder, "--export-pairs", folder],
         ["report", tmp_path, folder, "-o", folder],
