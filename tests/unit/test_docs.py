@@ -241,3 +241,11 @@ def test_every_config_key_in_inline_code_exists():
     assert len(spans) >= 30, f"only {len(spans)} config keys found: is the parsing broken?"
     unknown = [f"{page}: {m.group(1)}" for page, m in spans if m.group(1) not in keys]
     assert not unknown, "no such config field:\n" + "\n".join(unknown)
+
+
+def test_the_home_page_lists_every_subcommand():
+    """docs/index.md's command table is where a newcomer learns what `pconv` can do: every
+    subcommand has a row (`pconv convert`, the way to a working model, was missing once)."""
+    home = (ROOT / "docs" / "index.md").read_text(encoding="utf-8")
+    rows = set(re.findall(r"^\| `pconv ([a-z0-9-]+)` \|", home, flags=re.MULTILINE))
+    assert set(_subcommands()) - rows == set()
