@@ -50,3 +50,23 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> pathlib.Path:
 def write_text(path: str | os.PathLike, text: str) -> pathlib.Path:
     """Writes `text` (UTF-8) to `path` whole (see `replacing`); returns `path` as a Path."""
     return write_bytes(path, text.encode("utf-8"))
+
+
+def cut_torn_line(path: str | os.PathLike) -> str:
+    """The complete lines of the appended log `path` (JSON lines); a last line without its
+    newline, cut off by an interrupted append, is removed from the file (before appending to it
+    again, so the next line does not join it). A missing file reads as ""."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        return ""
+    text = path.read_text(encoding="utf-8")
+    complete = text[: text.rfind("\n") + 1]
+    if complete != text:
+        write_text(path, complete)
+    return complete
+
+
+def complete_lines(text: str) -> list[str]:
+    """The non-empty lines of an appended log's `text` that end in a newline (read-only: a log
+    still being written may end in half a line)."""
+    return [line for line in text[: text.rfind("\n") + 1].splitlines() if line]

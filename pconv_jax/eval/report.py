@@ -49,7 +49,8 @@ SAME_PAIRS = ("protocol", "images", "split", "limit", "masks", "size", "seed", "
 
 
 def _read_jsonl(path: pathlib.Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    # A run still training (or killed mid-append) may end in half a line: left out.
+    return [json.loads(line) for line in atomic.complete_lines(path.read_text(encoding="utf-8"))]
 
 
 def load_evaluation(folder: pathlib.Path) -> dict:

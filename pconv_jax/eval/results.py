@@ -47,12 +47,7 @@ def read_results(path: pathlib.Path, pairs: list[Pair], image_names) -> dict[int
 
     A last line cut off by an interruption is dropped (and truncated from the file).
     """
-    if not path.is_file():
-        return {}
-    text = path.read_text(encoding="utf-8")
-    complete = text[: text.rfind("\n") + 1]
-    if complete != text:
-        atomic.write_text(path, complete)
+    complete = atomic.cut_torn_line(path)
     done = {}
     for line in complete.splitlines():
         row = json.loads(line)

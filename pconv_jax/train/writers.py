@@ -18,6 +18,8 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
+from pconv_jax import atomic
+
 log = logging.getLogger(__name__)
 # The loss terms the log line shows (every term still goes to the metric files).
 LOGGED_TERMS = ("valid", "hole", "perceptual", "style_out", "tv")
@@ -37,6 +39,7 @@ class MetricWriter:
 
             workdir = pathlib.Path(workdir)
             workdir.mkdir(parents=True, exist_ok=True)
+            atomic.cut_torn_line(workdir / "metrics.jsonl")  # a killed run's half line
             self._jsonl = open(workdir / "metrics.jsonl", "a", encoding="utf-8")
             self._events = SummaryWriter(str(workdir / "tensorboard"))
 

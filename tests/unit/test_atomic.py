@@ -1,5 +1,6 @@
 """`pconv_jax.atomic`: a file is replaced whole or left as it was, and writers go through it."""
 
+import json
 import os
 import stat
 
@@ -55,3 +56,27 @@ def test_save_png_interrupted_mid_file_keeps_the_previous_png(tmp_path, monkeypa
         images.save_png(np.full((4, 4, 3), 255, np.uint8), path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["result.png"]
+
+
+def test_a_torn_last_line_is_cut_before_appending_again(tmp_path):
+    log = tmp_path / "results.jsonl"
+    log.write_text('{"pair": 0}\n{"pair": 1, "l1"')  # killed mid-append
+    assert atomic.cut_torn_line(log) == '{"pair": 0}\n'
+    assert log.read_text() == '{"pair": 0}\n'
+    assert atomic.cut_torn_line(tmp_path / "absent.jsonl") == ""
+    assert atomic.complete_lines('{"a": 1}\n\n{"b": 2}\n{"c"') == ['{"a": 1}', '{"b": 2}']
+
+
+def test_metric_writer_resuming_after_a_kill_writes_parseable_lines(tmp_path):
+    """A run killed mid-line, then resumed: the next line must not be glued to the half line."""
+    from pconv_jax.train import writers
+
+    (tmp_path / "metrics.jsonl").write_text('{"step": 10, "loss": 1.5}\n{"step": 20, "lo')
+    writer = writers.MetricWriter(tmp_path)
+    writer.write_scalars(20, {"loss": 1.25})
+    writer.close()
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [
+        {"step": 10, "loss": 1.5},
+        {"step": 20, "loss": 1.25},
+    ]
