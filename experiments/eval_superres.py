@@ -14,6 +14,7 @@ import argparse
 import pathlib
 import sys
 
+from pconv_jax import atomic
 from pconv_jax.eval.superres import sr_table
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -47,9 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"eval_superres: error: {e}", file=sys.stderr)
         return 2
     print(text, end="")
-    out = pathlib.Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
+    out = atomic.write_text(args.out, text)
     print(f"wrote {out}")
     return 0
 
