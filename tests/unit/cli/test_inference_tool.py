@@ -98,8 +98,9 @@ def test_alpha_and_colour_masks_equal_the_same_hole_given_as_a_file(run_dir, tmp
     }
     results = {}
     for name, args in runs.items():
-        assert _inpaint(run_dir, *args, "-o", tmp_path / f"{name}.png") == 0
-        results[name] = read_image(tmp_path / f"{name}.png")
+        # Not {name}.png: alpha.png is an input, and the output must not replace it.
+        assert _inpaint(run_dir, *args, "-o", tmp_path / f"{name}_filled.png") == 0
+        results[name] = read_image(tmp_path / f"{name}_filled.png")
     np.testing.assert_array_equal(results["file"][~hole], photo[~hole])
     np.testing.assert_array_equal(results["alpha"], results["file"])
     np.testing.assert_array_equal(results["colour"], results["file"])
