@@ -40,6 +40,19 @@ class Converted:
     card: dict
 
 
+def _refuse_other_source(source: str, checkpoint: dict, src) -> None:
+    """UserError naming the right --from when another source's own rule (`recognises`)
+    recognises the file and `source`'s does not; a file no rule recognises is left to
+    `source`'s reader, whose message says what is missing."""
+    own = getattr(SOURCES[source], "recognises", None)  # sources without the rule: no check
+    if own is not None and own(checkpoint):
+        return
+    for name, other in SOURCES.items():
+        recognises = getattr(other, "recognises", None)
+        if name != source and recognises is not None and recognises(checkpoint):
+            raise UserError(f"{src} is a {name} checkpoint, not {source}: use --from {name}")
+
+
 def convert(source: str, src: str | pathlib.Path, out: str | pathlib.Path) -> Converted:
     """Converts `src` (a `source` checkpoint) to the export `out` (.npz) and `out`.md.
 
@@ -53,15 +66,7 @@ def convert(source: str, src: str | pathlib.Path, out: str | pathlib.Path) -> Co
     if out.suffix != ".npz":
         raise UserError(f"the converted model is a .npz file; got output path {out}")
     checkpoint = read_checkpoint(src)
-    for other in SOURCES.values():  # each source's own rule recognises its files
-        if (
-            other is not module
-            and other.recognises(checkpoint)
-            and not module.recognises(checkpoint)
-        ):
-            raise UserError(
-                f"{src} is a {other.NAME} checkpoint, not {source}: use --from {other.NAME}"
-            )
+    _refuse_other_source(source, checkpoint, src)
     state, step = module.state_dict_of(checkpoint, str(src))
     num_layers = module.depth(state)
     if num_layers < 4:
