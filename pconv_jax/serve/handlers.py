@@ -1,49 +1,31 @@
-"""`pconv serve`: a page to paint a hole over a photo and get it filled, a REST API beside it.
-
-One server (uvicorn) carries the FastAPI app with the REST API (`rest`: /api/v1/inpaint,
-/api/v1/models, /api/v1/health, the OpenAPI page at /docs) and the Gradio page (`page`) mounted
-at /, with its Gradio `inpaint` endpoint (see README for a `gradio_client` example). This module
-holds the request handlers (`App`), which tests call without a server.
+"""The request handlers of `pconv serve` (`App`), apart from Gradio and FastAPI so tests call them.
 
 Behaviour: known pixels come back exactly (the PNG is lossless); images up to `max_side` px on
-the long side (default 4096; beyond it a one-line error, nothing crashes); a mask without hole
-returns the image with a note; one inference at a time (page and API share a lock; at most
-`max_queue` API requests wait), on models loaded once each (compiled once per shape bucket);
-the server binds 127.0.0.1 unless told otherwise. Gradio is an optional dependency:
-`pip install 'pconv_jax[serve]'`.
+the long side (default `edit.MAX_SIDE_PX`, as `pconv inpaint`; beyond it a one-line error,
+nothing crashes); a mask without hole returns the image with a note; one inference at a time
+(page and API share a lock; at most `max_queue` API requests wait), on models loaded once each
+(compiled once per shape bucket). Every fill goes through `inference.fill`, as `pconv inpaint`.
 """
 
 from __future__ import annotations
 
-import io
 import pathlib
 import tempfile
 import uuid
-import warnings
+from collections.abc import Callable
 
 import numpy as np
-from PIL import Image
 
-from pconv_jax.cli import page, rest
 from pconv_jax.errors import UserError
-from pconv_jax.images import DECODE_ERRORS, read_image, save_png
-from pconv_jax.inference import edit
-from pconv_jax.inference.files import read_known
-from pconv_jax.inference.inpainter import Inpainter, NoHoleWarning
+from pconv_jax.images import save_png
+from pconv_jax.inference import fill
+from pconv_jax.inference.edit import MAX_SIDE_PX
+from pconv_jax.inference.inpainter import Inpainter
 from pconv_jax.inference.mask_ops import Extension, MaskOps
+from pconv_jax.serve.rest import Queue
+from pconv_jax.store import trained
 
-DEFAULT_MAX_SIDE = 4096
 NO_HOLE_NOTE = "The mask has no hole: the image is returned unchanged. Paint over what to remove."
-
-
-def check_size(image: np.ndarray, max_side: int) -> None:
-    """ValueError naming the size and the limit when the long side exceeds `max_side`."""
-    height, width = image.shape[:2]
-    if max(height, width) > max_side:
-        raise ValueError(
-            f"the image is {width}x{height} px; this server accepts at most {max_side} px on the "
-            f"long side (pconv serve --max-side)"
-        )
 
 
 def painted_hole(editor_value: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -53,7 +35,7 @@ def painted_hole(editor_value: dict) -> tuple[np.ndarray, np.ndarray]:
     """
     background = editor_value.get("background") if editor_value else None
     if background is None:
-        raise ValueError("upload a photo or pick an example first")
+        raise UserError("upload a photo or pick an example first")
     background = np.asarray(background)
     if background.ndim == 2:
         background = np.repeat(background[..., None], 3, axis=-1)
@@ -62,30 +44,9 @@ def painted_hole(editor_value: dict) -> tuple[np.ndarray, np.ndarray]:
     for layer in editor_value.get("layers") or []:
         layer = np.asarray(layer)
         if layer.shape[:2] != (height, width):
-            raise ValueError(f"a painted layer is {layer.shape[:2]}, the photo {(height, width)}")
+            raise UserError(f"a painted layer is {layer.shape[:2]}, the photo {(height, width)}")
         hole |= layer[..., 3] > 0 if layer.ndim == 3 and layer.shape[-1] == 4 else layer.any(-1)
     return background[..., :3].astype(np.uint8), hole
-
-
-def uploaded_hole(mask: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    """An uploaded mask image (white = hole) as bool [H,W] hole at the photo's size."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = pathlib.Path(tmp) / "mask.png"
-        save_png(np.asarray(mask, np.uint8), path)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # same aspect, other size: resized (nearest)
-            return ~read_known(path, size_hw)
-
-
-def fill(inpainter: Inpainter, image: np.ndarray, hole: np.ndarray, strategy: str):
-    """(filled uint8 [H,W,3], note or '') for one photo and its hole (bool [H,W])."""
-    if not hole.any():
-        return image.copy(), NO_HOLE_NOTE
-    if hole.all():
-        raise ValueError("the whole image is marked as hole: nothing is left to inpaint from")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NoHoleWarning)
-        return inpainter(image, ~hole, strategy=strategy), ""
 
 
 def find_models(checkpoint=None, models_dir=None) -> dict[str, str]:
@@ -99,8 +60,9 @@ def find_models(checkpoint=None, models_dir=None) -> dict[str, str]:
         if not folder.is_dir():
             raise UserError(f"--models must be a folder of exports or run directories: {folder}")
         for path in sorted(folder.iterdir()):
-            is_export = path.is_file() and path.suffix.lower() in (".npz", ".onnx")
-            if is_export or (path.is_dir() and (path / "config.json").is_file()):
+            kind = trained.model_kind(path)  # the loader's rule; here only what it names
+            named = path.suffix.lower() == f".{kind}" or (path / "config.json").is_file()
+            if named:
                 found.setdefault(path.stem, str(path))
         if not found:
             raise UserError(f"no .npz/.onnx export or run directory in {folder}")
@@ -110,10 +72,16 @@ def find_models(checkpoint=None, models_dir=None) -> dict[str, str]:
 
 
 class App:
-    """The request handlers around the server's models (apart from Gradio so tests call them).
+    """The request handlers around the server's models.
 
     Models load on first use and stay loaded (each compiles once per shape bucket); one
     inference runs at a time (`queue.lock`, shared by the page and the REST API).
+
+    Args:
+      inpainter: a loaded default model, or None (then `models`).
+      models: {name: run directory or export path}, loaded on first use.
+      telea: a classical fill to compare with on the page, (uint8 [H,W,3], known uint8
+        [H,W,1]) -> uint8 [H,W,3] (`eval.baselines.opencv_inpaint`), or None: no checkbox.
     """
 
     def __init__(
@@ -122,9 +90,10 @@ class App:
         *,
         models: dict[str, str] | None = None,
         strategy: str = "full",
-        max_side: int = DEFAULT_MAX_SIDE,
+        max_side: int = MAX_SIDE_PX,
         max_queue: int = 16,
         out_dir=None,
+        telea: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
     ):
         self.models = dict(models or {})
         self._loaded: dict[str, Inpainter] = {}
@@ -136,7 +105,8 @@ class App:
         self.default_model = next(iter(self.models))
         self.strategy = strategy
         self.max_side = max_side
-        self.queue = rest.Queue(max_queue)
+        self.telea = telea
+        self.queue = Queue(max_queue)
         self.out_dir = pathlib.Path(out_dir or tempfile.mkdtemp(prefix="pconv_serve_"))
         self.out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -159,16 +129,6 @@ class App:
             {"name": n, "source": p, "loaded": n in self._loaded} for n, p in self.models.items()
         ]
 
-    @staticmethod
-    def peek_size(data: bytes, name: str) -> tuple[int, int]:
-        """(height, width) from an image file's header, without decoding its pixels."""
-        try:
-            with Image.open(io.BytesIO(data)) as image:
-                width, height = image.size
-        except DECODE_ERRORS as e:
-            raise UserError(f"cannot read image {name}: {e}") from e
-        return height, width
-
     def _save(self, image: np.ndarray, prefix: str = "inpainted") -> str:
         path = self.out_dir / f"{prefix}_{uuid.uuid4().hex[:12]}.png"
         save_png(image, path)
@@ -176,12 +136,15 @@ class App:
 
     def inpaint_files(self, image_path: str, mask_path: str) -> str:
         """The Gradio `inpaint` API: image + mask file (white = hole) -> path of the filled PNG."""
-        image = read_image(image_path)
-        check_size(image, self.max_side)
-        hole = ~read_known(mask_path, image.shape[:2])
         with self.queue.lock:
-            result, _ = fill(self.inpainter, image, hole, self.strategy)
-        return self._save(result)
+            done = fill.fill(
+                self.inpainter,
+                image_path,
+                fill.MaskSource(file=mask_path),
+                strategy=self.strategy,
+                max_side=self.max_side,
+            )
+        return self._save(done.result)
 
     def inpaint_page(
         self,
@@ -198,61 +161,24 @@ class App:
         """The page's Inpaint button: (before/after pair, PNG path, Telea fill or None, note,
         mask PNG path (white = the hole that was filled), result uint8 [H,W,3])."""
         image, hole = painted_hole(editor_value)
-        check_size(image, self.max_side)
-        if mask_upload is not None:
-            hole |= uploaded_hole(mask_upload, image.shape[:2])
-        ops = MaskOps(bool(invert), int(dilate), 0, int(feather))
-        extension = Extension(*(int(v or 0) for v in extend))
-        prepared = edit.prepare(image, hole, ops, extension)
-        check_size(prepared.image, self.max_side)
-        if not prepared.net_hole.any():
-            result, note = prepared.image.copy(), NO_HOLE_NOTE
-        else:
-            edit.check_known(prepared)
-            with self.queue.lock:
-                inpainter = self.inpainter_for(model)
-                result, note = edit.run(inpainter, [prepared], strategy)[0], ""
+        uploaded = fill.NO_SOURCE if mask_upload is None else fill.MaskSource(file=mask_upload)
+        options = dict(
+            ops=MaskOps(bool(invert), int(dilate), 0, int(feather)),
+            extend=Extension(*(int(v or 0) for v in extend)),
+            max_side=self.max_side,
+        )
+        with self.queue.lock:
+            done = fill.fill(
+                self.inpainter_for(model), image, uploaded, hole, strategy=strategy, **options
+            )
+        prepared, result = done.edit, done.result
         telea_fill = None
-        if telea and prepared.hole.any():
-            from pconv_jax.eval.baselines import opencv_inpaint
-
-            known = (~prepared.hole)[..., None].astype(np.uint8)
-            telea_fill = opencv_inpaint(prepared.image, known, "telea")
+        if telea and self.telea is not None and prepared.hole.any():
+            telea_fill = self.telea(prepared.image, (~prepared.hole)[..., None].astype(np.uint8))
         pixels = int(prepared.net_hole.sum())
-        status = note or f"Filled {pixels} hole pixels ({100 * pixels / result[..., 0].size:.1f}%)."
+        status = f"Filled {pixels} hole pixels ({100 * pixels / result[..., 0].size:.1f}%)."
+        if not done.had_hole:
+            status = NO_HOLE_NOTE
         mask_png = self._save(np.where(prepared.hole, 255, 0).astype(np.uint8), "mask")
         pair = (prepared.image, result)
         return pair, self._save(result), telea_fill, status, mask_png, result
-
-
-def serve(
-    checkpoint: str | None = None,
-    *,
-    models_dir: str | None = None,
-    host: str = "127.0.0.1",
-    port: int = 7860,
-    max_side: int = DEFAULT_MAX_SIDE,
-    max_queue: int = 16,
-    strategy: str = "full",
-) -> None:
-    """Loads the default model, then serves the page at / and the REST API at /api/v1 (until
-    interrupted)."""
-    gr = page.import_gradio()
-    import fastapi  # with Gradio, which needs them: optional like it
-    import uvicorn
-
-    models = find_models(checkpoint, models_dir)
-    app = App(models=models, strategy=strategy, max_side=max_side, max_queue=max_queue)
-    app.inpainter_for(None)  # load (and fail on a bad path) before serving
-    api = fastapi.FastAPI(
-        title="pconv_jax inpainting",
-        description="Partial-convolution inpainting (Liu et al. 2018). The page is at /.",
-        version="1",
-    )
-    rest.add_routes(api, app)
-    blocks = page.build_app(app)
-    api = gr.mount_gradio_app(
-        api, blocks, path="/", allowed_paths=[str(app.out_dir)], show_error=True
-    )
-    print(f"pconv serve: http://{host}:{port}/ (REST API: /api/v1, schema: /docs)", flush=True)
-    uvicorn.run(api, host=host, port=port, log_level="warning")
