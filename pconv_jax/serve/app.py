@@ -37,6 +37,16 @@ def build(app: handlers.App):
     )
 
 
+def end_gradio_streams(api) -> None:
+    """Ends the session streams of the Gradio apps mounted on `api` (each client's heartbeat
+    connection stays open until the app's `stop_event` is set; Gradio's own `launch` sets it on
+    close, a mounted app needs it from us)."""
+    for route in api.routes:
+        stop_event = getattr(getattr(route, "app", None), "stop_event", None)
+        if stop_event is not None:
+            stop_event.set()
+
+
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket on host:port; UserError naming the port when it is taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -73,10 +83,15 @@ def serve(
             models=models, strategy=strategy, max_side=max_side, max_queue=max_queue, telea=telea
         )
         app.inpainter_for(None)  # load (and fail on a bad path) before serving
-        config = uvicorn.Config(
-            build(app), log_level="warning", timeout_graceful_shutdown=SHUTDOWN_S
-        )
+        api = build(app)
+        config = uvicorn.Config(api, log_level="warning", timeout_graceful_shutdown=SHUTDOWN_S)
+
+        class Server(uvicorn.Server):
+            def handle_exit(self, sig, frame) -> None:  # SIGTERM, SIGINT: on the loop's thread
+                end_gradio_streams(api)
+                super().handle_exit(sig, frame)
+
         print(f"pconv serve: http://{host}:{port}/ (REST API: /api/v1, schema: /docs)", flush=True)
-        uvicorn.Server(config).run(sockets=[sock])
+        Server(config).run(sockets=[sock])
     finally:
         sock.close()

@@ -28,11 +28,10 @@ from typing import Annotated
 
 import fastapi
 from fastapi import File, Form, UploadFile
-from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from PIL import Image
-from starlette.exceptions import HTTPException
 
 from pconv_jax.errors import UserError
 from pconv_jax.inference import fill, output
@@ -47,6 +46,9 @@ def media_type(pillow_format: str) -> str:
     """The MIME type of a Pillow format name ('PNG' -> 'image/png')."""
     Image.init()  # Pillow fills Image.MIME as its plugins register
     return Image.MIME[pillow_format]
+
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 class Busy(Exception):
@@ -86,14 +88,6 @@ def add_routes(api: fastapi.FastAPI, app) -> None:
     def _invalid(request, exc: RequestValidationError):
         fields = "; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in exc.errors())
         return _error(422, f"bad form fields: {fields}")
-
-    @api.exception_handler(HTTPException)
-    async def _http(request: fastapi.Request, exc: HTTPException):
-        # FastAPI's own answers (405, 404) say {"detail": ...}; the API's errors say "error".
-        if request.url.path.startswith("/api/"):
-            allowed = {"allow": exc.headers["allow"]} if exc.headers else None
-            return JSONResponse({"error": exc.detail}, exc.status_code, headers=allowed)
-        return await http_exception_handler(request, exc)
 
     @api.get("/api/v1/health")
     def health() -> dict:
@@ -175,3 +169,16 @@ def add_routes(api: fastapi.FastAPI, app) -> None:
             return _error(429, str(e))
         except (UserError, FileNotFoundError) as e:
             return _error(400, str(e))
+
+    # Last: what no route above answers under /api/v1 gets {"error": ...} too, not FastAPI's
+    # {"detail": ...} (nor the Gradio page mounted at /, which takes every other path).
+    @api.api_route("/api/v1/{other:path}", methods=list(HTTP_METHODS), include_in_schema=False)
+    def elsewhere(request: fastapi.Request, other: str) -> JSONResponse:
+        path = request.url.path
+        routes = [r for r in api.routes if isinstance(r, APIRoute) and r.endpoint is not elsewhere]
+        allowed = sorted({m for r in routes if r.path == path for m in r.methods or ()})
+        if allowed:
+            message = f"{request.method} is not allowed on {path}; use {', '.join(allowed)}"
+            return JSONResponse({"error": message}, 405, headers={"Allow": ", ".join(allowed)})
+        paths = sorted({r.path for r in routes if r.path.startswith("/api/v1/")})
+        return _error(404, f"no {path} here; the API has {', '.join(paths)} (schema: /docs)")
