@@ -421,6 +421,20 @@ def test_rest_bad_input_answers_4xx_json_with_the_cli_messages(server, tmp_path)
         response = _post(server, files, form)
         assert response.status_code == status, (form, response.text)
         assert fragment in response.json()["error"], (form, response.text)
+    # Named by the upload's file name, not a server path; with the page mounted at /, a wrong
+    # method or path under /api/v1 still answers {"error": ...} (issue 29, item 15).
+    import httpx
+
+    response = _post(server, {"image": ("notes.png", b"text, not an image"), "mask": mask})
+    assert response.json() == {
+        "error": "cannot read image notes.png: not an image file (or a format Pillow cannot decode)"
+    }
+    wrong = httpx.get(f"{server.url}api/v1/inpaint", timeout=30)
+    assert (wrong.status_code, wrong.json()) == (
+        405,
+        {"error": "GET is not allowed on /api/v1/inpaint; use POST"},
+    )
+    assert "error" in httpx.get(f"{server.url}api/v1/nothing", timeout=30).json()
     assert _png(_post(server, {"image": image, "mask": mask})).shape == (120, 160, 3)  # still up
 
 
