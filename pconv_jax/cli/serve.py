@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import sys
 
-from pconv_jax.cli import compile_cache
 from pconv_jax.cli.common import add_max_side_arg
 from pconv_jax.errors import UserError
 from pconv_jax.inference.inpainter import STRATEGIES
@@ -14,6 +13,7 @@ from pconv_jax.inference.inpainter import STRATEGIES
 def cmd_serve(args) -> int:
     """Serves the inpainting page and the REST API (one or several models) until SIGTERM or
     Ctrl-C (exit status 0)."""
+    from pconv_jax.cli import compile_cache
     from pconv_jax.serve import page  # Gradio is optional: only this command needs it
 
     try:
