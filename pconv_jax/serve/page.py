@@ -53,6 +53,7 @@ def undo(history: list):
     return editor_value(history[-1]), history, "Back to the photo before."
 
 
+# Long: the page's layout is one nested Gradio Blocks context, read top to bottom like the page.
 def build_app(app):
     """The Gradio Blocks of the page and the Gradio `inpaint` API endpoint (not launched).
 

@@ -82,8 +82,13 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 def add_routes(api: fastapi.FastAPI, app) -> None:
-    """Adds the /api/v1 routes to `api` for `app` (a `serve.App`: models, queue, max_side)."""
+    """Adds the /api/v1 routes to `api` for `app` (a `handlers.App`: models, queue, max_side)."""
+    _add_status_routes(api, app)
+    _add_inpaint_route(api, app)
+    _add_fallback_route(api)  # last: it answers what the routes above do not
 
+
+def _add_status_routes(api: fastapi.FastAPI, app) -> None:
     @api.exception_handler(RequestValidationError)
     def _invalid(request, exc: RequestValidationError):
         fields = "; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in exc.errors())
@@ -99,6 +104,8 @@ def add_routes(api: fastapi.FastAPI, app) -> None:
         """The models a request may name in `model`, and the default one."""
         return {"default": app.default_model, "models": app.describe_models()}
 
+
+def _add_inpaint_route(api: fastapi.FastAPI, app) -> None:
     @api.post(
         "/api/v1/inpaint",
         response_class=Response,
@@ -170,8 +177,10 @@ def add_routes(api: fastapi.FastAPI, app) -> None:
         except (UserError, FileNotFoundError) as e:
             return _error(400, str(e))
 
-    # Last: what no route above answers under /api/v1 gets {"error": ...} too, not FastAPI's
-    # {"detail": ...} (nor the Gradio page mounted at /, which takes every other path).
+
+def _add_fallback_route(api: fastapi.FastAPI) -> None:
+    # What no route answers under /api/v1 gets {"error": ...} too, not FastAPI's {"detail": ...}
+    # (nor the Gradio page mounted at /, which takes every other path).
     @api.api_route("/api/v1/{other:path}", methods=list(HTTP_METHODS), include_in_schema=False)
     def elsewhere(request: fastapi.Request, other: str) -> JSONResponse:
         path = request.url.path
