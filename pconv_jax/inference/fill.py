@@ -184,15 +184,17 @@ def load(
 
 @dataclasses.dataclass
 class Filled:
-    """What `fill` returns: the result (dtype of the photo), the photo and the prepared edit."""
+    """What `fill` returns: the result (dtype of the photo, on the extended canvas), the photo
+    with its metadata and the prepared edit (its `hole` is what was filled)."""
 
     result: np.ndarray
     photo: images.Photo
-    edit: edit.Edit
+    prepared: edit.Edit
 
     @property
     def had_hole(self) -> bool:
-        return bool(self.edit.net_hole.any())
+        """Whether the network ran (False: the result is the photo, unchanged)."""
+        return bool(self.prepared.net_hole.any())
 
 
 def fill(

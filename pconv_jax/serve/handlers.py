@@ -171,7 +171,7 @@ class App:
             done = fill.fill(
                 self.inpainter_for(model), image, uploaded, hole, strategy=strategy, **options
             )
-        prepared, result = done.edit, done.result
+        prepared, result = done.prepared, done.result
         telea_fill = None
         if telea and self.telea is not None and prepared.hole.any():
             telea_fill = self.telea(prepared.image, (~prepared.hole)[..., None].astype(np.uint8))
