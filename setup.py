@@ -18,7 +18,7 @@ setup(
             "py.typed",
             "nn/weights/*.npz",
             "nn/weights/*.sha256",
-            "cli/serve_examples/*.jpg",
+            "serve/examples/*.jpg",
         ]
     },
     install_requires=[

@@ -35,6 +35,14 @@ _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I")
 DECODE_ERRORS = (OSError, UnidentifiedImageError, SyntaxError, ValueError)
 
 
+def decode_error(error: Exception) -> str:
+    """What a DECODE_ERRORS exception says about the file, without Pillow's internals (its
+    "cannot identify image file <_io.BytesIO object at 0x...>" names a buffer, not the file)."""
+    if isinstance(error, UnidentifiedImageError):
+        return "not an image file (or a format Pillow cannot decode)"
+    return str(error)
+
+
 def is_image_file(path: pathlib.Path) -> bool:
     """A file whose suffix (any case) is one of IMAGE_EXTENSIONS."""
     return path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
@@ -122,7 +130,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     try:
         return decode_file(path)
     except DECODE_ERRORS as e:
-        raise UserError(f"cannot read image {path}: {e}") from e
+        raise UserError(f"cannot read image {path}: {decode_error(e)}") from e
 
 
 @dataclasses.dataclass
@@ -215,7 +223,7 @@ def read_photo(source: str | os.PathLike | bytes, name: str | None = None) -> Ph
                 exif[0x0112] = 1
                 photo.exif = exif.tobytes()
     except DECODE_ERRORS as e:
-        raise UserError(f"cannot read image {name}: {e}") from e
+        raise UserError(f"cannot read image {name}: {decode_error(e)}") from e
     return photo
 
 
@@ -237,23 +245,29 @@ def holes_from_gray(gray: np.ndarray, threshold: float = 0.5, hole_is_white: boo
     return white if hole_is_white else ~white
 
 
-def read_gray(path: str | os.PathLike) -> np.ndarray:
-    """A mask file as grey [H, W] at its own depth: bool, uint8 or uint16 (colour -> luma)."""
-    if not pathlib.Path(path).is_file():
-        raise FileNotFoundError(f"mask file not found: {path}")
+def read_gray(source: str | os.PathLike | bytes, name: str | None = None) -> np.ndarray:
+    """A mask file (a path, or its bytes with `name` for messages) as grey [H, W] at its own
+    depth: bool, uint8 or uint16 (colour -> luma)."""
+    stream: str | os.PathLike | BinaryIO
+    if isinstance(source, bytes):
+        name, stream = name or "mask", io.BytesIO(source)
+    else:
+        name, stream = name or os.fspath(source), source
+        if not pathlib.Path(source).is_file():
+            raise FileNotFoundError(f"mask file not found: {source}")
     image: Image.Image  # the opened file, then its transposed copy
     try:
-        with Image.open(path) as image:
+        with Image.open(stream) as image:
             image = ImageOps.exif_transpose(image)
             if image.mode == "1":
                 return np.asarray(image, dtype=bool)
             if image.mode in _SIXTEEN_BIT:
                 return np.clip(np.asarray(image).astype(np.int64), 0, 65535).astype(np.uint16)
             if image.mode in ("LA", "PA", "RGBA", "P"):  # alpha: composite over white first
-                return cv2.cvtColor(decode_file(path), cv2.COLOR_RGB2GRAY)
+                return cv2.cvtColor(to_rgb(np.asarray(image.convert("RGBA"))), cv2.COLOR_RGB2GRAY)
             return np.asarray(image if image.mode == "L" else image.convert("L"))
     except DECODE_ERRORS as e:
-        raise UserError(f"cannot read mask file {path}: {e}") from e
+        raise UserError(f"cannot read mask file {name}: {decode_error(e)}") from e
 
 
 def resize_nearest(array: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:

@@ -7,6 +7,7 @@ import os
 
 from pconv_jax import config
 from pconv_jax.errors import UserError
+from pconv_jax.inference.edit import MAX_SIDE_PX
 from pconv_jax.inference.inpainter import Inpainter
 from pconv_jax.parallel import distributed
 
@@ -59,6 +60,18 @@ def _same_path(a, b) -> bool:
 def add_checkpoint_args(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--checkpoint", required=True, help=what)
     parser.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
+
+
+def add_max_side_arg(parser: argparse.ArgumentParser) -> None:
+    """--max-side: the one size limit of `pconv inpaint` and `pconv serve` (`edit.check_side`)."""
+    parser.add_argument(
+        "--max-side",
+        type=int,
+        default=MAX_SIDE_PX,
+        metavar="PX",
+        help=f"largest accepted long side in px ({MAX_SIDE_PX}); larger photos are refused "
+        "with a message (memory grows with the pixel count)",
+    )
 
 
 def load_inpainter(args) -> Inpainter:

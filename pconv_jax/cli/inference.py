@@ -9,6 +9,7 @@ import warnings
 from pconv_jax.cli import compile_cache
 from pconv_jax.cli.common import (
     add_checkpoint_args,
+    add_max_side_arg,
     add_overwrite_arg,
     load_inpainter,
     refuse_overwrite,
@@ -16,7 +17,7 @@ from pconv_jax.cli.common import (
 from pconv_jax.errors import UserError
 from pconv_jax.images import read_image, save_png
 from pconv_jax.inference import files as inpaint_files
-from pconv_jax.inference import superres
+from pconv_jax.inference import fill, superres
 from pconv_jax.inference.inpainter import STRATEGIES
 from pconv_jax.inference.mask_ops import MaskOps, parse_color
 from pconv_jax.inference.output import check_suffix
@@ -24,8 +25,8 @@ from pconv_jax.inference.output import check_suffix
 CHECKPOINT_HELP = "training run directory, or a `pconv export` .npz or .onnx"
 
 
-def _mask_source(args, single_mask) -> inpaint_files.MaskSource:
-    return inpaint_files.MaskSource(
+def _mask_source(args, single_mask) -> fill.MaskSource:
+    return fill.MaskSource(
         file=single_mask,
         from_alpha=args.mask_from_alpha,
         color=parse_color(args.mask_color) if args.mask_color else None,
@@ -56,6 +57,7 @@ def cmd_inpaint(args) -> int:
     options = dict(
         ops=ops,
         extend=args.extend,
+        max_side=args.max_side,
         outputs=inpaint_files.Outputs(args.quality, args.concat),
     )
     if args.image:
@@ -117,29 +119,6 @@ def cmd_upscale(args) -> int:
     print(
         f"wrote {output}: {height}x{width} -> {result.shape[0]}x{result.shape[1]} (x{args.factor}, "
         f"step {step})"
-    )
-    return 0
-
-
-def cmd_serve(args) -> int:
-    """Serves the inpainting page and the REST API (one or several models)."""
-    from pconv_jax.cli import page  # Gradio is optional: only this command needs it
-
-    try:
-        page.import_gradio()
-    except ImportError as e:
-        raise UserError(str(e)) from e
-    from pconv_jax.cli import serve  # imports FastAPI, which comes with Gradio
-
-    compile_cache.enable(None if args.no_compile_cache else compile_cache.default_dir())
-    serve.serve(
-        args.checkpoint,
-        models_dir=args.models,
-        host=args.host,
-        port=args.port,
-        max_side=args.max_side,
-        max_queue=args.max_queue,
-        strategy=args.strategy,
     )
     return 0
 
@@ -235,6 +214,7 @@ def register(sub) -> None:
         "or on a training-size crop around each group of holes (default full)",
     )
     inpaint.add_argument("--batch-size", type=int, help="images per pass (default: one/device)")
+    add_max_side_arg(inpaint)
     inpaint.add_argument("--no-progress", action="store_true", help="no progress bar")
     inpaint.add_argument(
         "--no-compile-cache",
@@ -262,29 +242,3 @@ def register(sub) -> None:
         "the low-res pixels exactly, as the paper)",
     )
     upscale.set_defaults(func=cmd_upscale)
-
-    serve = sub.add_parser(
-        "serve", help="web page to paint holes and fill them (Gradio), and a REST API"
-    )
-    serve.add_argument("--checkpoint", help=CHECKPOINT_HELP + " (the default model)")
-    serve.add_argument(
-        "--models", metavar="DIR", help="a folder of exports/run directories: a model picker"
-    )
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    serve.add_argument(
-        "--max-side", type=int, default=4096, help="largest accepted long side in px (4096)"
-    )
-    serve.add_argument(
-        "--no-compile-cache", action="store_true", help="no persistent JAX compilation cache"
-    )
-    serve.add_argument(
-        "--max-queue", type=int, default=16, help="API requests that may wait (16; more: 429)"
-    )
-    serve.add_argument(
-        "--strategy",
-        choices=STRATEGIES,
-        default="full",
-        help="default strategy of the page and of the `inpaint` API (default full)",
-    )
-    serve.set_defaults(func=cmd_serve)

@@ -1,6 +1,7 @@
 """`pconv serve`: request handlers, the `inpaint` API through gradio_client, a real browser."""
 
 import dataclasses
+import functools
 import io
 import os
 import pathlib
@@ -16,18 +17,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pconv_jax.cli.page import build_app
-from pconv_jax.cli.serve import NO_HOLE_NOTE, App, painted_hole
+from pconv_jax.eval.baselines import opencv_inpaint
 from pconv_jax.images import save_png
 from pconv_jax.inference.inpainter import Inpainter
+from pconv_jax.serve.handlers import NO_HOLE_NOTE, App, painted_hole
+from pconv_jax.serve.page import build_app
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "pconv_jax/cli/serve_examples/kodak03.jpg"
+EXAMPLE = ROOT / "pconv_jax/serve/examples/kodak03.jpg"
 
 
 @pytest.fixture(scope="module")
 def app(run_dir, tmp_path_factory):
-    return App(Inpainter.load(run_dir), max_side=300, out_dir=tmp_path_factory.mktemp("o"))
+    telea = functools.partial(opencv_inpaint, method="telea")  # as `pconv serve` gives it
+    out_dir = tmp_path_factory.mktemp("o")
+    return App(Inpainter.load(run_dir), max_side=300, out_dir=out_dir, telea=telea)
 
 
 def _photo():
@@ -73,7 +77,7 @@ def test_no_hole_returns_the_image_with_a_note_and_size_limit(app, tmp_path):
     np.testing.assert_array_equal(after, photo)
     assert note == NO_HOLE_NOTE
     big = np.zeros((100, 301, 3), np.uint8)
-    with pytest.raises(ValueError, match=r"301x100 px; this server accepts at most 300 px"):
+    with pytest.raises(ValueError, match=r"301x100 px; at most 300 px on the long side"):
         app.inpaint_page({"background": big, "layers": []}, None, "full", False)
     with pytest.raises(ValueError, match="upload a photo"):
         painted_hole({"background": None, "layers": []})
@@ -256,7 +260,7 @@ def test_browser_paint_a_stroke_and_inpaint(server, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
-    photo = np.asarray(Image.open(ROOT / "pconv_jax/cli/serve_examples/kodak23.jpg").convert("RGB"))
+    photo = np.asarray(Image.open(ROOT / "pconv_jax/serve/examples/kodak23.jpg").convert("RGB"))
     save_png(photo, tmp_path / "photo.png")
     height, width = photo.shape[:2]
     browser = _chromium()
@@ -417,6 +421,20 @@ def test_rest_bad_input_answers_4xx_json_with_the_cli_messages(server, tmp_path)
         response = _post(server, files, form)
         assert response.status_code == status, (form, response.text)
         assert fragment in response.json()["error"], (form, response.text)
+    # Named by the upload's file name, not a server path; with the page mounted at /, a wrong
+    # method or path under /api/v1 still answers {"error": ...} (issue 29, item 15).
+    import httpx
+
+    response = _post(server, {"image": ("notes.png", b"text, not an image"), "mask": mask})
+    assert response.json() == {
+        "error": "cannot read image notes.png: not an image file (or a format Pillow cannot decode)"
+    }
+    wrong = httpx.get(f"{server.url}api/v1/inpaint", timeout=30)
+    assert (wrong.status_code, wrong.json()) == (
+        405,
+        {"error": "GET is not allowed on /api/v1/inpaint; use POST"},
+    )
+    assert "error" in httpx.get(f"{server.url}api/v1/nothing", timeout=30).json()
     assert _png(_post(server, {"image": image, "mask": mask})).shape == (120, 160, 3)  # still up
 
 
@@ -449,7 +467,7 @@ def test_rest_concurrent_requests_health_models_and_schema(server, tmp_path):
 def test_queue_refuses_beyond_its_waiting_room():
     import threading
 
-    from pconv_jax.cli.rest import Busy, Queue
+    from pconv_jax.serve.rest import Busy, Queue
 
     queue = Queue(max_waiting=2)
     release, started = threading.Event(), threading.Event()
@@ -497,7 +515,7 @@ def test_browser_grow_a_stroke_download_the_mask_continue_and_undo(server, tmp_p
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    photo = np.asarray(Image.open(ROOT / "pconv_jax/cli/serve_examples/kodak23.jpg").convert("RGB"))
+    photo = np.asarray(Image.open(ROOT / "pconv_jax/serve/examples/kodak23.jpg").convert("RGB"))
     save_png(photo, tmp_path / "photo.png")
     browser = _chromium()
 
@@ -580,8 +598,8 @@ def test_browser_grow_a_stroke_download_the_mask_continue_and_undo(server, tmp_p
 
 def test_models_folder_gives_a_picker_and_unknown_names_are_refused(run_dir, tmp_path, capsys):
     from pconv_jax import cli
-    from pconv_jax.cli.serve import find_models
     from pconv_jax.errors import UserError
+    from pconv_jax.serve.handlers import find_models
 
     folder = tmp_path / "models"
     for name in ("b_model", "a_model"):

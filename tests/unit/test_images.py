@@ -14,7 +14,7 @@ from PIL import Image
 
 from pconv_jax import images
 from pconv_jax.data import sources
-from pconv_jax.inference import files as inpaint_files
+from pconv_jax.inference import fill
 from pconv_jax.masks import augment as mask_augment
 
 
@@ -105,9 +105,9 @@ def test_masks_read_identically_for_training_and_inference(tmp_path):
     augmenter = mask_augment.RawMaskAugmenter(tmp_path, 16, threshold=0.5, dilation=(0, 0))
     for path in sorted(tmp_path.iterdir()):
         train_holes = images.read_holes(path, None, augmenter.threshold, augmenter.hole_is_white)
-        known = inpaint_files.read_known(path, (16, 16))
+        hole = fill.read_hole(path, (16, 16))
         np.testing.assert_array_equal(train_holes, holes, err_msg=path.name)
-        np.testing.assert_array_equal(known, ~holes, err_msg=path.name)
+        np.testing.assert_array_equal(hole, holes, err_msg=path.name)
         np.testing.assert_array_equal(images.read_mask(path)[..., 0], (~holes).astype(np.float32))
 
 

@@ -6,7 +6,8 @@ from PIL import Image
 
 from pconv_jax import Inpainter, cli
 from pconv_jax.images import read_image
-from pconv_jax.inference.files import pair_by_stem, read_known
+from pconv_jax.inference.files import pair_by_stem
+from pconv_jax.inference.fill import read_hole
 from pconv_jax.store import trained
 
 
@@ -118,23 +119,23 @@ def test_cli_folder_mode_skips_and_reports_bad_files(run_dir, tmp_path, capsys):
 def test_read_mask_threshold_polarity_and_nearest_resize(tmp_path):
     path = tmp_path / "m.png"
     Image.fromarray(np.array([[0, 100, 127, 128, 255]], np.uint8)).save(path)
-    # White = value > 0.5 * 255 = 127.5.
-    assert read_known(path, (1, 5)).tolist() == [[True, True, True, False, False]]
-    assert read_known(path, (1, 5), hole_is_white=False).tolist() == [
-        [False, False, False, True, True]
+    # White (hole) = value > 0.5 * 255 = 127.5.
+    assert read_hole(path, (1, 5)).tolist() == [[False, False, False, True, True]]
+    assert read_hole(path, (1, 5), hole_is_white=False).tolist() == [
+        [True, True, True, False, False]
     ]
-    assert read_known(path, (1, 5), threshold=0.0).tolist() == [[True, False, False, False, False]]
+    assert read_hole(path, (1, 5), threshold=0.0).tolist() == [[False, True, True, True, True]]
     wide = tmp_path / "w.png"
     Image.fromarray(np.array([[0, 255], [255, 0]], np.uint8)).save(wide)
     with pytest.warns(UserWarning, match="nearest neighbour"):
-        resized = read_known(wide, (4, 4))
-    expected = np.array([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1], [0, 0, 1, 1]], bool)
+        resized = read_hole(wide, (4, 4))
+    expected = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [1, 1, 0, 0], [1, 1, 0, 0]], bool)
     np.testing.assert_array_equal(resized, expected)
     sixteen = tmp_path / "16.png"
     Image.fromarray(np.array([[0, 40000]], np.uint16)).save(sixteen)
-    assert read_known(sixteen, (1, 2)).tolist() == [[True, False]]  # 40000 > 32767.5
+    assert read_hole(sixteen, (1, 2)).tolist() == [[False, True]]  # 40000 > 32767.5
     with pytest.raises(ValueError, match="threshold must lie in"):
-        read_known(path, (1, 5), threshold=1.0)
+        read_hole(path, (1, 5), threshold=1.0)
 
 
 def test_pair_by_stem(tmp_path):
@@ -168,7 +169,7 @@ def test_export_round_trip_gives_identical_outputs(run_dir, tmp_path, capsys):
     assert cfg.model.num_layers == 4 and cfg.data.image_size == 32
 
     image_path, mask_path, _ = _write_pair(tmp_path, "p", 45, 70)
-    image, known = read_image(image_path), read_known(mask_path, (45, 70))
+    image, known = read_image(image_path), ~read_hole(mask_path, (45, 70))
     from_run = Inpainter.load(run_dir)(image, known)
     from_npz = Inpainter.load(out)(image, known)
     np.testing.assert_array_equal(from_npz, from_run)

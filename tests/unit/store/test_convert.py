@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 from pconv_jax import Inpainter, cli
-from pconv_jax.cli.serve import App
+from pconv_jax.serve.handlers import App
 from pconv_jax.store import trained
 from pconv_jax.store.converters import convert
 

@@ -1,10 +1,11 @@
-"""The Gradio page of `pconv serve` (the handlers are `serve.App`'s; Gradio is optional).
+"""The Gradio page of `pconv serve` (the handlers are `handlers.App`'s; Gradio is optional).
 
 Left: the photo editor (paint the hole), examples, an optional mask upload, the mask operations
 (invert, grow, feather), extend-canvas margins, the strategy, the model picker (when the server
-holds several models), Telea for comparison and the Inpaint button. Right: a before/after slider,
-the result and the mask (white = the hole that was filled) to download, "Continue on the result"
-(the fill becomes the photo to edit next) and "Undo" (back to the photo before).
+holds several models), Telea for comparison (when the app has it) and the Inpaint button.
+Right: a before/after slider, the result and the mask (white = the hole that was filled) to
+download, "Continue on the result" (the fill becomes the photo to edit next) and "Undo" (back to
+the photo before).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 
 from pconv_jax.inference.inpainter import STRATEGIES
 
-EXAMPLES_DIR = pathlib.Path(__file__).with_name("serve_examples")
+EXAMPLES_DIR = pathlib.Path(__file__).with_name("examples")  # Kodak photos, in package_data
 
 
 def import_gradio():
@@ -52,11 +53,12 @@ def undo(history: list):
     return editor_value(history[-1]), history, "Back to the photo before."
 
 
+# Long: the page's layout is one nested Gradio Blocks context, read top to bottom like the page.
 def build_app(app):
     """The Gradio Blocks of the page and the Gradio `inpaint` API endpoint (not launched).
 
     Args:
-      app: a `serve.App`.
+      app: a `handlers.App`.
     """
     gr = import_gradio()
 
@@ -129,7 +131,10 @@ def build_app(app):
                         elem_id="model",
                     )
                 telea = gr.Checkbox(
-                    False, label="Also fill with Telea (OpenCV) to compare", elem_id="use-telea"
+                    False,
+                    label="Also fill with Telea (OpenCV) to compare",
+                    elem_id="use-telea",
+                    visible=app.telea is not None,
                 )
                 button = gr.Button("Inpaint", variant="primary", elem_id="inpaint-button")
             with gr.Column():

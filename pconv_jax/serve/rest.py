@@ -3,7 +3,7 @@
     POST /api/v1/inpaint   multipart form: `image` (file), `mask` (file, white = hole) and/or
                            `mask_from_alpha`, `mask_color` + `tolerance`; the mask operations
                            `invert`, `dilate`, `erode`, `feather`; `extend` (L,T,R,B in px or %);
-                           `strategy`; `model`; `format` (png, jpg, webp) and `quality`.
+                           `strategy`; `model`; `format` (png, jpg, jpeg, webp) and `quality`.
                            Answers the image (image/png by default: known pixels exact, 16-bit
                            stays 16-bit, metadata kept), or JSON {"error": "..."} with 400 (bad
                            input; the CLI's messages), 413 (larger than --max-side), 422 (a form
@@ -16,14 +16,13 @@
 
 Requests share the page's queue discipline: one inference at a time on the server's models (a
 lock the page's handler takes too), at most `max_queue` requests waiting, the rest refused with
-429; images beyond `max_side` px (before or after --extend) are refused before inference.
+429; images beyond `max_side` px (before or after --extend) are refused before inference. Every
+error of /api/v1, a wrong method or path included, is JSON {"error": "..."}.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import pathlib
-import tempfile
 import threading
 from typing import Annotated
 
@@ -31,18 +30,25 @@ import fastapi
 from fastapi import File, Form, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from PIL import Image
 
 from pconv_jax.errors import UserError
-from pconv_jax.images import read_photo
-from pconv_jax.inference import edit, output
-from pconv_jax.inference.files import MaskSource
+from pconv_jax.inference import fill, output
+from pconv_jax.inference.edit import TooLarge
 from pconv_jax.inference.mask_ops import MaskOps, parse_color
 
-MEDIA_TYPES = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
+# The formats `output` writes, by the name a request gives (its file suffix without the dot).
+FORMATS = {suffix.lstrip("."): pillow for suffix, pillow in output.FORMATS.items()}
 
 
-class TooLarge(UserError):
-    """An image beyond the server's --max-side (HTTP 413)."""
+def media_type(pillow_format: str) -> str:
+    """The MIME type of a Pillow format name ('PNG' -> 'image/png')."""
+    Image.init()  # Pillow fills Image.MIME as its plugins register
+    return Image.MIME[pillow_format]
+
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 class Busy(Exception):
@@ -71,22 +77,18 @@ class Queue:
                 self.waiting -= 1
 
 
-def check_side(height: int, width: int, max_side: int, what: str = "the image") -> None:
-    """TooLarge naming the size and the limit when the long side exceeds `max_side`."""
-    if max(height, width) > max_side:
-        raise TooLarge(
-            f"{what} is {width}x{height} px; this server accepts at most {max_side} px on the "
-            f"long side (pconv serve --max-side)"
-        )
-
-
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
 def add_routes(api: fastapi.FastAPI, app) -> None:
-    """Adds the /api/v1 routes to `api` for `app` (a `serve.App`: models, queue, max_side)."""
+    """Adds the /api/v1 routes to `api` for `app` (a `handlers.App`: models, queue, max_side)."""
+    _add_status_routes(api, app)
+    _add_inpaint_route(api, app)
+    _add_fallback_route(api)  # last: it answers what the routes above do not
 
+
+def _add_status_routes(api: fastapi.FastAPI, app) -> None:
     @api.exception_handler(RequestValidationError)
     def _invalid(request, exc: RequestValidationError):
         fields = "; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in exc.errors())
@@ -102,11 +104,16 @@ def add_routes(api: fastapi.FastAPI, app) -> None:
         """The models a request may name in `model`, and the default one."""
         return {"default": app.default_model, "models": app.describe_models()}
 
+
+def _add_inpaint_route(api: fastapi.FastAPI, app) -> None:
     @api.post(
         "/api/v1/inpaint",
         response_class=Response,
         responses={
-            200: {"content": {t: {} for t in MEDIA_TYPES.values()}, "description": "the result"},
+            200: {
+                "content": {media_type(f): {} for f in FORMATS.values()},
+                "description": "the result",
+            },
             400: {"description": "bad input: {'error': message}"},
             413: {"description": "image larger than --max-side"},
             429: {"description": "queue full"},
@@ -126,24 +133,43 @@ def add_routes(api: fastapi.FastAPI, app) -> None:
         extend: Annotated[str | None, Form(description="L,T,R,B in px or %: outpaint")] = None,
         strategy: Annotated[str | None, Form(description="full, downscale or crop")] = None,
         model: Annotated[str | None, Form(description="a name from /api/v1/models")] = None,
-        format: Annotated[str, Form(description="png, jpg or webp")] = "png",
+        format: Annotated[str, Form(description="png, jpg, jpeg or webp")] = "png",
         quality: Annotated[int, Form(description="jpg/webp quality 1..100")] = 95,
     ):
         """Fills the hole of one photo; the mask operations apply in the CLI's order."""
         try:
-            if format not in MEDIA_TYPES:
-                raise UserError(f"format must be one of {', '.join(MEDIA_TYPES)}, got {format!r}")
+            if format not in FORMATS:
+                raise UserError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
             if hole_color not in ("white", "black"):
                 raise UserError(f"hole_color must be white or black, got {hole_color!r}")
-            request: dict[str, object] = dict(mask_from_alpha=mask_from_alpha, tolerance=tolerance)
-            request["color"] = parse_color(mask_color) if mask_color else None
-            ops = MaskOps(invert, dilate, erode, feather)
-            with tempfile.TemporaryDirectory(prefix="pconv_api_") as tmp:
-                source = _mask_source(mask, pathlib.Path(tmp), hole_color == "white", request)
-                body = app.queue.run(
-                    _fill, app, image, source, ops, extend, strategy, model, format, quality
+            mask_file = mask if mask is not None and mask.filename else None
+            if not (mask_file or mask_from_alpha or mask_color or extend):
+                raise UserError("no hole: send a mask file, mask_from_alpha, mask_color or extend")
+            source = fill.MaskSource(
+                file=mask_file.file.read() if mask_file else None,
+                from_alpha=mask_from_alpha,
+                color=parse_color(mask_color) if mask_color else None,
+                tolerance=tolerance,
+                hole_is_white=hole_color == "white",
+                file_name=mask_file.filename if mask_file else None,
+            )
+            options = dict(
+                ops=MaskOps(invert, dilate, erode, feather),
+                extend=extend,
+                max_side=app.max_side,
+                name=image.filename or "image",
+            )
+            done = app.queue.run(
+                lambda: fill.fill(
+                    app.inpainter_for(model),
+                    image.file.read(),
+                    source,
+                    strategy=strategy,
+                    **options,
                 )
-            return Response(body, media_type=MEDIA_TYPES[format])
+            )
+            body = output.encode(done.result, FORMATS[format], done.photo, quality)
+            return Response(body, media_type=media_type(FORMATS[format]))
         except TooLarge as e:
             return _error(413, str(e))
         except Busy as e:
@@ -152,38 +178,16 @@ def add_routes(api: fastapi.FastAPI, app) -> None:
             return _error(400, str(e))
 
 
-def _mask_source(mask, folder: pathlib.Path, hole_is_white: bool, request: dict) -> MaskSource:
-    path = None
-    if mask is not None and mask.filename:
-        path = folder / "mask"
-        path.write_bytes(mask.file.read())
-    return MaskSource(
-        file=path,
-        from_alpha=request["mask_from_alpha"],
-        color=request["color"],
-        tolerance=request["tolerance"],
-        hole_is_white=hole_is_white,
-        file_name=mask.filename if path else None,
-    )
-
-
-def _fill(app, upload, source, ops, extend, strategy, model, fmt, quality) -> bytes:
-    """The encoded result of one request (runs inside the queue's lock)."""
-    data, name = upload.file.read(), upload.filename or "image"
-    height, width = app.peek_size(data, name)
-    check_side(height, width, app.max_side)  # before decoding: no work for oversized input
-    photo = read_photo(data, name)
-    hole = source.hole(photo, name)
-    if hole is None and not extend:
-        raise UserError("no hole: send a mask file, mask_from_alpha, mask_color or extend")
-    pixels = photo.rgb16 if photo.rgb16 is not None else photo.rgb
-    prepared = edit.prepare(pixels, hole, ops, extend)
-    height, width = prepared.image.shape[:2]
-    check_side(height, width, app.max_side, "the extended image")
-    edit.check_known(prepared)
-    if prepared.net_hole.any():
-        result = edit.run(app.inpainter_for(model), [prepared], strategy)[0]
-    else:
-        result = prepared.image
-    fmt = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}[fmt]
-    return output.encode(result, fmt, photo, quality)
+def _add_fallback_route(api: fastapi.FastAPI) -> None:
+    # What no route answers under /api/v1 gets {"error": ...} too, not FastAPI's {"detail": ...}
+    # (nor the Gradio page mounted at /, which takes every other path).
+    @api.api_route("/api/v1/{other:path}", methods=list(HTTP_METHODS), include_in_schema=False)
+    def elsewhere(request: fastapi.Request, other: str) -> JSONResponse:
+        path = request.url.path
+        routes = [r for r in api.routes if isinstance(r, APIRoute) and r.endpoint is not elsewhere]
+        allowed = sorted({m for r in routes if r.path == path for m in r.methods or ()})
+        if allowed:
+            message = f"{request.method} is not allowed on {path}; use {', '.join(allowed)}"
+            return JSONResponse({"error": message}, 405, headers={"Allow": ", ".join(allowed)})
+        paths = sorted({r.path for r in routes if r.path.startswith("/api/v1/")})
+        return _error(404, f"no {path} here; the API has {', '.join(paths)} (schema: /docs)")
