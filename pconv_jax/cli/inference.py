@@ -6,21 +6,21 @@ import pathlib
 import sys
 import warnings
 
-from pconv_jax.cli import compile_cache
 from pconv_jax.cli.common import add_checkpoint_args, load_inpainter
 from pconv_jax.errors import UserError
 from pconv_jax.images import read_image, save_png
-from pconv_jax.inference import files as inpaint_files
-from pconv_jax.inference import superres
-from pconv_jax.inference.inpainter import STRATEGIES
+from pconv_jax.inference.crop_strategy import STRATEGIES
 from pconv_jax.inference.mask_ops import MaskOps, parse_color
 from pconv_jax.inference.output import check_suffix
 
 CHECKPOINT_HELP = "training run directory, or a `pconv export` .npz or .onnx"
 
 
-def _mask_source(args, single_mask) -> inpaint_files.MaskSource:
-    return inpaint_files.MaskSource(
+def _mask_source(args, single_mask):
+    """The hole sources of the flags, as `inference.files.MaskSource`."""
+    from pconv_jax.inference.files import MaskSource
+
+    return MaskSource(
         file=single_mask,
         from_alpha=args.mask_from_alpha,
         color=parse_color(args.mask_color) if args.mask_color else None,
@@ -36,6 +36,9 @@ def cmd_inpaint(args) -> int:
 
     Exit status: 0 done, 1 folder mode skipped some files (listed on stderr), 2 bad input.
     """
+    from pconv_jax.cli import compile_cache
+    from pconv_jax.inference import files
+
     if args.mask and args.mask_file:
         raise UserError("give the mask once: as MASK or as --mask FILE")
     mask = args.mask or args.mask_file
@@ -51,12 +54,12 @@ def cmd_inpaint(args) -> int:
     options = dict(
         ops=ops,
         extend=args.extend,
-        outputs=inpaint_files.Outputs(args.quality, args.concat),
+        outputs=files.Outputs(args.quality, args.concat),
     )
     if args.image:
         check_suffix(args.output)
         inpainter = load_inpainter(args)
-        report = inpaint_files.inpaint_file(inpainter, args.image, args.output, source, **options)
+        report = files.inpaint_file(inpainter, args.image, args.output, source, **options)
         print(f"wrote {args.output}" + (" (no hole: unchanged)" if report.unchanged else ""))
         return 0
     if not (args.masks or mask or args.mask_from_alpha or args.mask_color or args.extend):
@@ -65,7 +68,7 @@ def cmd_inpaint(args) -> int:
             "--mask-color or --extend"
         )
     inpainter = load_inpainter(args)
-    report = inpaint_files.inpaint_folder(
+    report = files.inpaint_folder(
         inpainter,
         args.images,
         args.output,
@@ -85,6 +88,8 @@ def cmd_inpaint(args) -> int:
 
 def cmd_upscale(args) -> int:
     """Super-resolves IMAGE by --factor with a model trained on SR canvases (paper Sec. 5.2)."""
+    from pconv_jax.inference import superres
+
     output = pathlib.Path(args.output)
     if output.suffix.lower() != ".png":
         raise UserError(
@@ -115,7 +120,7 @@ def cmd_upscale(args) -> int:
 
 def cmd_serve(args) -> int:
     """Serves the inpainting page and the REST API (one or several models)."""
-    from pconv_jax.cli import page  # Gradio is optional: only this command needs it
+    from pconv_jax.cli import compile_cache, page  # page: Gradio, optional, only needed here
 
     try:
         page.import_gradio()

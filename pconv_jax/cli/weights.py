@@ -6,13 +6,13 @@ from __future__ import annotations
 import hashlib
 import sys
 
-from pconv_jax.metrics import fid
-from pconv_jax.nn import vgg
-from pconv_jax.store.converters import convert
+from pconv_jax.store.converters import SOURCES
 
 
 def cmd_convert(args) -> int:
     """Another project's PConv checkpoint -> our export .npz (+ model card .md)."""
+    from pconv_jax.store.converters import convert
+
     done = convert.convert(args.source, args.src, args.dst)
     card = done.card
     counts = card["tensors"]
@@ -29,6 +29,8 @@ def cmd_convert(args) -> int:
 
 def cmd_port_fid_inception(args) -> int:
     """Converts the TorchScript FID Inception weights (needs torch) to an .npz (does not)."""
+    from pconv_jax.metrics import fid
+
     try:
         params = fid.load_fid_inception(args.src)
     except ImportError as e:  # no torch here: say so without a traceback
@@ -42,6 +44,8 @@ def cmd_port_fid_inception(args) -> int:
 
 def cmd_port_vgg16(args) -> int:
     """torchvision VGG16 file (or .npz) -> the .npz that training reads without torch."""
+    from pconv_jax.nn import vgg
+
     try:
         params = vgg.load_vgg16_params(args.src)
     except ImportError as e:
@@ -67,7 +71,7 @@ def register(sub) -> None:
         "--from",
         dest="source",
         required=True,
-        choices=sorted(convert.SOURCES),
+        choices=sorted(SOURCES),
         help="the project that wrote SRC",
     )
     conv.add_argument("src", help="the .pth file (reading it needs torch: pconv_jax[convert])")

@@ -37,14 +37,12 @@ from pconv_jax.eval import pooled
 from pconv_jax.eval import runners as eval_run
 from pconv_jax.eval import tables as eval_table
 from pconv_jax.eval.grouping import PAPER, Grouping, get_grouping
+from pconv_jax.eval.plan import KNOWN, METHODS, MODEL_METHODS
 from pconv_jax.eval.results import RESULTS, check_settings, merge_parts, read_all_results
 from pconv_jax.masks.protocol import Pair
 from pconv_jax.metrics import lpips
 from pconv_jax.parallel import distributed
 
-MODEL_METHODS = ("pconv", "conv")
-METHODS = MODEL_METHODS + ("patchmatch", "telea", "ns")
-KNOWN = ("composited", "raw")  # how the known pixels of a fill are scored
 EXAMPLES_PER_CELL = 2  # pairs of each column shown in a pooled column's PNG grid
 
 

@@ -34,6 +34,9 @@ from pconv_jax.masks import protocol as masks
 from pconv_jax.masks.protocol import MaskRecord, Pair
 
 PROTOCOLS = ("paper",) + tuple(f"lama-{kind}" for kind in lama.KINDS)
+MODEL_METHODS = ("pconv", "conv")  # the methods that run a checkpoint
+METHODS = MODEL_METHODS + ("patchmatch", "telea", "ns")
+KNOWN = ("composited", "raw")  # how the known pixels of a fill are scored
 PAIRS_JSON = "pairs.json"
 
 

@@ -21,11 +21,9 @@ from pconv_jax import config as config_lib
 from pconv_jax.errors import UserError
 from pconv_jax.nn.model import abstract_variables, build_model
 from pconv_jax.store import trained
-from pconv_jax.store.converters import mmagic, naoto0804
+from pconv_jax.store.converters import SOURCES
 from pconv_jax.store.converters.torch_file import map_state_dict, read_checkpoint, sha256
 from pconv_jax.store.trees import check_same_tree
-
-SOURCES = {mmagic.NAME: mmagic, naoto0804.NAME: naoto0804}
 
 
 class ChecksumWarning(UserWarning):
