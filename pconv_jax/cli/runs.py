@@ -50,14 +50,13 @@ def cmd_train(args) -> int:
 
 def cmd_export(args) -> int:
     """Writes a run's checkpoint as a self-contained inference .npz or .onnx file."""
-    from pconv_jax.store import onnx_export, trained
-    from pconv_jax.train import validation
+    from pconv_jax.store import checkpoint, onnx_export, trained
 
     run, step = args.checkpoint, args.step
     if args.best:  # the step validation rated best, kept in RUN/best/
         if step is not None:
             raise UserError("--best and --step exclude each other")
-        run, step = validation.best_checkpoint(run)
+        run, step = checkpoint.best_checkpoint(run)
     trained.export_path(args.output, args.format)  # a wrong suffix fails before loading
     if args.format == "onnx":
         try:  # onnx is an optional extra, imported by the exporter

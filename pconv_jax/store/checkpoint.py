@@ -29,6 +29,9 @@ from pconv_jax.store.trees import TreeMismatch, check_same_tree
 log = logging.getLogger("pconv_jax.store.checkpoint")
 
 DAMAGED = "damaged_checkpoints"  # beside `checkpoints/`: where damaged steps are set aside
+# Validation's best step (train/validation.py): its metrics in workdir/best.json, its checkpoint
+# in workdir/best/<step>/.
+BEST_FILE, BEST_DIR = "best.json", "best"
 
 
 class NoIntactCheckpoint(UserError):
@@ -239,3 +242,33 @@ def write_config(workdir, cfg: config_lib.Config) -> None:
     path = pathlib.Path(workdir) / "config.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(config_lib.to_json(cfg), encoding="utf-8")
+
+
+def read_best(workdir: pathlib.Path) -> dict | None:
+    """The run's best.json ({"step", the metric values}), or None without validation."""
+    path = workdir / BEST_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def best_checkpoint(workdir) -> tuple[pathlib.Path, int]:
+    """(the run directory holding the best checkpoint, its step) of a run with validation.
+
+    Raises:
+      FileNotFoundError: the run has no best.json (validation was off) or no best/ checkpoint.
+    """
+    workdir = pathlib.Path(workdir)
+    best = read_best(workdir)
+    if best is None:
+        raise FileNotFoundError(
+            f"{workdir} has no {BEST_FILE}: it was trained without validation "
+            "(train.eval_every / train.eval_at_end)"
+        )
+    best_dir = workdir / BEST_DIR
+    steps = Checkpoints(best_dir, read_only=True)
+    try:
+        held = steps.all_steps()
+    finally:
+        steps.close()
+    if best["step"] not in held:
+        raise FileNotFoundError(f"{best_dir} lacks the checkpoint of best step {best['step']}")
+    return best_dir, int(best["step"])

@@ -41,7 +41,7 @@ log = logging.getLogger("pconv_jax.train.validation")
 
 METRICS = ("l1", "psnr", "ssim", "lpips")
 HIGHER_IS_BETTER = {"l1": False, "psnr": True, "ssim": True, "lpips": False}
-BEST_FILE, BEST_DIR, MASK_DIR = "best.json", "best", "validation_masks"
+MASK_DIR = "validation_masks"
 
 
 def _mask_set(cfg: Config, workdir: pathlib.Path, need: int):
@@ -115,7 +115,7 @@ class Validator:
             in_shardings=(replicated, replicated, batched, batched),
             out_shardings=replicated,  # [batch] vectors: every process reads them
         )
-        self.best = _read_best(self.workdir)
+        self.best = checkpoint.read_best(self.workdir)
         log.info(
             "validation set: %d pairs (%d images x %d masks) at %d px",
             len(pairs),
@@ -162,7 +162,7 @@ class Validator:
         value = scalars[f"val/{metric}"]
         if not self.is_better(value):
             return False
-        best_dir = self.workdir / BEST_DIR
+        best_dir = self.workdir / checkpoint.BEST_DIR
         checkpoint.write_config(best_dir, self.cfg)
         ckpts = checkpoint.Checkpoints(best_dir, keep_last=1)
         ckpts.save(step, model_vars, train_vars)
@@ -170,7 +170,7 @@ class Validator:
         self.best = {"step": int(step), "metric": metric, "value": value}
         if jax.process_index() == 0:
             text = json.dumps({**self.best, "higher_is_better": HIGHER_IS_BETTER[metric]})
-            (self.workdir / BEST_FILE).write_text(text + "\n", encoding="utf-8")
+            (self.workdir / checkpoint.BEST_FILE).write_text(text + "\n", encoding="utf-8")
         return True
 
 
@@ -215,32 +215,3 @@ def make_validator(cfg: Config, workdir, model, mesh, global_batch: int):
     if not (cfg.train.eval_every or cfg.train.eval_at_end):
         return None
     return Validator(cfg, workdir, model, mesh, global_batch)
-
-
-def _read_best(workdir: pathlib.Path) -> dict | None:
-    path = workdir / BEST_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-
-
-def best_checkpoint(workdir) -> tuple[pathlib.Path, int]:
-    """(the run directory holding the best checkpoint, its step) of a run with validation.
-
-    Raises:
-      FileNotFoundError: the run has no best.json (validation was off) or no best/ checkpoint.
-    """
-    workdir = pathlib.Path(workdir)
-    best = _read_best(workdir)
-    if best is None:
-        raise FileNotFoundError(
-            f"{workdir} has no {BEST_FILE}: it was trained without validation "
-            "(train.eval_every / train.eval_at_end)"
-        )
-    best_dir = workdir / BEST_DIR
-    steps = checkpoint.Checkpoints(best_dir, read_only=True)
-    try:
-        held = steps.all_steps()
-    finally:
-        steps.close()
-    if best["step"] not in held:
-        raise FileNotFoundError(f"{best_dir} lacks the checkpoint of best step {best['step']}")
-    return best_dir, int(best["step"])
