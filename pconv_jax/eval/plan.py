@@ -30,8 +30,7 @@ from pconv_jax import images as image_io
 from pconv_jax.data import eval_set
 from pconv_jax.errors import UserError
 from pconv_jax.masks import lama
-from pconv_jax.masks import protocol as masks
-from pconv_jax.masks.protocol import MaskRecord, Pair
+from pconv_jax.masks.protocol import MaskRecord, Pair, border_distance, load_mask_set, pair_masks
 
 PROTOCOLS = ("paper",) + tuple(f"lama-{kind}" for kind in lama.KINDS)
 MODEL_METHODS = ("pconv", "conv")  # the methods that run a checkpoint
@@ -64,7 +63,7 @@ def _lama_records(kind, size, seed, count, num_workers) -> list[MaskRecord]:
 
     def record(index: int) -> MaskRecord:
         holes = lama.lama_holes(seed, index, kind, size)
-        ratio, distance = float(holes.mean()), masks.border_distance(holes)
+        ratio, distance = float(holes.mean()), border_distance(holes)
         return MaskRecord("", f"lama-{kind}-{index:06d}", None, None, ratio, distance)
 
     with concurrent.futures.ThreadPoolExecutor(max(1, num_workers)) as pool:
@@ -97,8 +96,8 @@ def from_sources(
     names = [source.name(i) for i in range(len(source))]
     if protocol == "paper":
         assert mask_dir is not None  # checked above
-        records = masks.load_mask_set(mask_dir)
-        pairs = masks.pair_masks(len(names), records, seed, masks_per_image)
+        records = load_mask_set(mask_dir)
+        pairs = pair_masks(len(names), records, seed, masks_per_image)
 
         def load_mask(pair):
             return image_io.read_mask(pair.mask.path, size)

@@ -30,8 +30,7 @@ from pconv_jax import images
 from pconv_jax.config import Config
 from pconv_jax.data import eval_set
 from pconv_jax.errors import UserError
-from pconv_jax.masks import protocol as masks
-from pconv_jax.masks import test_sets
+from pconv_jax.masks import protocol, test_sets
 from pconv_jax.masks.protocol import HOLE_RATIO_BUCKETS
 from pconv_jax.metrics import lpips, score
 from pconv_jax.parallel import sharding
@@ -47,7 +46,7 @@ MASK_DIR = "validation_masks"
 def _mask_set(cfg: Config, workdir: pathlib.Path, need: int):
     """The test-mask records: the configured folder, or a generated set in the workdir."""
     if cfg.train.eval_masks:
-        return masks.load_mask_set(cfg.train.eval_masks)
+        return protocol.load_mask_set(cfg.train.eval_masks)
     out = workdir / MASK_DIR
     per_cell = math.ceil(need / 12)
     if not (out / "manifest.csv").is_file():
@@ -57,7 +56,7 @@ def _mask_set(cfg: Config, workdir: pathlib.Path, need: int):
             from jax.experimental import multihost_utils
 
             multihost_utils.sync_global_devices("pconv_jax validation masks")
-    records = masks.load_mask_set(out)
+    records = protocol.load_mask_set(out)
     if len(records) < need:
         raise UserError(
             f"{out} holds {len(records)} masks, validation needs {need}: delete it to redraw"
@@ -93,7 +92,7 @@ class Validator:
             )
         need = len(source) * t.eval_masks_per_image
         records = _mask_set(cfg, self.workdir, need)
-        pairs = masks.pair_masks(len(source), records, 0, t.eval_masks_per_image)
+        pairs = protocol.pair_masks(len(source), records, 0, t.eval_masks_per_image)
         self.buckets = np.array([p.mask.bucket for p in pairs])
         truth = np.stack([source.load(p.image_index) for p in pairs])
         mask = np.stack([images.read_mask(p.mask.path, size) for p in pairs])
