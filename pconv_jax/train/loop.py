@@ -20,7 +20,7 @@ import numpy as np
 from pconv_jax import config as config_lib
 from pconv_jax import images
 from pconv_jax.config import Config
-from pconv_jax.data import pipeline as data
+from pconv_jax.data import pipeline
 from pconv_jax.errors import UserError
 from pconv_jax.nn import vgg
 from pconv_jax.nn.model import abstract_variables, build_model
@@ -189,7 +189,7 @@ def train_and_evaluate(cfg: Config, workdir: str | pathlib.Path) -> dict:
     # Bad choices (a Config built in Python) and inconsistent data settings fail before anything
     # is written or loaded.
     config_lib.validate(cfg)
-    data.validate(cfg.data)
+    pipeline.validate(cfg.data)
     train_step.learning_rate_schedule(cfg)  # an inconsistent schedule fails here
     lock = _lock_workdir(workdir)
     try:
@@ -242,7 +242,7 @@ def _train(cfg: Config, workdir: pathlib.Path, signals: preemption.SignalFlag) -
     )
     t_start = time.time()
     try:
-        with data.train_batches(
+        with pipeline.train_batches(
             cfg.data, global_batch, cfg.train.seed, start_step=start
         ) as batches:
             step = start
