@@ -1,6 +1,6 @@
 """The training loop: resume or initialise, train, log, sample, validate, checkpoint, stop.
 
-One `jax.jit` train step (`train_step.py`) over a 1-D mesh of every device of every process;
+One `jax.jit` train step (`train_step` in step.py) over a 1-D mesh of every device of every process;
 stops (max_seconds, a signal, a non-finite loss) are agreed by all processes.
 """
 
