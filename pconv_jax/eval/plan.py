@@ -26,9 +26,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from pconv_jax import images as image_io
 from pconv_jax.data import eval_set
 from pconv_jax.errors import UserError
+from pconv_jax.images import read_image, read_mask, save_png, to_model_mask, write_holes
 from pconv_jax.masks import lama
 from pconv_jax.masks.protocol import MaskRecord, Pair, border_distance, load_mask_set, pair_masks
 
@@ -100,7 +100,7 @@ def from_sources(
         pairs = pair_masks(len(names), records, seed, masks_per_image)
 
         def load_mask(pair):
-            return image_io.read_mask(pair.mask.path, size)
+            return read_mask(pair.mask.path, size)
     else:
         kind = protocol.split("-", 1)[1]
         lama.get_preset(kind, size)  # a UserError for sizes other than 256 and 512
@@ -110,7 +110,7 @@ def from_sources(
         pairs = [Pair(i, i // masks_per_image, r) for i, r in enumerate(records)]
 
         def load_mask(pair):
-            return image_io.to_model_mask(lama.lama_holes(seed, pair.index, kind, size))
+            return to_model_mask(lama.lama_holes(seed, pair.index, kind, size))
 
     is_tfds, is_folder = images.startswith("tfds:"), images != "skimage"
     settings = {
@@ -154,10 +154,10 @@ def from_export(pairs_dir: str | os.PathLike) -> Plan:
         raise UserError(f"{root / PAIRS_JSON}: pair names are not 000000 ... {len(pairs) - 1:06d}")
 
     def load(pair: Pair):
-        truth = image_io.read_image(root / "images" / f"{pair_name(pair)}.png")
+        truth = read_image(root / "images" / f"{pair_name(pair)}.png")
         if truth.shape != (size, size, 3):
             raise UserError(f"{root}/images/{pair_name(pair)}.png is not {size}x{size} RGB")
-        return truth, image_io.read_mask(pair.mask.path, size)
+        return truth, read_mask(pair.mask.path, size)
 
     return Plan(pairs, names, settings, load)
 
@@ -187,8 +187,8 @@ def export(plan: Plan, out_dir: str | os.PathLike, num_workers: int = 4) -> path
 
     def write(pair: Pair) -> dict:
         truth, mask = plan.load(pair)
-        image_io.save_png(truth, out / "images" / f"{pair_name(pair)}.png")
-        image_io.write_holes(out / "masks" / f"{pair_name(pair)}.png", mask[..., 0] == 0)
+        save_png(truth, out / "images" / f"{pair_name(pair)}.png")
+        write_holes(out / "masks" / f"{pair_name(pair)}.png", mask[..., 0] == 0)
         return {
             "image": plan.names[pair.image_index],
             "image_index": pair.image_index,

@@ -27,10 +27,10 @@ from collections.abc import Callable, Sequence
 import jax
 import numpy as np
 
-from pconv_jax import images as images_lib
 from pconv_jax.data import sr_canvas
 from pconv_jax.errors import UserError
 from pconv_jax.eval.baselines import bicubic_upscale
+from pconv_jax.images import decode_file, list_image_files
 from pconv_jax.metrics import pixel as metrics
 
 # The model under test: (low-res uint8 images [h, w, 3], factor K) -> the network's uint8
@@ -57,10 +57,10 @@ def make_low_res(high_res_uint8: np.ndarray, factor: int) -> np.ndarray:
 
 def load_crops(folder: str | pathlib.Path, side: int, limit: int | None = None):
     """([(name, uint8 [side, side, 3])], [names skipped as too small]) from an image folder."""
-    files = images_lib.list_image_files(folder, recursive=True)
+    files = list_image_files(folder, recursive=True)
     crops, skipped = [], []
     for path in files[:limit]:
-        crop = centre_crop(images_lib.decode_file(path), side)
+        crop = centre_crop(decode_file(path), side)
         if crop is None:
             skipped.append(path.name)
         else:
