@@ -34,7 +34,7 @@ import grain
 import grain.experimental
 import numpy as np
 
-from pconv_jax import config as config_lib
+from pconv_jax import config
 from pconv_jax.config import DataConfig
 from pconv_jax.data import examples as train_examples
 from pconv_jax.data import sources
@@ -56,7 +56,7 @@ GRAIN_WORKER_NAME = "grain-process-prefetch-"  # the name prefix of grain 0.2's 
 
 def validate(cfg: DataConfig) -> None:
     """Raises UserError naming the first bad or inconsistent DataConfig field."""
-    config_lib.validate(cfg, "data.")  # the Literal choices (a DataConfig built in Python)
+    config.validate(cfg, "data.")  # the Literal choices (a DataConfig built in Python)
     if cfg.source == "folder" and not cfg.dir:
         raise UserError("data.source=folder needs data.dir")
     if cfg.source == "tfds" and not cfg.tfds_name:

@@ -21,7 +21,7 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
-from pconv_jax import config as config_lib
+from pconv_jax import config
 from pconv_jax.errors import UserError
 from pconv_jax.store import checksums
 from pconv_jax.store.trees import TreeMismatch, check_same_tree
@@ -231,17 +231,17 @@ def _abstract(tree):
     return jax.tree_util.tree_map(one, tree)
 
 
-def read_config(workdir) -> config_lib.Config:
+def read_config(workdir) -> config.Config:
     path = pathlib.Path(workdir) / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"{workdir} is not a pconv_jax run directory (no config.json)")
-    return config_lib.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    return config.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
 
-def write_config(workdir, cfg: config_lib.Config) -> None:
+def write_config(workdir, cfg: config.Config) -> None:
     path = pathlib.Path(workdir) / "config.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(config_lib.to_json(cfg), encoding="utf-8")
+    path.write_text(config.to_json(cfg), encoding="utf-8")
 
 
 def read_best(workdir: pathlib.Path) -> dict | None:

@@ -17,8 +17,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from pconv_jax import config as config_lib
-from pconv_jax import images
+from pconv_jax import config, images
 from pconv_jax.config import Config
 from pconv_jax.data import pipeline
 from pconv_jax.errors import UserError
@@ -108,7 +107,7 @@ def _init_from(cfg: Config, abstract, replicated) -> tuple[dict, int]:
         source.close()
         return model_vars, step
     export = trained.load_export(path)
-    theirs, ours = config_lib.to_dict(export.config)["model"], config_lib.to_dict(cfg)["model"]
+    theirs, ours = config.to_dict(export.config)["model"], config.to_dict(cfg)["model"]
     differ = [f"model.{k}={_as_override(v)}" for k, v in theirs.items() if ours[k] != v]
     if differ:
         raise UserError(
@@ -193,7 +192,7 @@ def train_and_evaluate(cfg: Config, workdir: str | pathlib.Path) -> dict:
     workdir = pathlib.Path(workdir)
     # Bad choices (a Config built in Python) and inconsistent data settings fail before anything
     # is written or loaded.
-    config_lib.validate(cfg)
+    config.validate(cfg)
     pipeline.validate(cfg.data)
     learning_rate_schedule(cfg)  # an inconsistent schedule fails here
     lock = _lock_workdir(workdir)
@@ -208,7 +207,7 @@ def train_and_evaluate(cfg: Config, workdir: str | pathlib.Path) -> dict:
 def _train(cfg: Config, workdir: pathlib.Path, signals: preemption.SignalFlag) -> dict:
     if jax.process_index() == 0:
         checkpoint.write_config(workdir, cfg)
-    log.info("config:\n%s", config_lib.to_json(cfg))
+    log.info("config:\n%s", config.to_json(cfg))
     mesh = sharding.make_mesh()
     global_batch = cfg.train.batch_size_per_device * mesh.size
     sharding.check_batch_size(global_batch, mesh)
