@@ -31,7 +31,7 @@ from pconv_jax.data import sr_canvas
 from pconv_jax.errors import UserError
 from pconv_jax.eval.baselines import bicubic_upscale
 from pconv_jax.images import decode_file, list_image_files
-from pconv_jax.metrics import pixel as metrics
+from pconv_jax.metrics import pixel
 
 # The model under test: (low-res uint8 images [h, w, 3], factor K) -> the network's uint8
 # [K*h, K*w, 3] prediction at every pixel, e.g. `functools.partial(inference.superres.upscale,
@@ -74,7 +74,7 @@ def load_crops(folder: str | pathlib.Path, side: int, limit: int | None = None):
 def _psnr_ssim(output_uint8, target_uint8):
     output = output_uint8[None].astype(np.float32) / 255.0
     target = target_uint8[None].astype(np.float32) / 255.0
-    return metrics.psnr(output, target)[0], metrics.ssim(output, target)[0]
+    return pixel.psnr(output, target)[0], pixel.ssim(output, target)[0]
 
 
 def evaluate(crops, factors, upscale: Upscale | None = None) -> dict[str, dict[int, tuple]]:

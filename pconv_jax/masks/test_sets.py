@@ -23,9 +23,7 @@ import numpy as np
 
 from pconv_jax import images
 from pconv_jax.errors import UserError
-from pconv_jax.masks import augment as mask_augment
-from pconv_jax.masks import generator as mask_generator
-from pconv_jax.masks import protocol
+from pconv_jax.masks import augment, generator, protocol
 
 MAX_CANDIDATES_PER_MASK = 50  # from a folder: give up when the raw masks cannot fill a cell
 
@@ -68,7 +66,7 @@ def make_test_mask_set(
     if from_dir is None:
         holes_by_index = _from_generator(size, per_bucket, seed, margin, cells, num_workers)
     else:
-        augmenter = mask_augment.RawMaskAugmenter(
+        augmenter = augment.RawMaskAugmenter(
             from_dir, size, threshold, hole_is_white, force_test_masks=True
         )
         holes_by_index = _from_folder(augmenter, per_bucket, seed, margin, cells)
@@ -99,7 +97,7 @@ def _from_generator(size, per_bucket, seed, margin, cells, num_workers) -> list[
         bucket, border = cells[index // per_bucket]
         rng = np.random.default_rng([seed, index])
         ratio = protocol.HOLE_RATIO_BUCKETS[bucket]
-        return mask_generator.generate_holes(rng, size, ratio, border=bool(border), margin=margin)
+        return generator.generate_holes(rng, size, ratio, border=bool(border), margin=margin)
 
     with concurrent.futures.ThreadPoolExecutor(max(1, num_workers)) as pool:
         return list(pool.map(draw, range(len(cells) * per_bucket)))
