@@ -57,10 +57,10 @@ def _grouping(name: str | None, protocol: str) -> Grouping:
     return grouping
 
 
-def _options(lpips_net: str, num_workers: int | None):
+def _thread_pool(lpips_net: str, num_workers: int) -> concurrent.futures.ThreadPoolExecutor:
     if lpips_net not in lpips.NETS:
         raise UserError(f"unknown LPIPS net {lpips_net!r}; expected one of {tuple(lpips.NETS)}")
-    return concurrent.futures.ThreadPoolExecutor(num_workers or min(8, os.cpu_count() or 1))
+    return concurrent.futures.ThreadPoolExecutor(num_workers)
 
 
 def evaluate(
@@ -114,7 +114,8 @@ def evaluate(
         raise UserError(f"--checkpoint is for the pconv and conv methods, not {method}")
     columns = _grouping(grouping, protocol)
     batch_size = batch_size or 4 * len(jax.local_devices())
-    pool = _options(lpips_net, num_workers)
+    num_workers = num_workers or min(8, os.cpu_count() or 1)
+    pool = _thread_pool(lpips_net, num_workers)
     try:
         if method in MODEL_METHODS:
             runner = eval_run.model_runner(method, checkpoint, step, size, batch_size, lpips_net)
@@ -123,14 +124,14 @@ def evaluate(
             run_batch, description = eval_run.baseline_runner(method, batch_size, pool, lpips_net)
         plan = eval_plan.from_sources(
             images, mask_dir, protocol=protocol, size=size, seed=seed, split=split,
-            limit=limit, masks_per_image=masks_per_image, num_workers=pool._max_workers,
+            limit=limit, masks_per_image=masks_per_image, num_workers=num_workers,
         )  # fmt: skip
         settings = {
             "method": method,
             **plan.settings,
-            "checkpoint": eval_plan._resolve(checkpoint),
+            "checkpoint": eval_plan.resolved_path(checkpoint),
             "checkpoint_step": step,
-            "fid_weights": eval_plan._resolve(fid_weights),
+            "fid_weights": eval_plan.resolved_path(fid_weights),
             "grouping": columns.name,
             "lpips_net": lpips_net,
             "known": "composited",
@@ -170,7 +171,7 @@ def score_predictions(
     names = [eval_plan.pair_name(p) for p in plan.pairs]
     eval_run.check_predictions(pathlib.Path(predictions), names, plan.settings["size"])
     batch_size = batch_size or 4 * len(jax.local_devices())
-    pool = _options(lpips_net, num_workers)
+    pool = _thread_pool(lpips_net, num_workers or min(8, os.cpu_count() or 1))
     try:
         composite = known == "composited"
         run_batch, description = eval_run.predictions_runner(
@@ -179,9 +180,9 @@ def score_predictions(
         settings = {
             "method": name or pathlib.Path(predictions).resolve().name,
             **plan.settings,
-            "pairs_dir": eval_plan._resolve(pairs_dir),
-            "predictions": eval_plan._resolve(predictions),
-            "fid_weights": eval_plan._resolve(fid_weights),
+            "pairs_dir": eval_plan.resolved_path(pairs_dir),
+            "predictions": eval_plan.resolved_path(predictions),
+            "fid_weights": eval_plan.resolved_path(fid_weights),
             "grouping": columns.name,
             "lpips_net": lpips_net,
             "known": known,

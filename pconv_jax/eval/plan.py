@@ -54,7 +54,8 @@ def pair_name(pair: Pair) -> str:
     return f"{pair.index:06d}"
 
 
-def _resolve(path) -> str | None:
+def resolved_path(path) -> str | None:
+    """The absolute form of `path` for settings.json (None or "" stay as they are)."""
     return path and str(pathlib.Path(path).resolve())
 
 
@@ -115,11 +116,11 @@ def from_sources(
     is_tfds, is_folder = images.startswith("tfds:"), images != "skimage"
     settings = {
         "protocol": protocol,
-        "images": _resolve(images) if is_folder and not is_tfds else images,
+        "images": resolved_path(images) if is_folder and not is_tfds else images,
         "split": (split or "validation") if is_tfds else None,
         "limit": limit,
         "num_images": len(names),
-        "masks": _resolve(mask_dir) if protocol == "paper" else f"generated ({protocol})",
+        "masks": resolved_path(mask_dir) if protocol == "paper" else f"generated ({protocol})",
         "num_masks": len(records),
         "size": size,
         "seed": seed,
