@@ -32,12 +32,17 @@ import pathlib
 import jax
 
 from pconv_jax.errors import UserError
-from pconv_jax.eval import plan as eval_plan
-from pconv_jax.eval import pooled
-from pconv_jax.eval import runners as eval_run
-from pconv_jax.eval import tables as eval_table
+from pconv_jax.eval import pooled, runners, tables
 from pconv_jax.eval.grouping import PAPER, Grouping, get_grouping
-from pconv_jax.eval.plan import KNOWN, METHODS, MODEL_METHODS
+from pconv_jax.eval.plan import (
+    KNOWN,
+    METHODS,
+    MODEL_METHODS,
+    from_export,
+    from_sources,
+    pair_name,
+    resolved_path,
+)
 from pconv_jax.eval.results import RESULTS, check_settings, merge_parts, read_all_results
 from pconv_jax.masks.protocol import Pair
 from pconv_jax.metrics import lpips
@@ -82,7 +87,7 @@ def evaluate(
     num_workers: int | None = None,
     grouping: str | None = None,
     lpips_net: str = "alex",
-) -> eval_table.Table:
+) -> tables.Table:
     """Evaluates `method` on (image, mask) pairs and writes the results into `out_dir`.
 
     Args:
@@ -118,20 +123,20 @@ def evaluate(
     pool = _thread_pool(lpips_net, num_workers)
     try:
         if method in MODEL_METHODS:
-            runner = eval_run.model_runner(method, checkpoint, step, size, batch_size, lpips_net)
+            runner = runners.model_runner(method, checkpoint, step, size, batch_size, lpips_net)
             run_batch, step, description = runner
         else:
-            run_batch, description = eval_run.baseline_runner(method, batch_size, pool, lpips_net)
-        plan = eval_plan.from_sources(
+            run_batch, description = runners.baseline_runner(method, batch_size, pool, lpips_net)
+        plan = from_sources(
             images, mask_dir, protocol=protocol, size=size, seed=seed, split=split,
             limit=limit, masks_per_image=masks_per_image, num_workers=num_workers,
         )  # fmt: skip
         settings = {
             "method": method,
             **plan.settings,
-            "checkpoint": eval_plan.resolved_path(checkpoint),
+            "checkpoint": resolved_path(checkpoint),
             "checkpoint_step": step,
-            "fid_weights": eval_plan.resolved_path(fid_weights),
+            "fid_weights": resolved_path(fid_weights),
             "grouping": columns.name,
             "lpips_net": lpips_net,
             "known": "composited",
@@ -154,7 +159,7 @@ def score_predictions(
     num_workers: int | None = None,
     grouping: str | None = None,
     lpips_net: str = "alex",
-) -> eval_table.Table:
+) -> tables.Table:
     """Scores a folder of fills `predictions`/NAME.png of the pairs exported to `pairs_dir`
     (`pconv evaluate --export-pairs`) into the same tables as `evaluate`.
 
@@ -166,23 +171,23 @@ def score_predictions(
     """
     if known not in KNOWN:
         raise UserError(f"unknown --known {known!r}; expected one of {KNOWN}")
-    plan = eval_plan.from_export(pairs_dir)
+    plan = from_export(pairs_dir)
     columns = _grouping(grouping, plan.settings["protocol"])
-    names = [eval_plan.pair_name(p) for p in plan.pairs]
-    eval_run.check_predictions(pathlib.Path(predictions), names, plan.settings["size"])
+    names = [pair_name(p) for p in plan.pairs]
+    runners.check_predictions(pathlib.Path(predictions), names, plan.settings["size"])
     batch_size = batch_size or 4 * len(jax.local_devices())
     pool = _thread_pool(lpips_net, num_workers or min(8, os.cpu_count() or 1))
     try:
         composite = known == "composited"
-        run_batch, description = eval_run.predictions_runner(
+        run_batch, description = runners.predictions_runner(
             predictions, batch_size, pool, lpips_net, composite
         )
         settings = {
             "method": name or pathlib.Path(predictions).resolve().name,
             **plan.settings,
-            "pairs_dir": eval_plan.resolved_path(pairs_dir),
-            "predictions": eval_plan.resolved_path(predictions),
-            "fid_weights": eval_plan.resolved_path(fid_weights),
+            "pairs_dir": resolved_path(pairs_dir),
+            "predictions": resolved_path(predictions),
+            "fid_weights": resolved_path(fid_weights),
             "grouping": columns.name,
             "lpips_net": lpips_net,
             "known": known,
@@ -193,7 +198,7 @@ def score_predictions(
         pool.shutdown(cancel_futures=True)
 
 
-def run(job, out: pathlib.Path, batch_size: int, fid_weights, pool) -> eval_table.Table:
+def run(job, out: pathlib.Path, batch_size: int, fid_weights, pool) -> tables.Table:
     """Runs the pending pairs of `job` = (plan, settings, grouping, run_batch, description),
     appending to results.jsonl (split by process), then writes the tables (process 0)."""
     plan, settings, columns, run_batch, description = job
@@ -203,20 +208,18 @@ def run(job, out: pathlib.Path, batch_size: int, fid_weights, pool) -> eval_tabl
     distributed.barrier("evaluate settings")
     if process > 0:
         check_settings(out, settings)
-    fid_params = eval_run.load_fid_params(fid_weights)
+    fid_params = runners.load_fid_params(fid_weights)
     done = read_all_results(out, plan.pairs, plan.names)
     distributed.barrier("evaluate read")  # before anyone appends to a part file
     examples = example_pairs(plan.pairs, columns)
     shown = {p.index for chosen in examples.values() for p in chosen}
     pending = [p for p in plan.pairs if p.index not in done and p.index % processes == process]
-    progress = eval_run.Progress(len(plan.pairs), len(done))
+    progress = runners.Progress(len(plan.pairs), len(done))
     mine = RESULTS if processes == 1 else f"results.process{process}.jsonl"
     with open(out / mine, "a", encoding="utf-8") as results:
-        for chunk, truth, mask in eval_run.prefetched_batches(pending, batch_size, plan.load, pool):
+        for chunk, truth, mask in runners.prefetched_batches(pending, batch_size, plan.load, pool):
             output, composite, metrics = run_batch(chunk, truth, mask)
-            eval_run.save_extras(
-                out, chunk, output, composite, truth, shown, fid_params, batch_size
-            )
+            runners.save_extras(out, chunk, output, composite, truth, shown, fid_params, batch_size)
             for j, pair in enumerate(chunk):
                 done[pair.index] = row = _row(plan, pair, mask[j], metrics, j)
                 results.write(json.dumps(row) + "\n")
@@ -233,7 +236,7 @@ def run(job, out: pathlib.Path, batch_size: int, fid_weights, pool) -> eval_tabl
     if process == 0:
         timing["processes"], timing["devices"] = processes, jax.device_count()
         _write_tables(out, table, settings, timing)
-        eval_run.write_example_grids(out, examples, plan.load, columns)
+        runners.write_example_grids(out, examples, plan.load, columns)
     return table
 
 
@@ -245,27 +248,27 @@ def _row(plan, pair: Pair, mask, metrics: dict, j: int) -> dict:
         "bucket": pair.mask.bucket,  # None for LaMa's masks (no paper bucket)
         "border": pair.mask.border,
         "hole_ratio": float(1.0 - mask.mean()),  # at the evaluation size
-        **{k: eval_run.finite_or_none(v[j]) for k, v in metrics.items()},
+        **{k: runners.finite_or_none(v[j]) for k, v in metrics.items()},
     }
 
 
-def _table(rows, settings, columns, description, out, fid_params) -> eval_table.Table:
-    notes = [f"method: {description}", *eval_table.protocol_notes(settings), columns.note]
+def _table(rows, settings, columns, description, out, fid_params) -> tables.Table:
+    notes = [f"method: {description}", *tables.protocol_notes(settings), columns.note]
     bucket_rows = ()
     if fid_params is None:
         notes.append("FID / IS / U-IDS / P-IDS: not computed (no --fid-weights)")
     else:
         bucket_rows, fid_notes = pooled.pooled_rows(rows, out / "fid", fid_params, columns)
         notes += fid_notes
-    return eval_table.build_table(
+    return tables.build_table(
         rows, (), notes, bucket_rows, grouping=columns, lpips_net=settings["lpips_net"]
     )
 
 
 def _write_tables(out: pathlib.Path, table, settings: dict, timing: dict) -> None:
-    summary = {"settings": settings, **eval_table.to_json(table), "timing": timing}
-    (out / "table.md").write_text(eval_table.to_markdown(table), encoding="utf-8")
-    (out / "table.csv").write_text(eval_table.to_csv(table), encoding="utf-8")
+    summary = {"settings": settings, **tables.to_json(table), "timing": timing}
+    (out / "table.md").write_text(tables.to_markdown(table), encoding="utf-8")
+    (out / "table.csv").write_text(tables.to_csv(table), encoding="utf-8")
     (out / "table.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
 
 
