@@ -12,6 +12,7 @@ name (`from pconv_jax.masks import protocol as masks`), another module's private
 import ast
 import functools
 import pathlib
+import sys
 
 import pytest
 
@@ -176,3 +177,101 @@ def test_no_module_over_350_lines():
         if (n := len(p.read_text(encoding="utf-8").splitlines())) > 350
     }
     assert not long, f"split these by job: {long}"
+
+
+def _trees():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        yield path, ast.parse(path.read_text(encoding="utf-8"))
+
+
+def test_no_project_module_is_imported_under_another_name():
+    """`from pconv_jax.masks import protocol as masks` makes every later `masks.x` lie about where
+    x lives: a project module or name is imported under its own name (one name per thing)."""
+    aliased = []
+    for path, tree in _trees():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                project = [a for a in node.names if a.name.startswith("pconv_jax")]
+                aliased += [(path, a.name, a.asname) for a in project if a.asname]
+            elif isinstance(node, ast.ImportFrom) and (
+                node.level or (node.module or "").startswith("pconv_jax")
+            ):
+                aliased += [
+                    (path, f"{node.module}.{a.name}", a.asname)
+                    for a in node.names
+                    if a.asname and a.asname != a.name
+                ]
+    where = [f"{p.relative_to(ROOT)}: {name} as {alias}" for p, name, alias in aliased]
+    assert not where, "import these under their own names: " + "; ".join(where)
+
+
+def test_no_module_uses_another_modules_private_names():
+    """`_name` is private to its module: `plan._resolve` or `from ..pool import _max_workers` in
+    another module means the name is public and should say so (or the caller is in the wrong
+    module)."""
+    modules = set(import_graph())
+    found = []
+    for path, tree in _trees():
+        bound = {}  # local name -> the pconv_jax module it is bound to
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for a in node.names:
+                    if a.name in modules and a.asname:
+                        bound[a.asname] = a.name
+            elif isinstance(node, ast.ImportFrom) and (node.module or "") in modules | {
+                "pconv_jax"
+            }:
+                for a in node.names:
+                    target = f"{node.module}.{a.name}"
+                    if target in modules:
+                        bound[a.asname or a.name] = target
+                    elif a.name.startswith("_") and not a.name.startswith("__"):
+                        found.append((path, f"from {node.module} import {a.name}"))
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in bound
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+            ):
+                found.append((path, f"{bound[node.value.id]}.{node.attr}"))
+    where = sorted({f"{p.relative_to(ROOT)}: {use}" for p, use in found})
+    assert not where, "private names used outside their module: " + "; ".join(where)
+
+
+def long_functions() -> dict[str, int]:
+    """{path:function: body lines} of functions over MAX_FUNCTION_LINES with no `# Long:` comment
+    on the line above them (or above their first decorator)."""
+    long = {}
+    for path, tree in _trees():
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            body = node.body
+            if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                body = body[1:] or body  # the docstring does not count
+            length = (node.end_lineno or node.lineno) - body[0].lineno + 1
+            top = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            if length > MAX_FUNCTION_LINES and not lines[top - 2].strip().startswith("# Long:"):
+                long[f"{path.relative_to(ROOT)}:{node.name}"] = length
+    return long
+
+
+def test_no_function_over_60_lines_without_a_reason():
+    long = long_functions()
+    assert not long, f"split these, or say why above them (# Long: ...): {long}"
+
+
+def test_the_length_rule_sees_a_long_function(tmp_path, monkeypatch):
+    """The check is not blind: a 61-line body is found, and a `# Long:` line above excuses it."""
+    module = tmp_path / "pconv_jax" / "fake.py"
+    module.parent.mkdir()
+    body = "".join(f"    x{i} = {i}\n" for i in range(61))
+    module.write_text(f'def f():\n    """Doc."""\n{body}\n\n@staticmethod\ndef g():\n{body}')
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", module.parent)
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert long_functions() == {"pconv_jax/fake.py:f": 61, "pconv_jax/fake.py:g": 61}
+    module.write_text(f"# Long: a table\ndef f():\n{body}")
+    assert long_functions() == {}
