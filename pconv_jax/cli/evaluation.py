@@ -60,13 +60,6 @@ def cmd_evaluate(args) -> int:
     args.protocol_given = args.protocol is not None
     args.protocol = args.protocol or "paper"
     mode = _check_mode(args)
-    common = dict(
-        batch_size=args.batch_size,
-        fid_weights=args.fid_weights,
-        num_workers=args.workers,
-        grouping=args.grouping,
-        lpips_net=args.lpips_net,
-    )
     if mode == "export":
         protocol_plan = plan.from_sources(
             args.images, args.masks, protocol=args.protocol, size=args.size, seed=args.seed,
@@ -77,15 +70,28 @@ def cmd_evaluate(args) -> int:
               f"pairs.json) to {args.export_pairs}")  # fmt: skip
         return 0
     start_processes(args)
+    scoring = evaluate.Scoring(
+        batch_size=args.batch_size,
+        fid_weights=args.fid_weights,
+        num_workers=args.workers,
+        grouping=args.grouping,
+        lpips_net=args.lpips_net,
+    )
     if mode == "predictions":
         table = evaluate.score_predictions(
-            args.pairs, args.predictions, args.out, name=args.name, known=args.known, **common
+            args.pairs,
+            args.predictions,
+            args.out,
+            name=args.name,
+            known=args.known,
+            scoring=scoring,
         )
     else:
         table = evaluate.evaluate(
             args.method, args.images, args.masks, args.out, protocol=args.protocol,
             size=args.size, seed=args.seed, checkpoint=args.checkpoint, step=args.step,
-            split=args.split, limit=args.limit, masks_per_image=args.masks_per_image, **common,
+            split=args.split, limit=args.limit, masks_per_image=args.masks_per_image,
+            scoring=scoring,
         )  # fmt: skip
     print(tables.to_markdown(table), end="")
     print(f"wrote table.md, table.csv, table.json, results.jsonl and example grids to {args.out}")

@@ -25,6 +25,7 @@ Inception features of composite and truth).
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import json
 import os
 import pathlib
@@ -62,10 +63,39 @@ def _grouping(name: str | None, protocol: str) -> Grouping:
     return grouping
 
 
-def _thread_pool(lpips_net: str, num_workers: int) -> concurrent.futures.ThreadPoolExecutor:
-    if lpips_net not in lpips.NETS:
-        raise UserError(f"unknown LPIPS net {lpips_net!r}; expected one of {tuple(lpips.NETS)}")
-    return concurrent.futures.ThreadPoolExecutor(num_workers)
+@dataclasses.dataclass(frozen=True)
+class Scoring:
+    """How pairs are scored: the options `evaluate` and `score_predictions` share.
+
+    Attributes:
+      batch_size: pairs per step (None: 4 per device; models: a multiple of the devices).
+      fid_weights: FID Inception weights (.npz or .pt): adds FID, U-IDS/P-IDS (enough pairs)
+        and IS (with a classifier head) per pooled column.
+      num_workers: threads loading pairs and running baselines (None: CPU count, max 8).
+      grouping: table columns, "paper" or "lama" (None: the protocol's).
+      lpips_net: "alex" (the paper-era default) or "vgg" (LaMa's).
+    """
+
+    batch_size: int | None = None
+    fid_weights: str | None = None
+    num_workers: int | None = None
+    grouping: str | None = None
+    lpips_net: str = "alex"
+
+    def with_defaults(self) -> Scoring:
+        """Checked, with batch_size and num_workers filled in for this machine."""
+        if self.lpips_net not in lpips.NETS:
+            raise UserError(
+                f"unknown LPIPS net {self.lpips_net!r}; expected one of {tuple(lpips.NETS)}"
+            )
+        return dataclasses.replace(
+            self,
+            batch_size=self.batch_size or 4 * len(jax.local_devices()),
+            num_workers=self.num_workers or min(8, os.cpu_count() or 1),
+        )
+
+
+DEFAULT_SCORING = Scoring()
 
 
 def evaluate(
@@ -82,11 +112,7 @@ def evaluate(
     split: str | None = None,
     limit: int | None = None,
     masks_per_image: int = 1,
-    batch_size: int | None = None,
-    fid_weights: str | None = None,
-    num_workers: int | None = None,
-    grouping: str | None = None,
-    lpips_net: str = "alex",
+    scoring: Scoring = DEFAULT_SCORING,
 ) -> tables.Table:
     """Evaluates `method` on (image, mask) pairs and writes the results into `out_dir`.
 
@@ -103,12 +129,7 @@ def evaluate(
       step: checkpoint step (default: the latest).
       limit: use only the first `limit` images.
       masks_per_image: distinct masks per image (more pairs per cell from few images).
-      batch_size: pairs per step (default 4 per device; models: a multiple of the devices).
-      fid_weights: FID Inception weights (.npz or .pt): adds FID, U-IDS/P-IDS (enough pairs)
-        and IS (with a classifier head) per pooled column.
-      num_workers: threads loading pairs and running baselines (default: CPU count, max 8).
-      grouping: table columns, "paper" or "lama" (default: the protocol's).
-      lpips_net: "alex" (the paper-era default) or "vgg" (LaMa's).
+      scoring: batch size, workers, FID weights, grouping and LPIPS net (`Scoring`).
 
     Returns:
       The Table also written as table.md / table.csv / table.json.
@@ -117,10 +138,11 @@ def evaluate(
         raise UserError(f"unknown method {method!r}; expected one of {METHODS}")
     if method not in MODEL_METHODS and checkpoint is not None:
         raise UserError(f"--checkpoint is for the pconv and conv methods, not {method}")
-    columns = _grouping(grouping, protocol)
-    batch_size = batch_size or 4 * len(jax.local_devices())
-    num_workers = num_workers or min(8, os.cpu_count() or 1)
-    pool = _thread_pool(lpips_net, num_workers)
+    columns = _grouping(scoring.grouping, protocol)
+    scoring = scoring.with_defaults()
+    batch_size, lpips_net = scoring.batch_size, scoring.lpips_net
+    assert batch_size is not None and scoring.num_workers is not None  # with_defaults
+    pool = concurrent.futures.ThreadPoolExecutor(scoring.num_workers)
     try:
         if method in MODEL_METHODS:
             runner = runners.model_runner(method, checkpoint, step, size, batch_size, lpips_net)
@@ -129,20 +151,20 @@ def evaluate(
             run_batch, description = runners.baseline_runner(method, batch_size, pool, lpips_net)
         plan = from_sources(
             images, mask_dir, protocol=protocol, size=size, seed=seed, split=split,
-            limit=limit, masks_per_image=masks_per_image, num_workers=num_workers,
+            limit=limit, masks_per_image=masks_per_image, num_workers=scoring.num_workers,
         )  # fmt: skip
         settings = {
             "method": method,
             **plan.settings,
             "checkpoint": resolved_path(checkpoint),
             "checkpoint_step": step,
-            "fid_weights": resolved_path(fid_weights),
+            "fid_weights": resolved_path(scoring.fid_weights),
             "grouping": columns.name,
             "lpips_net": lpips_net,
             "known": "composited",
         }
         job = (plan, settings, columns, run_batch, description)
-        return run(job, pathlib.Path(out_dir), batch_size, fid_weights, pool)
+        return run(job, pathlib.Path(out_dir), batch_size, scoring.fid_weights, pool)
     finally:
         pool.shutdown(cancel_futures=True)
 
@@ -154,11 +176,7 @@ def score_predictions(
     *,
     name: str | None = None,
     known: str = "composited",
-    batch_size: int | None = None,
-    fid_weights: str | None = None,
-    num_workers: int | None = None,
-    grouping: str | None = None,
-    lpips_net: str = "alex",
+    scoring: Scoring = DEFAULT_SCORING,
 ) -> tables.Table:
     """Scores a folder of fills `predictions`/NAME.png of the pairs exported to `pairs_dir`
     (`pconv evaluate --export-pairs`) into the same tables as `evaluate`.
@@ -167,16 +185,18 @@ def score_predictions(
       name: the method's name in tables and reports (default: the folder's name).
       known: "composited" (metrics on truth * mask + fill * (1 - mask), as `evaluate`) or
         "raw" (on the fill as written, known pixels as the tool left them).
-      Others: as `evaluate`.
+      scoring: as `evaluate`.
     """
     if known not in KNOWN:
         raise UserError(f"unknown --known {known!r}; expected one of {KNOWN}")
     plan = from_export(pairs_dir)
-    columns = _grouping(grouping, plan.settings["protocol"])
+    columns = _grouping(scoring.grouping, plan.settings["protocol"])
     names = [pair_name(p) for p in plan.pairs]
     runners.check_predictions(pathlib.Path(predictions), names, plan.settings["size"])
-    batch_size = batch_size or 4 * len(jax.local_devices())
-    pool = _thread_pool(lpips_net, num_workers or min(8, os.cpu_count() or 1))
+    scoring = scoring.with_defaults()
+    batch_size, lpips_net = scoring.batch_size, scoring.lpips_net
+    assert batch_size is not None and scoring.num_workers is not None  # with_defaults
+    pool = concurrent.futures.ThreadPoolExecutor(scoring.num_workers)
     try:
         composite = known == "composited"
         run_batch, description = runners.predictions_runner(
@@ -187,13 +207,13 @@ def score_predictions(
             **plan.settings,
             "pairs_dir": resolved_path(pairs_dir),
             "predictions": resolved_path(predictions),
-            "fid_weights": resolved_path(fid_weights),
+            "fid_weights": resolved_path(scoring.fid_weights),
             "grouping": columns.name,
             "lpips_net": lpips_net,
             "known": known,
         }
         job = (plan, settings, columns, run_batch, description)
-        return run(job, pathlib.Path(out_dir), batch_size, fid_weights, pool)
+        return run(job, pathlib.Path(out_dir), batch_size, scoring.fid_weights, pool)
     finally:
         pool.shutdown(cancel_futures=True)
 
