@@ -29,14 +29,14 @@ def cmd_convert(args) -> int:
 
 def cmd_port_fid_inception(args) -> int:
     """Converts the TorchScript FID Inception weights (needs torch) to an .npz (does not)."""
-    from pconv_jax.metrics import fid
+    from pconv_jax.metrics import inception
 
     try:
-        params = fid.load_fid_inception(args.src)
+        params = inception.load_fid_inception(args.src)
     except ImportError as e:  # no torch here: say so without a traceback
         print(f"pconv port-fid-inception: error: {e}", file=sys.stderr)
         return 2
-    fid.save_fid_inception(params, args.dst)
+    inception.save_fid_inception(params, args.dst)
     head = "with" if "output" in params else "without"
     print(f"wrote {args.dst}: FID Inception weights {head} the classifier head")
     return 0

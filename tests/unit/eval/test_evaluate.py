@@ -333,22 +333,24 @@ def test_resume_skips_finished_pairs_and_other_arguments_are_an_error(
 
 @pytest.mark.slow
 def test_fid_and_is_rows(tmp_path, manifest_masks):
-    from pconv_jax.metrics import fid
+    from pconv_jax.metrics import fid, inception
 
     shapes = jax.eval_shape(
-        fid.InceptionV3FID().init, jax.random.key(0), jnp.zeros((1, 299, 299, 3))
+        inception.InceptionV3FID().init, jax.random.key(0), jnp.zeros((1, 299, 299, 3))
     )["params"]
     rng = np.random.default_rng(0)
     params = jax.tree.map(lambda s: rng.normal(0, 0.05, s.shape).astype(np.float32), shapes)
     params = jax.tree_util.tree_map_with_path(  # BN variances must be positive
         lambda path, x: np.ones_like(x) if path[-1].key == "var" else x, params
     )
-    fid.save_fid_inception(params, tmp_path / "no_head.npz")
+    inception.save_fid_inception(params, tmp_path / "no_head.npz")
     params["output"] = {
-        "kernel": rng.normal(0, 1e-3, (fid.FEATURE_DIM, fid.NUM_CLASSES)).astype(np.float32),
-        "bias": np.zeros(fid.NUM_CLASSES, np.float32),
+        "kernel": rng.normal(0, 1e-3, (inception.FEATURE_DIM, inception.NUM_CLASSES)).astype(
+            np.float32
+        ),
+        "bias": np.zeros(inception.NUM_CLASSES, np.float32),
     }
-    fid.save_fid_inception(params, tmp_path / "head.npz")
+    inception.save_fid_inception(params, tmp_path / "head.npz")
     base = ["--method", "telea", "--images", "skimage", "--masks", manifest_masks, "--size", 32]
     base += ["--limit", 3, "--masks-per-image", 8]
     assert _run(*base, "--fid-weights", tmp_path / "head.npz", "--out", tmp_path / "a") == 0
@@ -359,7 +361,9 @@ def test_fid_and_is_rows(tmp_path, manifest_masks):
     # The "all" column recomputed from the stored per-pair features.
     features = np.stack([np.load(tmp_path / "a" / "fid" / f"{i:06d}.npy") for i in range(24)])
     assert fids["all"] == fid.fid_from_features(features[:, 1], features[:, 0], method="svd")
-    logits = fid.inception_logits(fid.load_fid_inception(tmp_path / "head.npz"), features[:, 0])
+    logits = fid.inception_logits(
+        inception.load_fid_inception(tmp_path / "head.npz"), features[:, 0]
+    )
     assert scores["all"] == fid.inception_score(logits, splits=1)[0]
     bucket = [r["pair"] for r in _rows(tmp_path / "a") if r["bucket"] == 0]  # N and B pooled
     assert len(bucket) == 4
