@@ -12,7 +12,7 @@ import pytest
 
 from pconv_jax import cli, config, images
 from pconv_jax.data import eval_set
-from pconv_jax.eval import baselines
+from pconv_jax.eval import baselines, grouping
 from pconv_jax.eval import tables as eval_table
 from pconv_jax.masks import protocol as masks
 from pconv_jax.masks import test_sets as mask_set
@@ -241,7 +241,7 @@ def _check_table_is_mean_of_rows(out, rows):
         values = summary["metrics"][key]["values"]
         assert values["all"] == pytest.approx(np.mean([r[key] for r in rows]), rel=1e-12)
         for cell in masks.CELLS:
-            mine = [r[key] for r in rows if eval_table.cell_of(r) == cell]
+            mine = [r[key] for r in rows if grouping.PAPER.column_of(r) == cell]
             assert values[cell] == (pytest.approx(np.mean(mine), rel=1e-12) if mine else None)
     md = (out / "table.md").read_text()
     assert "| l1 (%) | " in md and "FID / IS / U-IDS / P-IDS: not computed" in md
@@ -357,7 +357,7 @@ def test_fid_and_is_rows(tmp_path, manifest_masks):
     pooled = json.loads((tmp_path / "a" / "table.json").read_text())["buckets"]
     fids, scores = pooled["metrics"]["fid"]["values"], pooled["metrics"]["is"]["values"]
     assert pooled["pairs"] == {**{str(b): 4 for b in range(6)}, "all": 24}
-    assert all(np.isfinite(fids[c]) and np.isfinite(scores[c]) for c in eval_table.BUCKET_COLUMNS)
+    assert all(np.isfinite(fids[c]) and np.isfinite(scores[c]) for c in grouping.PAPER.pooled)
     # The "all" column recomputed from the stored per-pair features.
     features = np.stack([np.load(tmp_path / "a" / "fid" / f"{i:06d}.npy") for i in range(24)])
     assert fids["all"] == fid.fid_from_features(features[:, 1], features[:, 0], method="svd")
