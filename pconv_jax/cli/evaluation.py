@@ -11,9 +11,9 @@ from pconv_jax.eval.plan import KNOWN, METHODS, PROTOCOLS
 
 def cmd_make_test_masks(args) -> int:
     """A fixed test-mask set in the paper's layout: 6 hole-ratio buckets x N/B, with a manifest."""
-    from pconv_jax.masks import protocol, test_sets
+    from pconv_jax.masks import benchmark_sets, protocol
 
-    records = test_sets.make_test_mask_set(
+    records = benchmark_sets.make_test_mask_set(
         args.out,
         size=args.size,
         per_bucket=args.per_bucket,

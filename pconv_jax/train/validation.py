@@ -30,7 +30,7 @@ from pconv_jax import images
 from pconv_jax.config import Config
 from pconv_jax.data import eval_set
 from pconv_jax.errors import UserError
-from pconv_jax.masks import protocol, test_sets
+from pconv_jax.masks import benchmark_sets, protocol
 from pconv_jax.masks.protocol import HOLE_RATIO_BUCKETS
 from pconv_jax.metrics import lpips, score
 from pconv_jax.parallel import sharding
@@ -51,7 +51,7 @@ def _mask_set(cfg: Config, workdir: pathlib.Path, need: int):
     per_cell = math.ceil(need / 12)
     if not (out / "manifest.csv").is_file():
         if jax.process_index() == 0:
-            test_sets.make_test_mask_set(out, size=cfg.data.image_size, per_bucket=per_cell)
+            benchmark_sets.make_test_mask_set(out, size=cfg.data.image_size, per_bucket=per_cell)
         if jax.process_count() > 1:
             from jax.experimental import multihost_utils
 

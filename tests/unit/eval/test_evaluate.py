@@ -14,8 +14,8 @@ from pconv_jax import cli, config, images
 from pconv_jax.data import eval_set
 from pconv_jax.eval import baselines, grouping
 from pconv_jax.eval import tables as eval_table
+from pconv_jax.masks import benchmark_sets
 from pconv_jax.masks import protocol as masks
-from pconv_jax.masks import test_sets as mask_set
 from pconv_jax.metrics import lpips
 from pconv_jax.nn.model import build_model
 from pconv_jax.store import checkpoint, trained
@@ -148,7 +148,7 @@ def test_pooled_bucket_table_layout_exact():
 def manifest_masks(tmp_path_factory):
     """A make-test-masks set: 64x64, 2 masks per cell (24), with manifest.csv."""
     out = tmp_path_factory.mktemp("masks") / "set"
-    mask_set.make_test_mask_set(out, size=64, per_bucket=2, seed=0)
+    benchmark_sets.make_test_mask_set(out, size=64, per_bucket=2, seed=0)
     return out
 
 
