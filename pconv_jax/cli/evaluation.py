@@ -108,6 +108,19 @@ def cmd_report(args) -> int:
 
 
 def register(sub) -> None:
+    _add_make_test_masks(sub)
+    _add_evaluate(sub)
+    report_cmd = sub.add_parser(
+        "report", help="a Markdown page with tables, plots and figure grids of results"
+    )
+    report_cmd.add_argument(
+        "folders", nargs="+", help="`pconv evaluate` output folders and `pconv train` runs"
+    )
+    report_cmd.add_argument("-o", "--out", required=True, help="folder for report.md and PNGs")
+    report_cmd.set_defaults(func=cmd_report)
+
+
+def _add_make_test_masks(sub) -> None:
     make = sub.add_parser(
         "make-test-masks", help="build a fixed test-mask set (6 buckets x N/B) with a manifest"
     )
@@ -129,6 +142,8 @@ def register(sub) -> None:
     make.add_argument("--workers", type=int, default=2, help="threads drawing masks")
     make.set_defaults(func=cmd_make_test_masks)
 
+
+def _add_evaluate(sub) -> None:
     evaluate = sub.add_parser(
         "evaluate",
         help="Table 1 (6 buckets x N/B) or LaMa's protocol for a checkpoint, a classical "
@@ -174,6 +189,13 @@ def register(sub) -> None:
         default="composited",
         help="--predictions: score truth*mask + fill*(1-mask) (default) or the fill as written",
     )
+    _add_scoring_args(evaluate)
+    add_launch_args(evaluate)
+    evaluate.set_defaults(func=cmd_evaluate)
+
+
+def _add_scoring_args(evaluate) -> None:
+    """The flags of `eval.evaluate.Scoring`: how pairs are scored, whatever fills them."""
     evaluate.add_argument(
         "--grouping",
         choices=GROUPINGS,
@@ -193,14 +215,3 @@ def register(sub) -> None:
         help="FID Inception weights (.npz or .pt): adds FID, U-IDS/P-IDS and IS with a head",
     )
     evaluate.add_argument("--workers", type=int, help="loading/baseline threads (default: CPUs)")
-    add_launch_args(evaluate)
-    evaluate.set_defaults(func=cmd_evaluate)
-
-    report_cmd = sub.add_parser(
-        "report", help="a Markdown page with tables, plots and figure grids of results"
-    )
-    report_cmd.add_argument(
-        "folders", nargs="+", help="`pconv evaluate` output folders and `pconv train` runs"
-    )
-    report_cmd.add_argument("-o", "--out", required=True, help="folder for report.md and PNGs")
-    report_cmd.set_defaults(func=cmd_report)

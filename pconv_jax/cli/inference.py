@@ -186,6 +186,12 @@ def add_mask_args(parser) -> None:
 
 
 def register(sub) -> None:
+    _add_inpaint(sub)
+    _add_upscale(sub)
+    _add_serve(sub)
+
+
+def _add_inpaint(sub) -> None:
     inpaint = sub.add_parser(
         "inpaint",
         help="fill the holes of IMAGE, or of every image in a folder",
@@ -240,6 +246,8 @@ def register(sub) -> None:
     )
     inpaint.set_defaults(func=cmd_inpaint)
 
+
+def _add_upscale(sub) -> None:
     upscale = sub.add_parser(
         "upscale", help="super-resolve IMAGE by --factor with a super-resolution checkpoint"
     )
@@ -258,6 +266,8 @@ def register(sub) -> None:
     )
     upscale.set_defaults(func=cmd_upscale)
 
+
+def _add_serve(sub) -> None:
     serve = sub.add_parser(
         "serve", help="web page to paint holes and fill them (Gradio), and a REST API"
     )

@@ -138,6 +138,7 @@ def _upsample2(g, x):
     )
 
 
+# Long: the whole U-Net as ONNX nodes in nn/model.py's order, readable against it in one place.
 def build_onnx(cfg: config.Config, variables: dict, *, step: int | None = None):
     """The ONNX ModelProto of a PConvUNet (see the module docstring for its interface).
 

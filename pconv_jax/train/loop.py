@@ -204,6 +204,7 @@ def train_and_evaluate(cfg: Config, workdir: str | pathlib.Path) -> dict:
             lock.release()
 
 
+# Long: one trainer read top to bottom in big_vision's phases (STYLE.md 2.2 and 4).
 def _train(cfg: Config, workdir: pathlib.Path, signals: preemption.SignalFlag) -> dict:
     if jax.process_index() == 0:
         checkpoint.write_config(workdir, cfg)
