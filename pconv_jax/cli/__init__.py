@@ -2,6 +2,11 @@
 
 Each module below has `register(subparsers)`, which adds its subcommands with
 `set_defaults(func=...)`; a command function takes the parsed args and returns the exit status.
+A command imports what it runs: a command module's top level imports only what its parsers
+need (argparse, constants from JAX-free modules), and each command function imports the library
+it calls, so `pconv --help` and `pconv CMD --help` load no JAX, matplotlib, torch or Gradio
+(tests/e2e/test_cli_startup.py). A new command group is a module with `register(sub)`, added
+to COMMAND_GROUPS.
 Exit status: 0 done; 2 a user error (bad file, flag or config: one line on stderr, see
 `pconv_jax.errors.UserError`; also a missing file); 3 training stopped on a non-finite loss;
 anything else raises and keeps its traceback (a bug).

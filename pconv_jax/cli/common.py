@@ -1,15 +1,21 @@
-"""Arguments and loading shared by several `pconv` subcommands."""
+"""Arguments and loading shared by several `pconv` subcommands.
+
+The `add_*_args` helpers only build parsers; the loaders import the library (JAX) when a
+command runs, so that `pconv --help` stays fast (see pconv_jax/cli/__init__.py).
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+from typing import TYPE_CHECKING
 
 from pconv_jax import config
 from pconv_jax.errors import UserError
 from pconv_jax.inference.edit import MAX_SIDE_PX
-from pconv_jax.inference.inpainter import Inpainter
-from pconv_jax.parallel import distributed
+
+if TYPE_CHECKING:
+    from pconv_jax.inference.inpainter import Inpainter
 
 
 def add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -76,6 +82,8 @@ def add_max_side_arg(parser: argparse.ArgumentParser) -> None:
 
 def load_inpainter(args) -> Inpainter:
     """--checkpoint (run directory or export) and --step, --strategy, --batch-size."""
+    from pconv_jax.inference.inpainter import Inpainter
+
     options = dict(strategy=args.strategy, batch_size=args.batch_size)
     return Inpainter.load(args.checkpoint, args.step, **options)
 
@@ -98,5 +106,7 @@ def add_launch_args(parser: argparse.ArgumentParser) -> None:
 
 def start_processes(args) -> None:
     """Joins the multi-process run the launch arguments describe (nothing for one process)."""
+    from pconv_jax.parallel import distributed
+
     launch = distributed.resolve_launch(args.coordinator, args.num_processes, args.process_id)
     distributed.initialize(launch, auto=args.distributed)

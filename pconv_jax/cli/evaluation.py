@@ -10,20 +10,16 @@ from pconv_jax.cli.common import (
     start_processes,
 )
 from pconv_jax.errors import UserError
-from pconv_jax.eval import evaluate as evaluate_lib
-from pconv_jax.eval import plan as eval_plan
-from pconv_jax.eval import report
-from pconv_jax.eval import tables as eval_table
 from pconv_jax.eval.grouping import GROUPINGS
-from pconv_jax.masks import protocol as masks
-from pconv_jax.masks import test_sets as mask_set
-from pconv_jax.metrics import lpips
+from pconv_jax.eval.plan import KNOWN, METHODS, PROTOCOLS
 
 
 def cmd_make_test_masks(args) -> int:
     """A fixed test-mask set in the paper's layout: 6 hole-ratio buckets x N/B, with a manifest."""
+    from pconv_jax.masks import benchmark_sets, protocol
+
     refuse_overwrite(args, args.out, args.from_dir)
-    records = mask_set.make_test_mask_set(
+    records = benchmark_sets.make_test_mask_set(
         args.out,
         size=args.size,
         per_bucket=args.per_bucket,
@@ -33,10 +29,10 @@ def cmd_make_test_masks(args) -> int:
         hole_is_white=not args.black_holes,
         num_workers=args.workers,
     )
-    counts = " ".join(f"{k}:{v}" for k, v in masks.bucket_counts(records).items())
+    counts = " ".join(f"{k}:{v}" for k, v in protocol.bucket_counts(records).items())
     source = f"raw masks in {args.from_dir}" if args.from_dir else "the irregular-mask generator"
     print(f"wrote {len(records)} masks ({args.size}x{args.size}) from {source} to {args.out}")
-    margin = masks.no_border_margin(args.size)
+    margin = protocol.no_border_margin(args.size)
     print(f"per bucket (N: holes >= {margin} px from the border): {counts}")
     return 0
 
@@ -65,45 +61,55 @@ def _check_mode(args) -> str:
 def cmd_evaluate(args) -> int:
     """Table 1 of the paper (or LaMa's protocol) for a checkpoint, a classical baseline or a
     folder of fills (resumable); or the protocol's pairs as files."""
+    from pconv_jax.eval import evaluate, plan, tables
+
     args.protocol_given = args.protocol is not None
     args.protocol = args.protocol or "paper"
     mode = _check_mode(args)
     inputs = (args.images, args.masks, args.pairs, args.predictions, args.checkpoint)
     refuse_overwrite(args, args.out or args.export_pairs, *inputs)
-    common = dict(
+    if mode == "export":
+        protocol_plan = plan.from_sources(
+            args.images, args.masks, protocol=args.protocol, size=args.size, seed=args.seed,
+            split=args.split, limit=args.limit, masks_per_image=args.masks_per_image,
+        )  # fmt: skip
+        plan.export(protocol_plan, args.export_pairs, num_workers=args.workers or 4)
+        print(f"wrote {len(protocol_plan.pairs)} pairs (images/, masks/ white = hole, "
+              f"pairs.json) to {args.export_pairs}")  # fmt: skip
+        return 0
+    start_processes(args)
+    scoring = evaluate.Scoring(
         batch_size=args.batch_size,
         fid_weights=args.fid_weights,
         num_workers=args.workers,
         grouping=args.grouping,
         lpips_net=args.lpips_net,
     )
-    if mode == "export":
-        plan = eval_plan.from_sources(
-            args.images, args.masks, protocol=args.protocol, size=args.size, seed=args.seed,
-            split=args.split, limit=args.limit, masks_per_image=args.masks_per_image,
-        )  # fmt: skip
-        eval_plan.export(plan, args.export_pairs, num_workers=args.workers or 4)
-        print(f"wrote {len(plan.pairs)} pairs (images/, masks/ white = hole, pairs.json) to "
-              f"{args.export_pairs}")  # fmt: skip
-        return 0
-    start_processes(args)
     if mode == "predictions":
-        table = evaluate_lib.score_predictions(
-            args.pairs, args.predictions, args.out, name=args.name, known=args.known, **common
+        table = evaluate.score_predictions(
+            args.pairs,
+            args.predictions,
+            args.out,
+            name=args.name,
+            known=args.known,
+            scoring=scoring,
         )
     else:
-        table = evaluate_lib.evaluate(
+        table = evaluate.evaluate(
             args.method, args.images, args.masks, args.out, protocol=args.protocol,
             size=args.size, seed=args.seed, checkpoint=args.checkpoint, step=args.step,
-            split=args.split, limit=args.limit, masks_per_image=args.masks_per_image, **common,
+            split=args.split, limit=args.limit, masks_per_image=args.masks_per_image,
+            scoring=scoring,
         )  # fmt: skip
-    print(eval_table.to_markdown(table), end="")
+    print(tables.to_markdown(table), end="")
     print(f"wrote table.md, table.csv, table.json, results.jsonl and example grids to {args.out}")
     return 0
 
 
 def cmd_report(args) -> int:
     """One Markdown page with tables, plots and figure grids of evaluations and runs."""
+    from pconv_jax.eval import report
+
     refuse_overwrite(args, args.out, *args.folders)
     path = report.write_report(args.folders, args.out)
     print(f"wrote {path} and its figures")
@@ -111,6 +117,20 @@ def cmd_report(args) -> int:
 
 
 def register(sub) -> None:
+    _add_make_test_masks(sub)
+    _add_evaluate(sub)
+    report_cmd = sub.add_parser(
+        "report", help="a Markdown page with tables, plots and figure grids of results"
+    )
+    report_cmd.add_argument(
+        "folders", nargs="+", help="`pconv evaluate` output folders and `pconv train` runs"
+    )
+    report_cmd.add_argument("-o", "--out", required=True, help="folder for report.md and PNGs")
+    add_overwrite_arg(report_cmd)
+    report_cmd.set_defaults(func=cmd_report)
+
+
+def _add_make_test_masks(sub) -> None:
     make = sub.add_parser(
         "make-test-masks", help="build a fixed test-mask set (6 buckets x N/B) with a manifest"
     )
@@ -133,19 +153,21 @@ def register(sub) -> None:
     add_overwrite_arg(make)
     make.set_defaults(func=cmd_make_test_masks)
 
+
+def _add_evaluate(sub) -> None:
     evaluate = sub.add_parser(
         "evaluate",
         help="Table 1 (6 buckets x N/B) or LaMa's protocol for a checkpoint, a classical "
         "baseline or any tool's fills; or the protocol's pairs as files",
     )
-    evaluate.add_argument("--method", choices=evaluate_lib.METHODS)
+    evaluate.add_argument("--method", choices=METHODS)
     evaluate.add_argument("--checkpoint", help="pconv/conv: a `pconv train` run directory")
     evaluate.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
     evaluate.add_argument("--images", help='image folder, "skimage", or "tfds:NAME" (with --split)')
     evaluate.add_argument("--split", help="tfds split (default: validation)")
     evaluate.add_argument(
         "--protocol",
-        choices=eval_plan.PROTOCOLS,
+        choices=PROTOCOLS,
         help="paper (default): the test masks of --masks; lama-thin/-medium/-thick: LaMa's "
         "generated masks at --size 256 or 512",
     )
@@ -174,10 +196,18 @@ def register(sub) -> None:
     evaluate.add_argument("--name", help="--predictions: the method's name in tables")
     evaluate.add_argument(
         "--known",
-        choices=evaluate_lib.KNOWN,
+        choices=KNOWN,
         default="composited",
         help="--predictions: score truth*mask + fill*(1-mask) (default) or the fill as written",
     )
+    _add_scoring_args(evaluate)
+    add_overwrite_arg(evaluate)
+    add_launch_args(evaluate)
+    evaluate.set_defaults(func=cmd_evaluate)
+
+
+def _add_scoring_args(evaluate) -> None:
+    """The flags of `eval.evaluate.Scoring`: how pairs are scored, whatever fills them."""
     evaluate.add_argument(
         "--grouping",
         choices=GROUPINGS,
@@ -185,7 +215,9 @@ def register(sub) -> None:
         "protocol's",
     )
     evaluate.add_argument(
-        "--lpips-net", choices=tuple(lpips.NETS), default="alex", help="LPIPS network (LaMa: vgg)"
+        "--lpips-net",
+        default="alex",
+        help="LPIPS network: alex (default) or vgg (LaMa's); `evaluate` checks the name",
     )
     evaluate.add_argument(
         "--batch-size", type=int, help="pairs per step (default 4 per device; divisible by them)"
@@ -195,16 +227,3 @@ def register(sub) -> None:
         help="FID Inception weights (.npz or .pt): adds FID, U-IDS/P-IDS and IS with a head",
     )
     evaluate.add_argument("--workers", type=int, help="loading/baseline threads (default: CPUs)")
-    add_overwrite_arg(evaluate)
-    add_launch_args(evaluate)
-    evaluate.set_defaults(func=cmd_evaluate)
-
-    report_cmd = sub.add_parser(
-        "report", help="a Markdown page with tables, plots and figure grids of results"
-    )
-    report_cmd.add_argument(
-        "folders", nargs="+", help="`pconv evaluate` output folders and `pconv train` runs"
-    )
-    report_cmd.add_argument("-o", "--out", required=True, help="folder for report.md and PNGs")
-    add_overwrite_arg(report_cmd)
-    report_cmd.set_defaults(func=cmd_report)

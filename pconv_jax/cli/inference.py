@@ -6,7 +6,6 @@ import pathlib
 import sys
 import warnings
 
-from pconv_jax.cli import compile_cache
 from pconv_jax.cli.common import (
     add_checkpoint_args,
     add_max_side_arg,
@@ -16,17 +15,18 @@ from pconv_jax.cli.common import (
 )
 from pconv_jax.errors import UserError
 from pconv_jax.images import read_image, save_png
-from pconv_jax.inference import files as inpaint_files
-from pconv_jax.inference import fill, superres
-from pconv_jax.inference.inpainter import STRATEGIES
+from pconv_jax.inference.crop_strategy import STRATEGIES
 from pconv_jax.inference.mask_ops import MaskOps, parse_color
 from pconv_jax.inference.output import check_suffix
 
 CHECKPOINT_HELP = "training run directory, or a `pconv export` .npz or .onnx"
 
 
-def _mask_source(args, single_mask) -> fill.MaskSource:
-    return fill.MaskSource(
+def _mask_source(args, single_mask):
+    """The hole sources of the flags, as `inference.fill.MaskSource`."""
+    from pconv_jax.inference.fill import MaskSource
+
+    return MaskSource(
         file=single_mask,
         from_alpha=args.mask_from_alpha,
         color=parse_color(args.mask_color) if args.mask_color else None,
@@ -42,6 +42,9 @@ def cmd_inpaint(args) -> int:
 
     Exit status: 0 done, 1 folder mode skipped some files (listed on stderr), 2 bad input.
     """
+    from pconv_jax.cli import compile_cache
+    from pconv_jax.inference import files
+
     if args.mask and args.mask_file:
         raise UserError("give the mask once: as MASK or as --mask FILE")
     mask = args.mask or args.mask_file
@@ -58,13 +61,13 @@ def cmd_inpaint(args) -> int:
         ops=ops,
         extend=args.extend,
         max_side=args.max_side,
-        outputs=inpaint_files.Outputs(args.quality, args.concat),
+        outputs=files.Outputs(args.quality, args.concat),
     )
     if args.image:
         check_suffix(args.output)
         refuse_overwrite(args, args.output, args.image, mask)
         inpainter = load_inpainter(args)
-        report = inpaint_files.inpaint_file(inpainter, args.image, args.output, source, **options)
+        report = files.inpaint_file(inpainter, args.image, args.output, source, **options)
         print(f"wrote {args.output}" + (" (no hole: unchanged)" if report.unchanged else ""))
         return 0
     if not (args.masks or mask or args.mask_from_alpha or args.mask_color or args.extend):
@@ -74,7 +77,7 @@ def cmd_inpaint(args) -> int:
         )
     refuse_overwrite(args, args.output, args.images, args.masks)
     inpainter = load_inpainter(args)
-    report = inpaint_files.inpaint_folder(
+    report = files.inpaint_folder(
         inpainter,
         args.images,
         args.output,
@@ -94,6 +97,8 @@ def cmd_inpaint(args) -> int:
 
 def cmd_upscale(args) -> int:
     """Super-resolves IMAGE by --factor with a model trained on SR canvases (paper Sec. 5.2)."""
+    from pconv_jax.inference import superres
+
     output = pathlib.Path(args.output)
     if output.suffix.lower() != ".png":
         raise UserError(
@@ -168,6 +173,11 @@ def add_mask_args(parser) -> None:
 
 
 def register(sub) -> None:
+    _add_inpaint(sub)
+    _add_upscale(sub)
+
+
+def _add_inpaint(sub) -> None:
     inpaint = sub.add_parser(
         "inpaint",
         help="fill the holes of IMAGE, or of every image in a folder",
@@ -224,6 +234,8 @@ def register(sub) -> None:
     )
     inpaint.set_defaults(func=cmd_inpaint)
 
+
+def _add_upscale(sub) -> None:
     upscale = sub.add_parser(
         "upscale", help="super-resolve IMAGE by --factor with a super-resolution checkpoint"
     )

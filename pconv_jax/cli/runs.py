@@ -6,9 +6,6 @@ import pathlib
 import sys
 from typing import Literal
 
-import flax
-import jax
-
 import pconv_jax
 from pconv_jax.cli.common import (
     add_checkpoint_args,
@@ -20,13 +17,15 @@ from pconv_jax.cli.common import (
     start_processes,
 )
 from pconv_jax.errors import UserError
-from pconv_jax.nn.model import abstract_variables, build_model, count_kernel_weights
-from pconv_jax.store import onnx_export, trained
-from pconv_jax.train import loop, preemption, validation
 
 
 def cmd_info(args) -> int:
     """Versions, devices and the model's size for a config."""
+    import flax
+    import jax
+
+    from pconv_jax.nn.model import abstract_variables, build_model, count_kernel_weights
+
     cfg = load_config(args)
     print(f"pconv_jax {pconv_jax.__version__}, jax {jax.__version__}, flax {flax.__version__}")
     print(f"devices: {jax.devices()}")
@@ -41,6 +40,8 @@ def cmd_info(args) -> int:
 
 def cmd_train(args) -> int:
     """Trains (or resumes) a run in --workdir."""
+    from pconv_jax.train import loop, preemption
+
     start_processes(args)
     cfg = load_config(args)
     try:
@@ -57,11 +58,13 @@ EXPORT_SUFFIXES: dict[str, Literal["npz", "onnx"]] = {".npz": "npz", ".onnx": "o
 
 def cmd_export(args) -> int:
     """Writes a run's checkpoint as a self-contained inference .npz or .onnx file."""
+    from pconv_jax.store import checkpoint, onnx_export, trained
+
     run, step = args.checkpoint, args.step
     if args.best:  # the step validation rated best, kept in RUN/best/
         if step is not None:
             raise UserError("--best and --step exclude each other")
-        run, step = validation.best_checkpoint(run)
+        run, step = checkpoint.best_checkpoint(run)
     fmt: Literal["npz", "onnx"] | None = args.format or EXPORT_SUFFIXES.get(
         pathlib.Path(args.output).suffix.lower()
     )

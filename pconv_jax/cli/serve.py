@@ -7,7 +7,7 @@ import sys
 
 from pconv_jax.cli.common import add_max_side_arg
 from pconv_jax.errors import UserError
-from pconv_jax.inference.inpainter import STRATEGIES
+from pconv_jax.inference.crop_strategy import STRATEGIES
 
 
 def cmd_serve(args) -> int:

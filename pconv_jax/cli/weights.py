@@ -7,13 +7,13 @@ import hashlib
 import sys
 
 from pconv_jax.cli.common import add_overwrite_arg, refuse_overwrite
-from pconv_jax.metrics import fid
-from pconv_jax.nn import vgg
-from pconv_jax.store.converters import convert
+from pconv_jax.store.converters import SOURCES
 
 
 def cmd_convert(args) -> int:
     """Another project's PConv checkpoint -> our export .npz (+ model card .md)."""
+    from pconv_jax.store.converters import convert
+
     refuse_overwrite(args, args.dst, args.src)
     done = convert.convert(args.source, args.src, args.dst)
     card = done.card
@@ -31,13 +31,15 @@ def cmd_convert(args) -> int:
 
 def cmd_port_fid_inception(args) -> int:
     """Converts the TorchScript FID Inception weights (needs torch) to an .npz (does not)."""
+    from pconv_jax.metrics import inception
+
     refuse_overwrite(args, args.dst, args.src)
     try:
-        params = fid.load_fid_inception(args.src)
+        params = inception.load_fid_inception(args.src)
     except ImportError as e:  # no torch here: say so without a traceback
         print(f"pconv port-fid-inception: error: {e}", file=sys.stderr)
         return 2
-    fid.save_fid_inception(params, args.dst)
+    inception.save_fid_inception(params, args.dst)
     head = "with" if "output" in params else "without"
     print(f"wrote {args.dst}: FID Inception weights {head} the classifier head")
     return 0
@@ -45,6 +47,8 @@ def cmd_port_fid_inception(args) -> int:
 
 def cmd_port_vgg16(args) -> int:
     """torchvision VGG16 file (or .npz) -> the .npz that training reads without torch."""
+    from pconv_jax.nn import vgg
+
     refuse_overwrite(args, args.dst, args.src)
     try:
         params = vgg.load_vgg16_params(args.src)
@@ -71,7 +75,7 @@ def register(sub) -> None:
         "--from",
         dest="source",
         required=True,
-        choices=sorted(convert.SOURCES),
+        choices=sorted(SOURCES),
         help="the project that wrote SRC",
     )
     conv.add_argument("src", help="the .pth file (reading it needs torch: pconv_jax[convert])")

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from pconv_jax.data import sources, sr_canvas
-from pconv_jax.masks import generator as mask_generator
+from pconv_jax.masks import generator
 
 PERMUTATION, IMAGE, MASK = 0, 1, 2  # purposes mixed into the seeds
 
@@ -112,7 +112,7 @@ class ExampleMaker:
             holes = self.augmenter.sample_holes(mask_rng)
         else:
             ratio = (cfg.hole_ratio_min, cfg.hole_ratio_max)
-            holes = mask_generator.generate_holes(mask_rng, cfg.image_size, ratio)
+            holes = generator.generate_holes(mask_rng, cfg.image_size, ratio)
         return RawExample(crop, holes, None, bad)
 
     def _permutation(self, epoch: int) -> np.ndarray:

@@ -34,12 +34,11 @@ import grain
 import grain.experimental
 import numpy as np
 
-from pconv_jax import config as config_lib
+from pconv_jax import config
 from pconv_jax.config import DataConfig
-from pconv_jax.data import examples as train_examples
-from pconv_jax.data import sources
+from pconv_jax.data import examples, sources
 from pconv_jax.errors import UserError
-from pconv_jax.masks import augment as mask_augment
+from pconv_jax.masks import augment
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +55,7 @@ GRAIN_WORKER_NAME = "grain-process-prefetch-"  # the name prefix of grain 0.2's 
 
 def validate(cfg: DataConfig) -> None:
     """Raises UserError naming the first bad or inconsistent DataConfig field."""
-    config_lib.validate(cfg, "data.")  # the Literal choices (a DataConfig built in Python)
+    config.validate(cfg, "data.")  # the Literal choices (a DataConfig built in Python)
     if cfg.source == "folder" and not cfg.dir:
         raise UserError("data.source=folder needs data.dir")
     if cfg.source == "tfds" and not cfg.tfds_name:
@@ -122,7 +121,7 @@ class TrainBatches:
         self._children_before = {p.pid for p in multiprocessing.active_children()}
         augmenter = None
         if cfg.task == "inpaint" and cfg.masks == "folder":
-            augmenter = mask_augment.RawMaskAugmenter(
+            augmenter = augment.RawMaskAugmenter(
                 cfg.mask_dir,
                 cfg.image_size,
                 threshold=cfg.mask_threshold,
@@ -132,11 +131,11 @@ class TrainBatches:
                 force_test_masks=cfg.force_test_masks,
             )
         # Local stream index i (from start_step * B) is global row first_row + i % B of step i // B.
-        maker = train_examples.ExampleMaker(
+        maker = examples.ExampleMaker(
             cfg, source, seed, augmenter, batch_size, global_batch or batch_size, first_row
         )
         positions = grain.MapDataset.range(start_step * batch_size, STREAM_END)
-        batches = positions.map(maker).batch(batch_size, batch_fn=train_examples.stack_examples)
+        batches = positions.map(maker).batch(batch_size, batch_fn=examples.stack_examples)
         # No reading threads: each process (the caller or a worker) makes its batches in one
         # thread (threads would only contend for the GIL).
         dataset = batches.to_iter_dataset(grain.ReadOptions(num_threads=0, prefetch_buffer_size=0))
@@ -148,9 +147,9 @@ class TrainBatches:
             per_worker = max(1, math.ceil(cfg.prefetch / cfg.num_workers))
             dataset = dataset.mp_prefetch(
                 grain.MultiprocessingOptions(cfg.num_workers, per_worker_buffer_size=per_worker),
-                worker_init_fn=train_examples.init_worker,
+                worker_init_fn=examples.init_worker,
             )
-        dataset = dataset.map(train_examples.float_batch)
+        dataset = dataset.map(examples.float_batch)
         if cfg.num_workers:
             # One thread of the trainer's process converts to float32 ahead of the train step
             # (numpy releases the GIL there).

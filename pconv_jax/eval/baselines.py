@@ -1,4 +1,5 @@
-"""Classical inpainting baselines of the evaluation: PatchMatch (the paper's PM row), Telea, NS.
+"""Classical baselines of the evaluation: PatchMatch (the paper's PM row), Telea, NS for
+inpainting; bicubic resizing (`bicubic_upscale`) for super-resolution.
 
 All three share one signature, `fill(image, mask) -> image`: image uint8 [H, W, 3], mask
 [H, W, 1] (bool or float in {0, 1}, 1 = known pixel, 0 = hole), result uint8 [H, W, 3] whose
@@ -14,6 +15,9 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+from PIL import Image
+
+from pconv_jax.errors import UserError
 
 BASELINES = ("patchmatch", "telea", "ns")
 # cv2.inpaint's neighbourhood radius in pixels (OpenCV's documented example uses 3).
@@ -132,3 +136,35 @@ def get_baseline(name: str):
         _import_cv2()
         return functools.partial(opencv_inpaint, method=name)
     raise ValueError(f"unknown baseline {name!r}; expected one of {BASELINES}")
+
+
+def bicubic_upscale(low_res: np.ndarray, factor: int) -> np.ndarray:
+    """The bicubic baseline: Pillow's BICUBIC resize by `factor` (a = -0.5, pixel centres).
+
+    Args:
+      low_res: uint8 [h, w, 3] (resized as 8-bit RGB, rounded), or float [h, w, 3] in [0, 1]
+        (resized per channel in float32, then clipped to [0, 1]).
+      factor: K >= 1.
+    Returns:
+      [K*h, K*w, 3] of the input's dtype (float inputs give float32).
+    """
+    low_res = np.asarray(low_res)
+    if low_res.ndim != 3 or low_res.shape[-1] != 3:
+        raise UserError(f"low-res image: expected [h, w, 3] RGB, got shape {low_res.shape}")
+    if low_res.dtype != np.uint8 and not np.issubdtype(low_res.dtype, np.floating):
+        raise UserError(f"low-res image: expected uint8 or float, got {low_res.dtype}")
+    if factor < 1:
+        raise UserError(f"the upscaling factor must be >= 1, got {factor}")
+    height, width = low_res.shape[:2]
+    size = (factor * width, factor * height)  # PIL sizes are (width, height)
+    if low_res.dtype == np.uint8:
+        return np.asarray(Image.fromarray(low_res).resize(size, Image.Resampling.BICUBIC))
+    channels = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(low_res[..., c], np.float32)).resize(
+                size, Image.Resampling.BICUBIC
+            )
+        )
+        for c in range(3)
+    ]
+    return np.clip(np.stack(channels, axis=-1), 0.0, 1.0).astype(np.float32)

@@ -25,6 +25,7 @@ Inception features of composite and truth).
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import json
 import os
 import pathlib
@@ -33,19 +34,22 @@ import jax
 
 from pconv_jax import atomic
 from pconv_jax.errors import UserError
-from pconv_jax.eval import plan as eval_plan
-from pconv_jax.eval import pooled
-from pconv_jax.eval import runners as eval_run
-from pconv_jax.eval import tables as eval_table
+from pconv_jax.eval import pooled, runners, tables
 from pconv_jax.eval.grouping import PAPER, Grouping, get_grouping
+from pconv_jax.eval.plan import (
+    KNOWN,
+    METHODS,
+    MODEL_METHODS,
+    from_export,
+    from_sources,
+    pair_name,
+    resolved_path,
+)
 from pconv_jax.eval.results import RESULTS, check_settings, merge_parts, read_all_results
 from pconv_jax.masks.protocol import Pair
 from pconv_jax.metrics import lpips
 from pconv_jax.parallel import distributed
 
-MODEL_METHODS = ("pconv", "conv")
-METHODS = MODEL_METHODS + ("patchmatch", "telea", "ns")
-KNOWN = ("composited", "raw")  # how the known pixels of a fill are scored
 EXAMPLES_PER_CELL = 2  # pairs of each column shown in a pooled column's PNG grid
 
 
@@ -60,10 +64,39 @@ def _grouping(name: str | None, protocol: str) -> Grouping:
     return grouping
 
 
-def _options(lpips_net: str, num_workers: int | None):
-    if lpips_net not in lpips.NETS:
-        raise UserError(f"unknown LPIPS net {lpips_net!r}; expected one of {tuple(lpips.NETS)}")
-    return concurrent.futures.ThreadPoolExecutor(num_workers or min(8, os.cpu_count() or 1))
+@dataclasses.dataclass(frozen=True)
+class Scoring:
+    """How pairs are scored: the options `evaluate` and `score_predictions` share.
+
+    Attributes:
+      batch_size: pairs per step (None: 4 per device; models: a multiple of the devices).
+      fid_weights: FID Inception weights (.npz or .pt): adds FID, U-IDS/P-IDS (enough pairs)
+        and IS (with a classifier head) per pooled column.
+      num_workers: threads loading pairs and running baselines (None: CPU count, max 8).
+      grouping: table columns, "paper" or "lama" (None: the protocol's).
+      lpips_net: "alex" (the paper-era default) or "vgg" (LaMa's).
+    """
+
+    batch_size: int | None = None
+    fid_weights: str | None = None
+    num_workers: int | None = None
+    grouping: str | None = None
+    lpips_net: str = "alex"
+
+    def with_defaults(self) -> Scoring:
+        """Checked, with batch_size and num_workers filled in for this machine."""
+        if self.lpips_net not in lpips.NETS:
+            raise UserError(
+                f"unknown LPIPS net {self.lpips_net!r}; expected one of {tuple(lpips.NETS)}"
+            )
+        return dataclasses.replace(
+            self,
+            batch_size=self.batch_size or 4 * len(jax.local_devices()),
+            num_workers=self.num_workers or min(8, os.cpu_count() or 1),
+        )
+
+
+DEFAULT_SCORING = Scoring()
 
 
 def evaluate(
@@ -80,12 +113,8 @@ def evaluate(
     split: str | None = None,
     limit: int | None = None,
     masks_per_image: int = 1,
-    batch_size: int | None = None,
-    fid_weights: str | None = None,
-    num_workers: int | None = None,
-    grouping: str | None = None,
-    lpips_net: str = "alex",
-) -> eval_table.Table:
+    scoring: Scoring = DEFAULT_SCORING,
+) -> tables.Table:
     """Evaluates `method` on (image, mask) pairs and writes the results into `out_dir`.
 
     Args:
@@ -101,12 +130,7 @@ def evaluate(
       step: checkpoint step (default: the latest).
       limit: use only the first `limit` images.
       masks_per_image: distinct masks per image (more pairs per cell from few images).
-      batch_size: pairs per step (default 4 per device; models: a multiple of the devices).
-      fid_weights: FID Inception weights (.npz or .pt): adds FID, U-IDS/P-IDS (enough pairs)
-        and IS (with a classifier head) per pooled column.
-      num_workers: threads loading pairs and running baselines (default: CPU count, max 8).
-      grouping: table columns, "paper" or "lama" (default: the protocol's).
-      lpips_net: "alex" (the paper-era default) or "vgg" (LaMa's).
+      scoring: batch size, workers, FID weights, grouping and LPIPS net (`Scoring`).
 
     Returns:
       The Table also written as table.md / table.csv / table.json.
@@ -115,31 +139,33 @@ def evaluate(
         raise UserError(f"unknown method {method!r}; expected one of {METHODS}")
     if method not in MODEL_METHODS and checkpoint is not None:
         raise UserError(f"--checkpoint is for the pconv and conv methods, not {method}")
-    columns = _grouping(grouping, protocol)
-    batch_size = batch_size or 4 * len(jax.local_devices())
-    pool = _options(lpips_net, num_workers)
+    columns = _grouping(scoring.grouping, protocol)
+    scoring = scoring.with_defaults()
+    batch_size, lpips_net = scoring.batch_size, scoring.lpips_net
+    assert batch_size is not None and scoring.num_workers is not None  # with_defaults
+    pool = concurrent.futures.ThreadPoolExecutor(scoring.num_workers)
     try:
         if method in MODEL_METHODS:
-            runner = eval_run.model_runner(method, checkpoint, step, size, batch_size, lpips_net)
+            runner = runners.model_runner(method, checkpoint, step, size, batch_size, lpips_net)
             run_batch, step, description = runner
         else:
-            run_batch, description = eval_run.baseline_runner(method, batch_size, pool, lpips_net)
-        plan = eval_plan.from_sources(
+            run_batch, description = runners.baseline_runner(method, batch_size, pool, lpips_net)
+        plan = from_sources(
             images, mask_dir, protocol=protocol, size=size, seed=seed, split=split,
-            limit=limit, masks_per_image=masks_per_image, num_workers=pool._max_workers,
+            limit=limit, masks_per_image=masks_per_image, num_workers=scoring.num_workers,
         )  # fmt: skip
         settings = {
             "method": method,
             **plan.settings,
-            "checkpoint": eval_plan._resolve(checkpoint),
+            "checkpoint": resolved_path(checkpoint),
             "checkpoint_step": step,
-            "fid_weights": eval_plan._resolve(fid_weights),
+            "fid_weights": resolved_path(scoring.fid_weights),
             "grouping": columns.name,
             "lpips_net": lpips_net,
             "known": "composited",
         }
         job = (plan, settings, columns, run_batch, description)
-        return run(job, pathlib.Path(out_dir), batch_size, fid_weights, pool)
+        return run(job, pathlib.Path(out_dir), batch_size, scoring.fid_weights, pool)
     finally:
         pool.shutdown(cancel_futures=True)
 
@@ -151,12 +177,8 @@ def score_predictions(
     *,
     name: str | None = None,
     known: str = "composited",
-    batch_size: int | None = None,
-    fid_weights: str | None = None,
-    num_workers: int | None = None,
-    grouping: str | None = None,
-    lpips_net: str = "alex",
-) -> eval_table.Table:
+    scoring: Scoring = DEFAULT_SCORING,
+) -> tables.Table:
     """Scores a folder of fills `predictions`/NAME.png of the pairs exported to `pairs_dir`
     (`pconv evaluate --export-pairs`) into the same tables as `evaluate`.
 
@@ -164,38 +186,40 @@ def score_predictions(
       name: the method's name in tables and reports (default: the folder's name).
       known: "composited" (metrics on truth * mask + fill * (1 - mask), as `evaluate`) or
         "raw" (on the fill as written, known pixels as the tool left them).
-      Others: as `evaluate`.
+      scoring: as `evaluate`.
     """
     if known not in KNOWN:
         raise UserError(f"unknown --known {known!r}; expected one of {KNOWN}")
-    plan = eval_plan.from_export(pairs_dir)
-    columns = _grouping(grouping, plan.settings["protocol"])
-    names = [eval_plan.pair_name(p) for p in plan.pairs]
-    eval_run.check_predictions(pathlib.Path(predictions), names, plan.settings["size"])
-    batch_size = batch_size or 4 * len(jax.local_devices())
-    pool = _options(lpips_net, num_workers)
+    plan = from_export(pairs_dir)
+    columns = _grouping(scoring.grouping, plan.settings["protocol"])
+    names = [pair_name(p) for p in plan.pairs]
+    runners.check_predictions(pathlib.Path(predictions), names, plan.settings["size"])
+    scoring = scoring.with_defaults()
+    batch_size, lpips_net = scoring.batch_size, scoring.lpips_net
+    assert batch_size is not None and scoring.num_workers is not None  # with_defaults
+    pool = concurrent.futures.ThreadPoolExecutor(scoring.num_workers)
     try:
         composite = known == "composited"
-        run_batch, description = eval_run.predictions_runner(
+        run_batch, description = runners.predictions_runner(
             predictions, batch_size, pool, lpips_net, composite
         )
         settings = {
             "method": name or pathlib.Path(predictions).resolve().name,
             **plan.settings,
-            "pairs_dir": eval_plan._resolve(pairs_dir),
-            "predictions": eval_plan._resolve(predictions),
-            "fid_weights": eval_plan._resolve(fid_weights),
+            "pairs_dir": resolved_path(pairs_dir),
+            "predictions": resolved_path(predictions),
+            "fid_weights": resolved_path(scoring.fid_weights),
             "grouping": columns.name,
             "lpips_net": lpips_net,
             "known": known,
         }
         job = (plan, settings, columns, run_batch, description)
-        return run(job, pathlib.Path(out_dir), batch_size, fid_weights, pool)
+        return run(job, pathlib.Path(out_dir), batch_size, scoring.fid_weights, pool)
     finally:
         pool.shutdown(cancel_futures=True)
 
 
-def run(job, out: pathlib.Path, batch_size: int, fid_weights, pool) -> eval_table.Table:
+def run(job, out: pathlib.Path, batch_size: int, fid_weights, pool) -> tables.Table:
     """Runs the pending pairs of `job` = (plan, settings, grouping, run_batch, description),
     appending to results.jsonl (split by process), then writes the tables (process 0)."""
     plan, settings, columns, run_batch, description = job
@@ -205,20 +229,18 @@ def run(job, out: pathlib.Path, batch_size: int, fid_weights, pool) -> eval_tabl
     distributed.barrier("evaluate settings")
     if process > 0:
         check_settings(out, settings)
-    fid_params = eval_run.load_fid_params(fid_weights)
+    fid_params = runners.load_fid_params(fid_weights)
     done = read_all_results(out, plan.pairs, plan.names)
     distributed.barrier("evaluate read")  # before anyone appends to a part file
     examples = example_pairs(plan.pairs, columns)
     shown = {p.index for chosen in examples.values() for p in chosen}
     pending = [p for p in plan.pairs if p.index not in done and p.index % processes == process]
-    progress = eval_run.Progress(len(plan.pairs), len(done))
+    progress = runners.Progress(len(plan.pairs), len(done))
     mine = RESULTS if processes == 1 else f"results.process{process}.jsonl"
     with open(out / mine, "a", encoding="utf-8") as results:
-        for chunk, truth, mask in eval_run.prefetched_batches(pending, batch_size, plan.load, pool):
+        for chunk, truth, mask in runners.prefetched_batches(pending, batch_size, plan.load, pool):
             output, composite, metrics = run_batch(chunk, truth, mask)
-            eval_run.save_extras(
-                out, chunk, output, composite, truth, shown, fid_params, batch_size
-            )
+            runners.save_extras(out, chunk, output, composite, truth, shown, fid_params, batch_size)
             for j, pair in enumerate(chunk):
                 done[pair.index] = row = _row(plan, pair, mask[j], metrics, j)
                 results.write(json.dumps(row) + "\n")
@@ -235,7 +257,7 @@ def run(job, out: pathlib.Path, batch_size: int, fid_weights, pool) -> eval_tabl
     if process == 0:
         timing["processes"], timing["devices"] = processes, jax.device_count()
         _write_tables(out, table, settings, timing)
-        eval_run.write_example_grids(out, examples, plan.load, columns)
+        runners.write_example_grids(out, examples, plan.load, columns)
     return table
 
 
@@ -247,27 +269,27 @@ def _row(plan, pair: Pair, mask, metrics: dict, j: int) -> dict:
         "bucket": pair.mask.bucket,  # None for LaMa's masks (no paper bucket)
         "border": pair.mask.border,
         "hole_ratio": float(1.0 - mask.mean()),  # at the evaluation size
-        **{k: eval_run.finite_or_none(v[j]) for k, v in metrics.items()},
+        **{k: runners.finite_or_none(v[j]) for k, v in metrics.items()},
     }
 
 
-def _table(rows, settings, columns, description, out, fid_params) -> eval_table.Table:
-    notes = [f"method: {description}", *eval_table.protocol_notes(settings), columns.note]
+def _table(rows, settings, columns, description, out, fid_params) -> tables.Table:
+    notes = [f"method: {description}", *tables.protocol_notes(settings), columns.note]
     bucket_rows = ()
     if fid_params is None:
         notes.append("FID / IS / U-IDS / P-IDS: not computed (no --fid-weights)")
     else:
         bucket_rows, fid_notes = pooled.pooled_rows(rows, out / "fid", fid_params, columns)
         notes += fid_notes
-    return eval_table.build_table(
+    return tables.build_table(
         rows, (), notes, bucket_rows, grouping=columns, lpips_net=settings["lpips_net"]
     )
 
 
 def _write_tables(out: pathlib.Path, table, settings: dict, timing: dict) -> None:
-    summary = {"settings": settings, **eval_table.to_json(table), "timing": timing}
-    atomic.write_text(out / "table.md", eval_table.to_markdown(table))
-    atomic.write_text(out / "table.csv", eval_table.to_csv(table))
+    summary = {"settings": settings, **tables.to_json(table), "timing": timing}
+    atomic.write_text(out / "table.md", tables.to_markdown(table))
+    atomic.write_text(out / "table.csv", tables.to_csv(table))
     atomic.write_text(out / "table.json", json.dumps(summary, indent=2) + "\n")
 
 

@@ -27,14 +27,16 @@ from collections.abc import Callable
 import numpy as np
 
 from pconv_jax import atomic
-from pconv_jax import images as image_io
 from pconv_jax.data import eval_set
 from pconv_jax.errors import UserError
+from pconv_jax.images import read_image, read_mask, save_png, to_model_mask, write_holes
 from pconv_jax.masks import lama
-from pconv_jax.masks import protocol as masks
-from pconv_jax.masks.protocol import MaskRecord, Pair
+from pconv_jax.masks.protocol import MaskRecord, Pair, border_distance, load_mask_set, pair_masks
 
 PROTOCOLS = ("paper",) + tuple(f"lama-{kind}" for kind in lama.KINDS)
+MODEL_METHODS = ("pconv", "conv")  # the methods that run a checkpoint
+METHODS = MODEL_METHODS + ("patchmatch", "telea", "ns")
+KNOWN = ("composited", "raw")  # how the known pixels of a fill are scored
 PAIRS_JSON = "pairs.json"
 
 
@@ -53,7 +55,8 @@ def pair_name(pair: Pair) -> str:
     return f"{pair.index:06d}"
 
 
-def _resolve(path) -> str | None:
+def resolved_path(path) -> str | None:
+    """The absolute form of `path` for settings.json (None or "" stay as they are)."""
     return path and str(pathlib.Path(path).resolve())
 
 
@@ -62,7 +65,7 @@ def _lama_records(kind, size, seed, count, num_workers) -> list[MaskRecord]:
 
     def record(index: int) -> MaskRecord:
         holes = lama.lama_holes(seed, index, kind, size)
-        ratio, distance = float(holes.mean()), masks.border_distance(holes)
+        ratio, distance = float(holes.mean()), border_distance(holes)
         return MaskRecord("", f"lama-{kind}-{index:06d}", None, None, ratio, distance)
 
     with concurrent.futures.ThreadPoolExecutor(max(1, num_workers)) as pool:
@@ -95,11 +98,11 @@ def from_sources(
     names = [source.name(i) for i in range(len(source))]
     if protocol == "paper":
         assert mask_dir is not None  # checked above
-        records = masks.load_mask_set(mask_dir)
-        pairs = masks.pair_masks(len(names), records, seed, masks_per_image)
+        records = load_mask_set(mask_dir)
+        pairs = pair_masks(len(names), records, seed, masks_per_image)
 
         def load_mask(pair):
-            return image_io.read_mask(pair.mask.path, size)
+            return read_mask(pair.mask.path, size)
     else:
         kind = protocol.split("-", 1)[1]
         lama.get_preset(kind, size)  # a UserError for sizes other than 256 and 512
@@ -109,16 +112,16 @@ def from_sources(
         pairs = [Pair(i, i // masks_per_image, r) for i, r in enumerate(records)]
 
         def load_mask(pair):
-            return image_io.to_model_mask(lama.lama_holes(seed, pair.index, kind, size))
+            return to_model_mask(lama.lama_holes(seed, pair.index, kind, size))
 
     is_tfds, is_folder = images.startswith("tfds:"), images != "skimage"
     settings = {
         "protocol": protocol,
-        "images": _resolve(images) if is_folder and not is_tfds else images,
+        "images": resolved_path(images) if is_folder and not is_tfds else images,
         "split": (split or "validation") if is_tfds else None,
         "limit": limit,
         "num_images": len(names),
-        "masks": _resolve(mask_dir) if protocol == "paper" else f"generated ({protocol})",
+        "masks": resolved_path(mask_dir) if protocol == "paper" else f"generated ({protocol})",
         "num_masks": len(records),
         "size": size,
         "seed": seed,
@@ -153,10 +156,10 @@ def from_export(pairs_dir: str | os.PathLike) -> Plan:
         raise UserError(f"{root / PAIRS_JSON}: pair names are not 000000 ... {len(pairs) - 1:06d}")
 
     def load(pair: Pair):
-        truth = image_io.read_image(root / "images" / f"{pair_name(pair)}.png")
+        truth = read_image(root / "images" / f"{pair_name(pair)}.png")
         if truth.shape != (size, size, 3):
             raise UserError(f"{root}/images/{pair_name(pair)}.png is not {size}x{size} RGB")
-        return truth, image_io.read_mask(pair.mask.path, size)
+        return truth, read_mask(pair.mask.path, size)
 
     return Plan(pairs, names, settings, load)
 
@@ -186,8 +189,8 @@ def export(plan: Plan, out_dir: str | os.PathLike, num_workers: int = 4) -> path
 
     def write(pair: Pair) -> dict:
         truth, mask = plan.load(pair)
-        image_io.save_png(truth, out / "images" / f"{pair_name(pair)}.png")
-        image_io.write_holes(out / "masks" / f"{pair_name(pair)}.png", mask[..., 0] == 0)
+        save_png(truth, out / "images" / f"{pair_name(pair)}.png")
+        write_holes(out / "masks" / f"{pair_name(pair)}.png", mask[..., 0] == 0)
         return {
             "image": plan.names[pair.image_index],
             "image_index": pair.image_index,

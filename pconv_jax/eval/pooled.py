@@ -10,7 +10,7 @@ import numpy as np
 
 from pconv_jax.eval.grouping import Grouping
 from pconv_jax.eval.tables import TableRow
-from pconv_jax.metrics import fid, ids
+from pconv_jax.metrics import fid, ids, inception
 
 
 def pooled_rows(rows: list[dict], fid_dir: pathlib.Path, params: dict, grouping: Grouping):
@@ -26,7 +26,7 @@ def pooled_rows(rows: list[dict], fid_dir: pathlib.Path, params: dict, grouping:
     for r in rows:
         groups[grouping.pooled_of(r)].append(r["pair"])
         groups["all"].append(r["pair"])
-    least = ids.min_pairs(fid.FEATURE_DIM)
+    least = ids.min_pairs(inception.FEATURE_DIM)
     values: dict[str, dict] = {key: {} for key in ("fid", "is", "u_ids", "p_ids")}
     for column, indices in groups.items():
         fake = np.stack([features[i][0] for i in indices]) if indices else None
@@ -46,8 +46,8 @@ def pooled_rows(rows: list[dict], fid_dir: pathlib.Path, params: dict, grouping:
         "features, uint8 images), per pooled column; n/a below 2 pairs; strongly biased "
         "upwards below a few thousand pairs (see the pairs row)",
         f"U-IDS / P-IDS (Zhao et al. 2021): linear SVM on the same features, fitted and scored "
-        f"on the column's pairs; n/a below {least} pairs (2 x {fid.FEATURE_DIM} features: with "
-        "fewer, real and filled features are nearly linearly separable whatever the fills)",
+        f"on the column's pairs; n/a below {least} pairs (2 x {inception.FEATURE_DIM} features: "
+        "with fewer, real and filled features are nearly linearly separable whatever the fills)",
     ]
     if "output" in params:
         notes.append("IS: Inception Score of the scored images, one split per column")

@@ -29,9 +29,9 @@ from PIL import Image
 
 from pconv_jax import atomic
 from pconv_jax.errors import UserError
-from pconv_jax.eval import plan as eval_plan
 from pconv_jax.eval import tables
 from pconv_jax.eval.grouping import Grouping, get_grouping
+from pconv_jax.eval.plan import rebuild
 
 # (key, title, higher is better); per-pair metrics from results.jsonl, pooled ones from
 # table.json (plotted when an evaluation has them).
@@ -222,7 +222,7 @@ def _scored(e: dict, truth, mask, pair: int):
 def plot_grids(evals: list[dict], out: pathlib.Path) -> list[str]:
     """grid_{tag}.png per pooled column; returns the file names written."""
     grouping = grouping_of(evals)
-    plan = eval_plan.rebuild(evals[0]["settings"])
+    plan = rebuild(evals[0]["settings"])
     size = evals[0]["settings"]["size"]
     written = []
     for column, rows in grid_pairs(evals).items():

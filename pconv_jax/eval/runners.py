@@ -25,7 +25,7 @@ from tqdm import tqdm
 from pconv_jax import atomic, images
 from pconv_jax.errors import UserError
 from pconv_jax.eval import baselines
-from pconv_jax.metrics import fid, lpips
+from pconv_jax.metrics import fid, inception, lpips
 from pconv_jax.metrics.score import pad_to, score
 from pconv_jax.parallel import sharding
 from pconv_jax.store import trained
@@ -202,7 +202,7 @@ def load_fid_params(path: str | None):
     """FID Inception weights as device arrays (moved once, not per batch), or None."""
     if not path:
         return None
-    return jax.tree.map(jnp.asarray, fid.load_fid_inception(path))
+    return jax.tree.map(jnp.asarray, inception.load_fid_inception(path))
 
 
 def save_extras(

@@ -6,31 +6,37 @@ of each KxK cell, as in training) and rounded to 8 bits, as a low-res file would
 method upscales it back by K to 8 bits; PSNR and SSIM (pconv_jax.metrics.pixel: data range 1, RGB,
 the whole image, no border shaved; SSIM as scikit-image's Gaussian SSIM) against the crop,
 averaged over images. Rows:
-  bicubic: Pillow's BICUBIC (a = -0.5, pixel-centre alignment), `superres.bicubic_upscale`
+  bicubic: Pillow's BICUBIC (a = -0.5, pixel-centre alignment), `baselines.bicubic_upscale`
     (Kodak 512, CPU: x2 28.95 dB / 0.8596, x4 25.16 dB / 0.6889; OpenCV's INTER_CUBIC, a = -0.75,
     would score 29.09 / 25.21 dB);
-  PConv, LR pixels kept (paper): `upscale(...)`, the low-res pixels returned exactly at
-    (K*i + K//2, K*j + K//2);
-  PConv, network output: `upscale(..., keep_low_res=False)`, the prediction everywhere (see
+  PConv, LR pixels kept (paper): the network's output with the low-res pixels put back exactly
+    at (K*i + K//2, K*j + K//2), as `inference.superres.upscale(...)` returns it;
+  PConv, network output: the prediction everywhere (`upscale(..., keep_low_res=False)`; see
     pconv_jax/inference/superres.py on why the kept cell means are not the true pixels there).
-Both PConv rows come from one forward pass per image. `sr_table` runs it all and returns one
-Markdown table (with the checkpoint's step and training budget above it);
-experiments/eval_superres.py is its command line.
+Both PConv rows come from one forward pass per image, by the `upscale` function the caller hands
+in (evaluation never loads a model itself). `sr_table` returns one Markdown table with notes
+above it; experiments/eval_superres.py is its command line, loading the checkpoint.
 """
 
 from __future__ import annotations
 
 import pathlib
 import time
+from collections.abc import Callable, Sequence
 
 import jax
 import numpy as np
 
-from pconv_jax import images as images_lib
 from pconv_jax.data import sr_canvas
 from pconv_jax.errors import UserError
-from pconv_jax.inference import superres
-from pconv_jax.metrics import pixel as metrics
+from pconv_jax.eval.baselines import bicubic_upscale
+from pconv_jax.images import decode_file, list_image_files
+from pconv_jax.metrics import pixel
+
+# The model under test: (low-res uint8 images [h, w, 3], factor K) -> the network's uint8
+# [K*h, K*w, 3] prediction at every pixel, e.g. `functools.partial(inference.superres.upscale,
+# inpainter, keep_low_res=False)`.
+Upscale = Callable[[list[np.ndarray], int], Sequence[np.ndarray]]
 
 ROWS = ("bicubic", "PConv, LR pixels kept (paper)", "PConv, network output")
 
@@ -51,10 +57,10 @@ def make_low_res(high_res_uint8: np.ndarray, factor: int) -> np.ndarray:
 
 def load_crops(folder: str | pathlib.Path, side: int, limit: int | None = None):
     """([(name, uint8 [side, side, 3])], [names skipped as too small]) from an image folder."""
-    files = images_lib.list_image_files(folder, recursive=True)
+    files = list_image_files(folder, recursive=True)
     crops, skipped = [], []
     for path in files[:limit]:
-        crop = centre_crop(images_lib.decode_file(path), side)
+        crop = centre_crop(decode_file(path), side)
         if crop is None:
             skipped.append(path.name)
         else:
@@ -68,25 +74,25 @@ def load_crops(folder: str | pathlib.Path, side: int, limit: int | None = None):
 def _psnr_ssim(output_uint8, target_uint8):
     output = output_uint8[None].astype(np.float32) / 255.0
     target = target_uint8[None].astype(np.float32) / 255.0
-    return metrics.psnr(output, target)[0], metrics.ssim(output, target)[0]
+    return pixel.psnr(output, target)[0], pixel.ssim(output, target)[0]
 
 
-def evaluate(crops, factors, upscaler=None) -> dict[str, dict[int, tuple[float, float]]]:
+def evaluate(crops, factors, upscale: Upscale | None = None) -> dict[str, dict[int, tuple]]:
     """Mean (PSNR dB, SSIM) per row and factor.
 
     Args:
       crops: [(name, uint8 [S, S, 3])], S divisible by every factor.
       factors: upscaling factors (each >= 2).
-      upscaler: an Inpainter from `superres.load_upscaler`, or None for bicubic only.
+      upscale: the model (see `Upscale`), or None for bicubic only.
     Returns:
       {row name: {factor: (mean PSNR, mean SSIM)}}, rows as in ROWS.
     """
     scores: dict[str, dict[int, list]] = {}
     for factor in factors:
         low = [make_low_res(crop, factor) for _, crop in crops]
-        outputs = {ROWS[0]: [superres.bicubic_upscale(lr, factor) for lr in low]}
-        if upscaler is not None:
-            raw = superres.upscale(upscaler, low, factor, keep_low_res=False)
+        outputs = {ROWS[0]: [bicubic_upscale(lr, factor) for lr in low]}
+        if upscale is not None:
+            raw = list(upscale(low, factor))
             offset = factor // 2
             kept = [r.copy() for r in raw]
             for image, lr in zip(kept, low):
@@ -124,17 +130,19 @@ def sr_table(
     factors=(2, 4),
     crop: int = 512,
     *,
-    checkpoint: str | None = None,
-    step: int | None = None,
+    upscale: Upscale | None = None,
+    model_note: str | None = None,
+    trained_factors: tuple[int, ...] | None = None,
     limit: int | None = None,
-    batch_size: int | None = None,
-    force: bool = False,
 ) -> str:
-    """The Markdown table (notes above it) of bicubic and, given `checkpoint` (an SR run
-    directory or export), the two PConv rows, on the centre crops of the images in `images`.
+    """The Markdown table (notes above it) of bicubic and, given `upscale`, the two PConv rows,
+    on the centre crops of the images in `images`.
 
-    Raises UserError: a factor < 2 or not dividing `crop`, no usable image, a checkpoint not
-    trained for super-resolution (unless `force`).
+    Args:
+      upscale: the model (see `Upscale`), or None for the bicubic row only.
+      model_note: a sentence about the model (checkpoint, step, training) for the notes.
+      trained_factors: the factors the model was trained for; others are marked "untrained".
+    Raises UserError: a factor < 2 or not dividing `crop`, no usable image.
     """
     bad = [k for k in factors if k < 2 or crop % k]
     if bad:
@@ -146,21 +154,10 @@ def sr_table(
     ]
     if skipped:
         notes.append(f"Skipped (short side < {crop}): {', '.join(skipped)}.")
-    upscaler, trained = None, None
-    if checkpoint:
-        upscaler, cfg, step = superres.load_upscaler(checkpoint, step=step, batch_size=batch_size)
-        for factor in factors:
-            superres.check_trained_for(cfg, factor, force=force)
-        trained = tuple(cfg.data.sr_factors) if cfg.data.task == "superres" else ()
-        notes.append(
-            f"PConv: {checkpoint} at step {step} (config {cfg.name}: task {cfg.data.task}, "
-            f"factors {tuple(cfg.data.sr_factors)}, {cfg.data.image_size} px crops, batch "
-            f"{cfg.train.batch_size_per_device} per device, planned {cfg.train.num_steps} steps, "
-            f"data {cfg.data.dir or cfg.data.tfds_name or cfg.data.source}); device "
-            f"{jax.devices()[0].device_kind}."
-        )
+    if model_note:
+        notes.append(f"{model_note}; device {jax.devices()[0].device_kind}.")
     start = time.time()
-    results = evaluate(crops, factors, upscaler)
+    results = evaluate(crops, factors, upscale)
     seconds = time.time() - start
     notes.append(f"Evaluated in {seconds:.0f} s.")
-    return "\n".join(notes) + "\n\n" + to_markdown(results, factors, trained)
+    return "\n".join(notes) + "\n\n" + to_markdown(results, factors, trained_factors)

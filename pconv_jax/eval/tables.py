@@ -19,8 +19,6 @@ import math
 
 from pconv_jax.eval.grouping import PAPER, Grouping
 
-COLUMNS = PAPER.columns
-BUCKET_COLUMNS = PAPER.pooled
 # (key in the per-pair rows, row title, Markdown number format); the paper's rows first.
 PER_PAIR_METRICS = (
     ("l1", "l1 (%)", "{:.2f}"),
@@ -31,11 +29,6 @@ PER_PAIR_METRICS = (
 )
 LPIPS_TITLES = {"alex": "LPIPS (AlexNet), lower is better", "vgg": "LPIPS (VGG), lower is better"}
 MISSING = "n/a"
-
-
-def cell_of(row: dict) -> str:
-    """The paper's cell label of a per-pair row with int `bucket` and bool `border`."""
-    return PAPER.column_of(row)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +44,7 @@ class Table:
     counts: dict[str, int]  # column -> number of pairs
     rows: tuple[TableRow, ...]
     notes: tuple[str, ...] = ()
-    # The pooled table: rows over BUCKET_COLUMNS, and the pairs of each of those columns.
+    # The pooled table: rows over the grouping's pooled columns, and the pairs of each.
     bucket_rows: tuple[TableRow, ...] = ()
     bucket_counts: dict[str, int] = dataclasses.field(default_factory=dict)
     grouping: Grouping = PAPER

@@ -21,6 +21,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+# How `Inpainter` fits a large photo to the model: as is ('full'), shrunk to the training size
+# ('downscale'), or by this module's crops around the holes ('crop').
+STRATEGIES = ("full", "downscale", "crop")
+
 
 def hole_groups(hole_HxW: np.ndarray, join_px: int) -> list[np.ndarray]:
     """Hole pixels grouped by proximity: bool masks [H,W], one per group, covering `hole_HxW`.

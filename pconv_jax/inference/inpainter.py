@@ -28,13 +28,11 @@ from PIL import Image
 
 from pconv_jax.errors import UserError
 from pconv_jax.images import to_uint8
-from pconv_jax.inference.crop_strategy import crop_inpaint
+from pconv_jax.inference.crop_strategy import STRATEGIES, crop_inpaint
 from pconv_jax.inference.jax_forward import JaxForward
 from pconv_jax.inference.load import load_forward
 from pconv_jax.inference.onnx_runtime import OnnxForward
 from pconv_jax.store import trained
-
-STRATEGIES = ("full", "downscale", "crop")
 
 
 class NoHoleWarning(UserWarning):

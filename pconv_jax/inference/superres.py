@@ -37,7 +37,6 @@ import pathlib
 import warnings
 
 import numpy as np
-from PIL import Image
 
 from pconv_jax.data.sr_canvas import make_sr_canvas
 from pconv_jax.errors import UserError
@@ -145,31 +144,3 @@ def upscale(inpainter, low_res, factor: int, *, keep_low_res: bool = True):
         masks.append(mask)
     outputs = inpainter(canvases, masks, strategy="full", composite=keep_low_res)
     return outputs[0] if single else outputs
-
-
-def bicubic_upscale(low_res: np.ndarray, factor: int) -> np.ndarray:
-    """The bicubic baseline: Pillow's BICUBIC resize by `factor` (a = -0.5, pixel centres).
-
-    Args:
-      low_res: uint8 [h, w, 3] (resized as 8-bit RGB, rounded), or float [h, w, 3] in [0, 1]
-        (resized per channel in float32, then clipped to [0, 1]).
-      factor: K >= 1.
-    Returns:
-      [K*h, K*w, 3] of the input's dtype (float inputs give float32).
-    """
-    low_res = _check_low_res(0, low_res)
-    if factor < 1:
-        raise UserError(f"the upscaling factor must be >= 1, got {factor}")
-    height, width = low_res.shape[:2]
-    size = (factor * width, factor * height)  # PIL sizes are (width, height)
-    if low_res.dtype == np.uint8:
-        return np.asarray(Image.fromarray(low_res).resize(size, Image.Resampling.BICUBIC))
-    channels = [
-        np.asarray(
-            Image.fromarray(np.ascontiguousarray(low_res[..., c], np.float32)).resize(
-                size, Image.Resampling.BICUBIC
-            )
-        )
-        for c in range(3)
-    ]
-    return np.clip(np.stack(channels, axis=-1), 0.0, 1.0).astype(np.float32)

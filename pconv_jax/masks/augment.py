@@ -21,7 +21,7 @@ import numpy as np
 
 from pconv_jax import images
 from pconv_jax.errors import UserError
-from pconv_jax.masks import protocol as masks_lib
+from pconv_jax.masks import protocol
 
 CROP_SCALE = (0.5, 1.0)  # crop side as a fraction of the raw mask's short side
 
@@ -61,7 +61,7 @@ class RawMaskAugmenter:
         self.files = [str(p) for p in files]
         # Every folder that holds masks, so a test set nested below `directory` is caught too.
         for folder in sorted({root, *(p.parent for p in files)}):
-            masks_lib.check_training_mask_dir(folder, force_test_masks)
+            protocol.check_training_mask_dir(folder, force_test_masks)
         if not 0 <= dilation[0] <= dilation[1]:
             raise UserError(f"dilation must be (min, max) with 0 <= min <= max, got {dilation}")
         if not 0.0 <= hole_ratio[0] < hole_ratio[1] <= 1.0:

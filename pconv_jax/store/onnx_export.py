@@ -28,8 +28,7 @@ import json
 
 import numpy as np
 
-from pconv_jax import atomic
-from pconv_jax import config as config_lib
+from pconv_jax import atomic, config
 from pconv_jax.errors import UserError
 from pconv_jax.nn.model import IO_AFFINE, encoder_spec
 from pconv_jax.store import trained
@@ -139,7 +138,8 @@ def _upsample2(g, x):
     )
 
 
-def build_onnx(cfg: config_lib.Config, variables: dict, *, step: int | None = None):
+# Long: the whole U-Net as ONNX nodes in nn/model.py's order, readable against it in one place.
+def build_onnx(cfg: config.Config, variables: dict, *, step: int | None = None):
     """The ONNX ModelProto of a PConvUNet (see the module docstring for its interface).
 
     Args:
@@ -227,7 +227,7 @@ def build_onnx(cfg: config_lib.Config, variables: dict, *, step: int | None = No
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 8
     meta = {"format": FORMAT, "version": VERSION, "step": step}
-    for key, value in (("pconv_meta", json.dumps(meta)), ("pconv_config", config_lib.to_json(cfg))):
+    for key, value in (("pconv_meta", json.dumps(meta)), ("pconv_config", config.to_json(cfg))):
         model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
     onnx.checker.check_model(model)
     return model
@@ -250,7 +250,7 @@ def export_onnx(workdir, out_path, step: int | None = None):
     return out_path, step
 
 
-def read_metadata(model_proto) -> tuple[config_lib.Config, dict]:
+def read_metadata(model_proto) -> tuple[config.Config, dict]:
     """(config, meta) stored in an exported ONNX model; ValueError if it is not one."""
     props = {p.key: p.value for p in model_proto.metadata_props}
     if "pconv_meta" not in props or "pconv_config" not in props:
@@ -261,4 +261,4 @@ def read_metadata(model_proto) -> tuple[config_lib.Config, dict]:
             f"unsupported ONNX export {meta.get('format')} v{meta.get('version')} "
             f"(this version reads {FORMAT} v{VERSION})"
         )
-    return config_lib.from_dict(json.loads(props["pconv_config"])), meta
+    return config.from_dict(json.loads(props["pconv_config"])), meta

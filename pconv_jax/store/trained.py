@@ -29,7 +29,7 @@ import numpy as np
 from flax import traverse_util
 
 from pconv_jax import atomic
-from pconv_jax import config as config_lib
+from pconv_jax.config import Config, from_dict, to_json
 from pconv_jax.errors import UserError
 from pconv_jax.nn.model import PConvUNet, abstract_variables, build_model
 from pconv_jax.store.trees import check_same_tree
@@ -51,7 +51,7 @@ class TrainedModel:
       source: the run directory or export file it was read from.
     """
 
-    config: config_lib.Config
+    config: Config
     model: PConvUNet
     variables: dict
     step: int
@@ -157,7 +157,7 @@ def load_export(path: str | os.PathLike, dtype=None) -> TrainedModel:
             f"{path}: unsupported export format {meta.get('format')} v{meta.get('version')} "
             f"(this version reads {FORMAT} v{VERSION})"
         )
-    cfg = config_lib.from_dict(json.loads(str(flat.pop("__config__"))))
+    cfg = from_dict(json.loads(str(flat.pop("__config__"))))
     model = build_model(cfg.model, dtype)
     variables = traverse_util.unflatten_dict(flat, sep="/")
     check_same_tree(variables, abstract_variables(model), str(path))
@@ -206,7 +206,7 @@ def write_export(
     meta = {"format": FORMAT, "version": VERSION, "step": trained.step, "source": trained.source}
     if card is not None:
         meta["card"] = card
-    arrays["__config__"] = np.array(config_lib.to_json(trained.config))
+    arrays["__config__"] = np.array(to_json(trained.config))
     arrays["__meta__"] = np.array(json.dumps(meta))
     with atomic.replacing(out_path) as temporary:
         # allow_pickle given (its default): numpy's stub would match **arrays against it

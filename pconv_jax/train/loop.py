@@ -1,6 +1,6 @@
 """The training loop: resume or initialise, train, log, sample, validate, checkpoint, stop.
 
-One `jax.jit` train step (`train_step.py`) over a 1-D mesh of every device of every process;
+One `jax.jit` train step (`train_step` in step.py) over a 1-D mesh of every device of every process;
 stops (max_seconds, a signal, a non-finite loss) are agreed by all processes.
 """
 
@@ -17,33 +17,41 @@ from typing import Any
 import jax
 import numpy as np
 
-from pconv_jax import config as config_lib
-from pconv_jax import images
+from pconv_jax import config, images
 from pconv_jax.config import Config
-from pconv_jax.data import pipeline as data
+from pconv_jax.data import pipeline
 from pconv_jax.errors import UserError
 from pconv_jax.nn import vgg
 from pconv_jax.nn.model import abstract_variables, build_model
 from pconv_jax.parallel import distributed, sharding
 from pconv_jax.store import checkpoint, trained, trees
 from pconv_jax.train import preemption, validation, workdir_lock, writers
-from pconv_jax.train import step as train_step
+from pconv_jax.train.step import (
+    TrainState,
+    compute_dtype,
+    create_train_state,
+    learning_rate_at,
+    learning_rate_schedule,
+    make_optimizer,
+    network_input,
+    param_labels,
+    predict,
+    train_step,
+)
 
 log = logging.getLogger("pconv_jax.train.loop")
 
 
-def _abstract_state(model, tx, cfg: Config, replicated) -> train_step.TrainState:
+def _abstract_state(model, tx, cfg: Config, replicated) -> TrainState:
     shapes = jax.eval_shape(
-        functools.partial(
-            train_step.create_train_state, model, tx, cfg.data.image_size, cfg.train.seed
-        )
+        functools.partial(create_train_state, model, tx, cfg.data.image_size, cfg.train.seed)
     )
     return jax.tree_util.tree_map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), shapes
     )
 
 
-def _initial_state(cfg: Config, workdir, model, tx, ckpts, replicated) -> train_step.TrainState:
+def _initial_state(cfg: Config, workdir, model, tx, ckpts, replicated) -> TrainState:
     """Where training starts, in this order:
     1. this workdir's latest checkpoint (re-running a command resumes it);
     2. `train.init_from`: a stage-1 workdir's (or an export's) params and BN statistics, fresh
@@ -57,13 +65,11 @@ def _initial_state(cfg: Config, workdir, model, tx, ckpts, replicated) -> train_
     if found is not None:
         step, model_vars, train_vars = found
         log.info("resuming %s from its checkpoint at step %d", workdir, step)
-        return train_step.TrainState(**model_vars, **train_vars)
+        return TrainState(**model_vars, **train_vars)
     # init_from is read (and checked) before the fresh state is compiled: a mismatch fails fast.
     loaded = _init_from(cfg, abstract, replicated) if cfg.train.init_from else None
     fresh = jax.jit(
-        functools.partial(
-            train_step.create_train_state, model, tx, cfg.data.image_size, cfg.train.seed
-        ),
+        functools.partial(create_train_state, model, tx, cfg.data.image_size, cfg.train.seed),
         out_shardings=replicated,
     )()
     if loaded is not None:
@@ -101,7 +107,7 @@ def _init_from(cfg: Config, abstract, replicated) -> tuple[dict, int]:
         source.close()
         return model_vars, step
     export = trained.load_export(path)
-    theirs, ours = config_lib.to_dict(export.config)["model"], config_lib.to_dict(cfg)["model"]
+    theirs, ours = config.to_dict(export.config)["model"], config.to_dict(cfg)["model"]
     differ = [f"model.{k}={_as_override(v)}" for k, v in theirs.items() if ours[k] != v]
     if differ:
         raise UserError(
@@ -120,9 +126,7 @@ def _as_override(value) -> str:
 
 def _log_frozen(cfg: Config, params) -> None:
     labels = jax.tree_util.tree_leaves_with_path(
-        train_step.param_labels(
-            params, cfg.train.freeze_encoder_bn_params, cfg.train.freeze_encoder
-        )
+        param_labels(params, cfg.train.freeze_encoder_bn_params, cfg.train.freeze_encoder)
     )
     frozen = [trees.path_str(p) for p, label in labels if label == "frozen"]
     if cfg.train.freeze_encoder:
@@ -159,13 +163,13 @@ def _lock_workdir(workdir) -> workdir_lock.WorkdirLock | None:
 def sample_grid(batch, output, model_cfg) -> np.ndarray:
     """A PNG grid of up to 4 examples: input, output, composite, truth (uint8).
 
-    The input column is what the network sees: `train_step.network_input(batch)` with, for the Conv
+    The input column is what the network sees: `step.network_input(batch)` with, for the Conv
     baseline, its hole_fill colour in the holes (PConv sees zeros there, and the mask).
     Args: batch of numpy arrays ('image', 'mask' [N,H,W,1], maybe 'input'), output [N,H,W,3].
     """
     mask = np.asarray(batch["mask"])[:4]
     truth = np.asarray(batch["image"])[:4]
-    shown_input = np.asarray(train_step.network_input(batch))[:4]
+    shown_input = np.asarray(network_input(batch))[:4]
     if not model_cfg.partial and model_cfg.hole_fill:
         fill = np.asarray(model_cfg.hole_fill, np.float32).reshape(1, 1, 1, 3)
         shown_input = shown_input * mask + fill * (1.0 - mask)
@@ -188,9 +192,9 @@ def train_and_evaluate(cfg: Config, workdir: str | pathlib.Path) -> dict:
     workdir = pathlib.Path(workdir)
     # Bad choices (a Config built in Python) and inconsistent data settings fail before anything
     # is written or loaded.
-    config_lib.validate(cfg)
-    data.validate(cfg.data)
-    train_step.learning_rate_schedule(cfg)  # an inconsistent schedule fails here
+    config.validate(cfg)
+    pipeline.validate(cfg.data)
+    learning_rate_schedule(cfg)  # an inconsistent schedule fails here
     lock = _lock_workdir(workdir)
     try:
         with preemption.SignalFlag() as signals:
@@ -200,20 +204,21 @@ def train_and_evaluate(cfg: Config, workdir: str | pathlib.Path) -> dict:
             lock.release()
 
 
+# Long: one trainer read top to bottom in big_vision's phases (STYLE.md 2.2 and 4).
 def _train(cfg: Config, workdir: pathlib.Path, signals: preemption.SignalFlag) -> dict:
     if jax.process_index() == 0:
         checkpoint.write_config(workdir, cfg)
-    log.info("config:\n%s", config_lib.to_json(cfg))
+    log.info("config:\n%s", config.to_json(cfg))
     mesh = sharding.make_mesh()
     global_batch = cfg.train.batch_size_per_device * mesh.size
     sharding.check_batch_size(global_batch, mesh)
     replicated = sharding.replicated(mesh)
-    dtype = train_step.compute_dtype(cfg)
+    dtype = compute_dtype(cfg)
     model = build_model(cfg.model, dtype)
     vgg_params = jax.device_put(vgg.load_vgg16_params(cfg.loss.vgg_weights), replicated)
 
     abstract_params = abstract_variables(model)["params"]
-    tx = train_step.make_optimizer(cfg, abstract_params)
+    tx = make_optimizer(cfg, abstract_params)
     _log_frozen(cfg, abstract_params)
     ckpts = checkpoint.Checkpoints(workdir, cfg.train.keep_last, cfg.train.keep_every)
     try:
@@ -223,13 +228,13 @@ def _train(cfg: Config, workdir: pathlib.Path, signals: preemption.SignalFlag) -
         raise
     start = int(state.step)
     jitted_step = jax.jit(
-        functools.partial(train_step.train_step, model=model, tx=tx, cfg=cfg),
+        functools.partial(train_step, model=model, tx=tx, cfg=cfg),
         in_shardings=(replicated, sharding.batch_sharded(mesh), replicated),
         out_shardings=(replicated, replicated),
         donate_argnums=0,
     )
     step_fn: Callable[..., Any] = jitted_step  # compiled ahead of the first step, below
-    predict_fn = jax.jit(functools.partial(train_step.predict, model=model))
+    predict_fn = jax.jit(functools.partial(predict, model=model))
     writer = writers.MetricWriter(workdir)
     validator = validation.make_validator(cfg, workdir, model, mesh, global_batch)
     progress = writers.ProgressBar(start, cfg.train.num_steps)
@@ -237,12 +242,12 @@ def _train(cfg: Config, workdir: pathlib.Path, signals: preemption.SignalFlag) -
         writer,
         progress,
         global_batch,
-        functools.partial(train_step.learning_rate_at, cfg),
+        functools.partial(learning_rate_at, cfg),
         ckpts.latest_step,
     )
     t_start = time.time()
     try:
-        with data.train_batches(
+        with pipeline.train_batches(
             cfg.data, global_batch, cfg.train.seed, start_step=start
         ) as batches:
             step = start
@@ -296,7 +301,7 @@ def _train(cfg: Config, workdir: pathlib.Path, signals: preemption.SignalFlag) -
 
 def _save_samples(workdir, step: int, state, batch, predict_fn, model_cfg, mesh) -> None:
     """workdir/samples/<step>.png: the first rows of the global batch (sample_grid)."""
-    output = predict_fn(state.model_vars(), train_step.network_input(batch), batch["mask"])
+    output = predict_fn(state.model_vars(), network_input(batch), batch["mask"])
     # The first rows of the global batch, replicated: they may live on other processes' devices.
     shown, output = distributed.first_rows((batch, output), 4, mesh)
     if jax.process_index() == 0:

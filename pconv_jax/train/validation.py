@@ -30,8 +30,7 @@ from pconv_jax import atomic, images
 from pconv_jax.config import Config
 from pconv_jax.data import eval_set
 from pconv_jax.errors import UserError
-from pconv_jax.masks import protocol as masks
-from pconv_jax.masks import test_sets
+from pconv_jax.masks import benchmark_sets, protocol
 from pconv_jax.masks.protocol import HOLE_RATIO_BUCKETS
 from pconv_jax.metrics import lpips, score
 from pconv_jax.parallel import sharding
@@ -41,23 +40,23 @@ log = logging.getLogger("pconv_jax.train.validation")
 
 METRICS = ("l1", "psnr", "ssim", "lpips")
 HIGHER_IS_BETTER = {"l1": False, "psnr": True, "ssim": True, "lpips": False}
-BEST_FILE, BEST_DIR, MASK_DIR = "best.json", "best", "validation_masks"
+MASK_DIR = "validation_masks"
 
 
 def _mask_set(cfg: Config, workdir: pathlib.Path, need: int):
     """The test-mask records: the configured folder, or a generated set in the workdir."""
     if cfg.train.eval_masks:
-        return masks.load_mask_set(cfg.train.eval_masks)
+        return protocol.load_mask_set(cfg.train.eval_masks)
     out = workdir / MASK_DIR
     per_cell = math.ceil(need / 12)
     if not (out / "manifest.csv").is_file():
         if jax.process_index() == 0:
-            test_sets.make_test_mask_set(out, size=cfg.data.image_size, per_bucket=per_cell)
+            benchmark_sets.make_test_mask_set(out, size=cfg.data.image_size, per_bucket=per_cell)
         if jax.process_count() > 1:
             from jax.experimental import multihost_utils
 
             multihost_utils.sync_global_devices("pconv_jax validation masks")
-    records = masks.load_mask_set(out)
+    records = protocol.load_mask_set(out)
     if len(records) < need:
         raise UserError(
             f"{out} holds {len(records)} masks, validation needs {need}: delete it to redraw"
@@ -93,7 +92,7 @@ class Validator:
             )
         need = len(source) * t.eval_masks_per_image
         records = _mask_set(cfg, self.workdir, need)
-        pairs = masks.pair_masks(len(source), records, 0, t.eval_masks_per_image)
+        pairs = protocol.pair_masks(len(source), records, 0, t.eval_masks_per_image)
         self.buckets = np.array([p.mask.bucket for p in pairs])
         truth = np.stack([source.load(p.image_index) for p in pairs])
         mask = np.stack([images.read_mask(p.mask.path, size) for p in pairs])
@@ -115,7 +114,7 @@ class Validator:
             in_shardings=(replicated, replicated, batched, batched),
             out_shardings=replicated,  # [batch] vectors: every process reads them
         )
-        self.best = _read_best(self.workdir)
+        self.best = checkpoint.read_best(self.workdir)
         log.info(
             "validation set: %d pairs (%d images x %d masks) at %d px",
             len(pairs),
@@ -162,7 +161,7 @@ class Validator:
         value = scalars[f"val/{metric}"]
         if not self.is_better(value):
             return False
-        best_dir = self.workdir / BEST_DIR
+        best_dir = self.workdir / checkpoint.BEST_DIR
         checkpoint.write_config(best_dir, self.cfg)
         ckpts = checkpoint.Checkpoints(best_dir, keep_last=1)
         ckpts.save(step, model_vars, train_vars)
@@ -170,7 +169,7 @@ class Validator:
         self.best = {"step": int(step), "metric": metric, "value": value}
         if jax.process_index() == 0:
             text = json.dumps({**self.best, "higher_is_better": HIGHER_IS_BETTER[metric]})
-            atomic.write_text(self.workdir / BEST_FILE, text + "\n")
+            atomic.write_text(self.workdir / checkpoint.BEST_FILE, text + "\n")
         return True
 
 
@@ -215,32 +214,3 @@ def make_validator(cfg: Config, workdir, model, mesh, global_batch: int):
     if not (cfg.train.eval_every or cfg.train.eval_at_end):
         return None
     return Validator(cfg, workdir, model, mesh, global_batch)
-
-
-def _read_best(workdir: pathlib.Path) -> dict | None:
-    path = workdir / BEST_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-
-
-def best_checkpoint(workdir) -> tuple[pathlib.Path, int]:
-    """(the run directory holding the best checkpoint, its step) of a run with validation.
-
-    Raises:
-      FileNotFoundError: the run has no best.json (validation was off) or no best/ checkpoint.
-    """
-    workdir = pathlib.Path(workdir)
-    best = _read_best(workdir)
-    if best is None:
-        raise FileNotFoundError(
-            f"{workdir} has no {BEST_FILE}: it was trained without validation "
-            "(train.eval_every / train.eval_at_end)"
-        )
-    best_dir = workdir / BEST_DIR
-    steps = checkpoint.Checkpoints(best_dir, read_only=True)
-    try:
-        held = steps.all_steps()
-    finally:
-        steps.close()
-    if best["step"] not in held:
-        raise FileNotFoundError(f"{best_dir} lacks the checkpoint of best step {best['step']}")
-    return best_dir, int(best["step"])

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pconv_jax.masks import test_sets as mask_set
+from pconv_jax.masks import benchmark_sets
 from pconv_jax.store import trained
 
 from tiny_run import make_tiny_run
@@ -199,7 +199,7 @@ def test_evaluate_in_two_processes_writes_the_one_process_table(setup, tmp_path)
     run = tmp_path / "run"
     make_tiny_run(run)
     masks = tmp_path / "masks"
-    mask_set.make_test_mask_set(masks, size=64, per_bucket=2, seed=0)
+    benchmark_sets.make_test_mask_set(masks, size=64, per_bucket=2, seed=0)
     outs = {}
     for processes, devices in ((1, 4), (2, 2)):
         out = tmp_path / f"eval_{processes}x{devices}"

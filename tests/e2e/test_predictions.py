@@ -14,7 +14,7 @@ from PIL import Image
 from pconv_jax import cli
 from pconv_jax.data import eval_set
 from pconv_jax.eval import baselines
-from pconv_jax.masks import lama, test_sets
+from pconv_jax.masks import benchmark_sets, lama
 from pconv_jax.metrics import lpips
 
 # An independent filler: reads the exported files with OpenCV alone and writes Telea's fills
@@ -46,7 +46,7 @@ def exported(tmp_path_factory):
     """Telea through --method and through an exported folder filled by TELEA_SCRIPT."""
     pytest.importorskip("cv2")
     root = tmp_path_factory.mktemp("pred")
-    test_sets.make_test_mask_set(root / "masks", size=64, per_bucket=1, seed=0)
+    benchmark_sets.make_test_mask_set(root / "masks", size=64, per_bucket=1, seed=0)
     source = ["--images", "skimage", "--masks", root / "masks", "--size", 48, "--limit", 4]
     source += ["--masks-per-image", 3, "--seed", 2]
     assert _evaluate("--method", "telea", *source, "--out", root / "telea") == 0

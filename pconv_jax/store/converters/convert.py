@@ -17,16 +17,13 @@ import warnings
 from flax import traverse_util
 
 import pconv_jax
-from pconv_jax import atomic
-from pconv_jax import config as config_lib
+from pconv_jax import atomic, config
 from pconv_jax.errors import UserError
 from pconv_jax.nn.model import abstract_variables, build_model
 from pconv_jax.store import trained
-from pconv_jax.store.converters import mmagic, naoto0804
+from pconv_jax.store.converters import SOURCES
 from pconv_jax.store.converters.torch_file import map_state_dict, read_checkpoint, sha256
 from pconv_jax.store.trees import check_same_tree
-
-SOURCES = {mmagic.NAME: mmagic, naoto0804.NAME: naoto0804}
 
 
 class ChecksumWarning(UserWarning):
@@ -72,11 +69,11 @@ def convert(source: str, src: str | pathlib.Path, out: str | pathlib.Path) -> Co
     if num_layers < 4:
         raise UserError(f"{src}: a U-Net of depth {num_layers}; at least 4 levels are expected")
     info = module.KNOWN_FILES.get(src.name, {})
-    cfg = config_lib.validate(
-        config_lib.Config(
+    cfg = config.validate(
+        config.Config(
             name=f"{source}_{src.stem}",
-            model=config_lib.ModelConfig(num_layers=num_layers, **module.MODEL_OPTIONS),
-            data=config_lib.DataConfig(image_size=info.get("resolution", 256)),
+            model=config.ModelConfig(num_layers=num_layers, **module.MODEL_OPTIONS),
+            data=config.DataConfig(image_size=info.get("resolution", 256)),
         )
     )
     model = build_model(cfg.model)

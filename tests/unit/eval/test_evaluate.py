@@ -12,10 +12,10 @@ import pytest
 
 from pconv_jax import cli, config, images
 from pconv_jax.data import eval_set
-from pconv_jax.eval import baselines
+from pconv_jax.eval import baselines, grouping
 from pconv_jax.eval import tables as eval_table
+from pconv_jax.masks import benchmark_sets
 from pconv_jax.masks import protocol as masks
-from pconv_jax.masks import test_sets as mask_set
 from pconv_jax.metrics import lpips
 from pconv_jax.nn.model import build_model
 from pconv_jax.store import checkpoint, trained
@@ -148,7 +148,7 @@ def test_pooled_bucket_table_layout_exact():
 def manifest_masks(tmp_path_factory):
     """A make-test-masks set: 64x64, 2 masks per cell (24), with manifest.csv."""
     out = tmp_path_factory.mktemp("masks") / "set"
-    mask_set.make_test_mask_set(out, size=64, per_bucket=2, seed=0)
+    benchmark_sets.make_test_mask_set(out, size=64, per_bucket=2, seed=0)
     return out
 
 
@@ -241,7 +241,7 @@ def _check_table_is_mean_of_rows(out, rows):
         values = summary["metrics"][key]["values"]
         assert values["all"] == pytest.approx(np.mean([r[key] for r in rows]), rel=1e-12)
         for cell in masks.CELLS:
-            mine = [r[key] for r in rows if eval_table.cell_of(r) == cell]
+            mine = [r[key] for r in rows if grouping.PAPER.column_of(r) == cell]
             assert values[cell] == (pytest.approx(np.mean(mine), rel=1e-12) if mine else None)
     md = (out / "table.md").read_text()
     assert "| l1 (%) | " in md and "FID / IS / U-IDS / P-IDS: not computed" in md
@@ -333,33 +333,37 @@ def test_resume_skips_finished_pairs_and_other_arguments_are_an_error(
 
 @pytest.mark.slow
 def test_fid_and_is_rows(tmp_path, manifest_masks):
-    from pconv_jax.metrics import fid
+    from pconv_jax.metrics import fid, inception
 
     shapes = jax.eval_shape(
-        fid.InceptionV3FID().init, jax.random.key(0), jnp.zeros((1, 299, 299, 3))
+        inception.InceptionV3FID().init, jax.random.key(0), jnp.zeros((1, 299, 299, 3))
     )["params"]
     rng = np.random.default_rng(0)
     params = jax.tree.map(lambda s: rng.normal(0, 0.05, s.shape).astype(np.float32), shapes)
     params = jax.tree_util.tree_map_with_path(  # BN variances must be positive
         lambda path, x: np.ones_like(x) if path[-1].key == "var" else x, params
     )
-    fid.save_fid_inception(params, tmp_path / "no_head.npz")
+    inception.save_fid_inception(params, tmp_path / "no_head.npz")
     params["output"] = {
-        "kernel": rng.normal(0, 1e-3, (fid.FEATURE_DIM, fid.NUM_CLASSES)).astype(np.float32),
-        "bias": np.zeros(fid.NUM_CLASSES, np.float32),
+        "kernel": rng.normal(0, 1e-3, (inception.FEATURE_DIM, inception.NUM_CLASSES)).astype(
+            np.float32
+        ),
+        "bias": np.zeros(inception.NUM_CLASSES, np.float32),
     }
-    fid.save_fid_inception(params, tmp_path / "head.npz")
+    inception.save_fid_inception(params, tmp_path / "head.npz")
     base = ["--method", "telea", "--images", "skimage", "--masks", manifest_masks, "--size", 32]
     base += ["--limit", 3, "--masks-per-image", 8]
     assert _run(*base, "--fid-weights", tmp_path / "head.npz", "--out", tmp_path / "a") == 0
     pooled = json.loads((tmp_path / "a" / "table.json").read_text())["buckets"]
     fids, scores = pooled["metrics"]["fid"]["values"], pooled["metrics"]["is"]["values"]
     assert pooled["pairs"] == {**{str(b): 4 for b in range(6)}, "all": 24}
-    assert all(np.isfinite(fids[c]) and np.isfinite(scores[c]) for c in eval_table.BUCKET_COLUMNS)
+    assert all(np.isfinite(fids[c]) and np.isfinite(scores[c]) for c in grouping.PAPER.pooled)
     # The "all" column recomputed from the stored per-pair features.
     features = np.stack([np.load(tmp_path / "a" / "fid" / f"{i:06d}.npy") for i in range(24)])
     assert fids["all"] == fid.fid_from_features(features[:, 1], features[:, 0], method="svd")
-    logits = fid.inception_logits(fid.load_fid_inception(tmp_path / "head.npz"), features[:, 0])
+    logits = fid.inception_logits(
+        inception.load_fid_inception(tmp_path / "head.npz"), features[:, 0]
+    )
     assert scores["all"] == fid.inception_score(logits, splits=1)[0]
     bucket = [r["pair"] for r in _rows(tmp_path / "a") if r["bucket"] == 0]  # N and B pooled
     assert len(bucket) == 4

@@ -8,14 +8,14 @@ from PIL import Image
 
 from pconv_jax import cli
 from pconv_jax.eval import report
-from pconv_jax.masks import test_sets
+from pconv_jax.masks import benchmark_sets
 
 
 @pytest.fixture(scope="module")
 def evaluations(tmp_path_factory):
     """telea and ns on 6 scikit-image photos x 2 masks of a generated 12-mask set, 32 px."""
     root = tmp_path_factory.mktemp("report")
-    test_sets.make_test_mask_set(root / "masks", size=64, per_bucket=1, seed=0)
+    benchmark_sets.make_test_mask_set(root / "masks", size=64, per_bucket=1, seed=0)
     folders = []
     for method in ("telea", "ns"):
         out = root / method

@@ -3,6 +3,7 @@ and the evaluation table (pconv_jax/eval/superres.py), on tiny random-weight che
 here."""
 
 import dataclasses
+import functools
 import pathlib
 
 import jax
@@ -13,6 +14,7 @@ from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from pconv_jax import Inpainter, cli
+from pconv_jax.eval import baselines
 from pconv_jax.eval import superres as sr_eval
 from pconv_jax.inference import superres
 from pconv_jax.store import checkpoint
@@ -127,7 +129,7 @@ def test_bicubic_baseline_is_keys_a_half_at_pixel_centres():
     j = np.arange(width, dtype=np.float64)
     quadratic = lambda u: 0.2 + 0.01 * u + 0.002 * u**2
     low = np.broadcast_to(quadratic(j)[None, :, None], (3, width, 3)).astype(np.float32)
-    high = superres.bicubic_upscale(low, factor)
+    high = baselines.bicubic_upscale(low, factor)
     assert high.shape == (12, 64, 3) and high.dtype == np.float32
     u = (np.arange(factor * width) + 0.5) / factor - 0.5
     interior = (u >= 1) & (u <= width - 3)  # all four taps inside the image
@@ -137,7 +139,7 @@ def test_bicubic_baseline_is_keys_a_half_at_pixel_centres():
     assert np.abs(high[1, interior, 0] - shifted).max() > 1e-3
 
     constant = np.full((5, 7, 3), 77, np.uint8)
-    np.testing.assert_array_equal(superres.bicubic_upscale(constant, 3), np.full((15, 21, 3), 77))
+    np.testing.assert_array_equal(baselines.bicubic_upscale(constant, 3), np.full((15, 21, 3), 77))
 
 
 def test_check_trained_for(sr_run, run_dir):
@@ -220,18 +222,18 @@ def _skimage_scores(output_uint8, target_uint8):
     return psnr, ssim
 
 
-def test_eval_superres_table_matches_an_independent_computation(
-    sr_run, run_dir, upscaler, tmp_path
-):
+def test_eval_superres_table_matches_an_independent_computation(upscaler, tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()
     photos = {"a.png": _photo(40, 48, seed=4), "b.png": _photo(52, 36, seed=5)}
     for name, photo in photos.items():
         Image.fromarray(photo).save(folder / name)
     Image.fromarray(_photo(20, 60)).save(folder / "small.png")  # shorter than the crop
-    text = sr_eval.sr_table(folder, (2, 4), 32, checkpoint=str(sr_run))
+    upscale = functools.partial(superres.upscale, upscaler, keep_low_res=False)
+    model = dict(upscale=upscale, model_note="PConv: the tiny run", trained_factors=(2,))
+    text = sr_eval.sr_table(folder, (2, 4), 32, **model)
     assert "2 images from" in text and "Skipped (short side < 32): small.png." in text
-    assert "at step 7" in text
+    assert "PConv: the tiny run; device " in text
 
     crops = {"a.png": photos["a.png"][4:36, 8:40], "b.png": photos["b.png"][10:42, 2:34]}
     expected = {}
@@ -247,7 +249,7 @@ def test_eval_superres_table_matches_an_independent_computation(
                     _skimage_scores(output, crop)
                 )
     lines = text.splitlines()
-    header = "| method | x2 PSNR (dB) | x2 SSIM | x4 PSNR (dB) | x4 SSIM |"
+    header = "| method | x2 PSNR (dB) | x2 SSIM | x4 (untrained) PSNR (dB) | x4 (untrained) SSIM |"
     assert lines[lines.index(header) + 1] == "|---|---|---|---|---|"
     for row in sr_eval.ROWS:
         (line,) = [x for x in lines if x.startswith(f"| {row} |")]
@@ -262,11 +264,8 @@ def test_eval_superres_table_matches_an_independent_computation(
         np.testing.assert_allclose(cells[1::2], want[1::2], atol=6e-5)
     assert expected[sr_eval.ROWS[1]] != expected[sr_eval.ROWS[2]]
 
-    # A non-SR checkpoint is refused unless force=True.
-    with pytest.raises(ValueError, match="not 'superres'"):
-        sr_eval.sr_table(folder, (2, 4), 32, checkpoint=str(run_dir))
     with pytest.raises(ValueError, match=r"factors \[4\] must be >= 2 and divide the crop side 30"):
-        sr_eval.sr_table(folder, (2, 4), 30, checkpoint=str(sr_run))
+        sr_eval.sr_table(folder, (2, 4), 30, **model)
 
 
 @pytest.mark.slow

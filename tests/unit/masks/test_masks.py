@@ -9,8 +9,8 @@ import pytest
 
 from pconv_jax import cli, images
 from pconv_jax.masks import augment as mask_augment
+from pconv_jax.masks import benchmark_sets
 from pconv_jax.masks import protocol as masks
-from pconv_jax.masks import test_sets as mask_set
 
 from conftest import shared_path
 
@@ -174,7 +174,7 @@ def test_make_test_masks_cli_end_to_end(tmp_path, capsys):
             assert record.border_distance >= masks.no_border_margin(64) == 6
     assert masks.looks_like_test_set(out)
     # Same seed, same masks; the folder must be new.
-    mask_set.make_test_mask_set(tmp_path / "again", size=64, per_bucket=2, seed=5)
+    benchmark_sets.make_test_mask_set(tmp_path / "again", size=64, per_bucket=2, seed=5)
     for name in ("00000.png", "00023.png"):
         np.testing.assert_array_equal(
             cv2.imread(str(out / name)), cv2.imread(str(tmp_path / "again" / name))
@@ -184,7 +184,7 @@ def test_make_test_masks_cli_end_to_end(tmp_path, capsys):
 
 def test_manifest_bucket_mismatch_is_an_error(tmp_path):
     out = tmp_path / "set"
-    mask_set.make_test_mask_set(out, size=32, per_bucket=1, seed=0)
+    benchmark_sets.make_test_mask_set(out, size=32, per_bucket=1, seed=0)
     manifest = out / masks.MANIFEST_NAME
     text = manifest.read_text().splitlines()
     text[1] = text[1].replace("00000.png,0,", "00000.png,4,")
@@ -213,7 +213,7 @@ def test_make_test_masks_from_raw_folder(tmp_path):
             center = tuple(int(v) for v in rng.integers(0, 96, 2))
             cv2.circle(gray, center, int(rng.integers(6, 20)), 255, -1)
         _write_gray(raw / f"raw_{i}.png", gray)
-    records = mask_set.make_test_mask_set(
+    records = benchmark_sets.make_test_mask_set(
         tmp_path / "set", size=48, per_bucket=1, seed=1, from_dir=raw
     )
     assert [r.label for r in records] == [f"{b}{s}" for b in range(6) for s in "NB"]

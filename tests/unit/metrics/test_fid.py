@@ -11,8 +11,7 @@ import pytest
 from flax.traverse_util import flatten_dict
 
 from pconv_jax import cli
-from pconv_jax.metrics import fid
-from pconv_jax.metrics import inception as fid_inception
+from pconv_jax.metrics import fid, inception
 
 from conftest import shared_path
 
@@ -144,12 +143,14 @@ def test_inception_score_hand_values_and_reference_formula():
 
 def test_inception_logits_need_the_classifier_head():
     rng = np.random.default_rng(0)
-    features = rng.random((3, fid.FEATURE_DIM)).astype(np.float32)
+    features = rng.random((3, inception.FEATURE_DIM)).astype(np.float32)
     with pytest.raises(ValueError, match="no classifier head"):
         fid.inception_logits({"conv": {}}, features)
     head = {
-        "kernel": rng.standard_normal((fid.FEATURE_DIM, fid.NUM_CLASSES)).astype(np.float32),
-        "bias": rng.standard_normal(fid.NUM_CLASSES).astype(np.float32),
+        "kernel": rng.standard_normal((inception.FEATURE_DIM, inception.NUM_CLASSES)).astype(
+            np.float32
+        ),
+        "bias": rng.standard_normal(inception.NUM_CLASSES).astype(np.float32),
     }
     params = {"output": head}
     want = features.astype(np.float64) @ head["kernel"]
@@ -166,7 +167,7 @@ def test_inception_logits_need_the_classifier_head():
 
 
 def test_torch_key_mapping():
-    key = fid_inception._torch_key_to_path
+    key = inception._torch_key_to_path
     assert key("net.layers.conv_4.weight") == ("conv_4", "kernel")
     assert key("net.layers.mixed.tower_1.conv_2.beta") == ("mixed", "tower_1_conv_2", "beta")
     assert key("layers.mixed_9.tower_mixed_conv_1.var") == ("mixed_9", "tower_mixed_conv_1", "var")
@@ -177,41 +178,43 @@ def test_torch_key_mapping():
 
 def test_npz_with_a_classifier_head_gives_logits(tmp_path):
     shapes = jax.eval_shape(
-        fid.InceptionV3FID().init, jax.random.key(0), jnp.zeros((1, 299, 299, 3))
+        inception.InceptionV3FID().init, jax.random.key(0), jnp.zeros((1, 299, 299, 3))
     )["params"]
     params = jax.tree.map(lambda s: np.zeros(s.shape, np.float32), shapes)
     rng = np.random.default_rng(0)
     params["output"] = {
-        "kernel": rng.standard_normal((fid.FEATURE_DIM, fid.NUM_CLASSES)).astype(np.float32),
-        "bias": np.ones(fid.NUM_CLASSES, np.float32),
+        "kernel": rng.standard_normal((inception.FEATURE_DIM, inception.NUM_CLASSES)).astype(
+            np.float32
+        ),
+        "bias": np.ones(inception.NUM_CLASSES, np.float32),
     }
-    fid.save_fid_inception(params, tmp_path / "with_head.npz")
-    loaded = fid.load_fid_inception(tmp_path / "with_head.npz")
-    features = rng.random((2, fid.FEATURE_DIM)).astype(np.float32)
+    inception.save_fid_inception(params, tmp_path / "with_head.npz")
+    loaded = inception.load_fid_inception(tmp_path / "with_head.npz")
+    features = rng.random((2, inception.FEATURE_DIM)).astype(np.float32)
     np.testing.assert_array_equal(loaded["output"]["kernel"], params["output"]["kernel"])
     logits = fid.inception_logits(loaded, features, include_bias=True)
-    assert logits.shape == (2, fid.NUM_CLASSES)
+    assert logits.shape == (2, inception.NUM_CLASSES)
     params["output"]["bias"] = np.ones(7, np.float32)
     with pytest.raises(ValueError, match="classifier head of unexpected shapes"):
-        fid.save_fid_inception(params, tmp_path / "bad_head.npz")
+        inception.save_fid_inception(params, tmp_path / "bad_head.npz")
     with pytest.raises(ValueError, match=".npz file name"):
-        fid.save_fid_inception(params, tmp_path / "weights.bin")
+        inception.save_fid_inception(params, tmp_path / "weights.bin")
 
 
 def test_load_errors(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError):
-        fid.load_fid_inception(tmp_path / "missing.npz")
+        inception.load_fid_inception(tmp_path / "missing.npz")
     (tmp_path / "weights.h5").write_bytes(b"")
     with pytest.raises(ValueError, match=".pt"):
-        fid.load_fid_inception(tmp_path / "weights.h5")
+        inception.load_fid_inception(tmp_path / "weights.h5")
     np.savez(tmp_path / "wrong.npz", **{"conv/kernel": np.zeros((3, 3, 3, 32), np.float32)})
     with pytest.raises(ValueError, match="not the FID Inception network"):
-        fid.load_fid_inception(tmp_path / "wrong.npz")
+        inception.load_fid_inception(tmp_path / "wrong.npz")
     # Without torch a .pt cannot be read: the error says how to get an .npz instead.
     (tmp_path / "weights.pt").write_bytes(b"")
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(ImportError, match="port-fid-inception"):
-        fid.load_fid_inception(tmp_path / "weights.pt")
+        inception.load_fid_inception(tmp_path / "weights.pt")
 
 
 def test_fid_features_rejects_bad_images():
@@ -239,7 +242,7 @@ def test_port_matches_torchscript_on_real_photos():
 
     pt = _default_1_pt()
     photos = _kodak(range(1, 7))
-    params = fid.load_fid_inception(pt)
+    params = inception.load_fid_inception(pt)
     model = torch.jit.load(str(pt), map_location="cpu").eval()
 
     def torch_features(x_uint8):  # the model's own input convention: (p - 128) / 128 at 299
@@ -275,11 +278,11 @@ def test_port_matches_torchscript_on_real_photos():
 @pytest.mark.slow
 def test_port_command_writes_an_npz_that_loads_without_torch(tmp_path, monkeypatch):
     pt = _default_1_pt()
-    dst = tmp_path / "fid_inception.npz"
+    dst = tmp_path / "inception.npz"
     assert cli.main(["port-fid-inception", str(pt), str(dst)]) == 0
-    from_pt = flatten_dict(fid.load_fid_inception(pt), sep="/")
+    from_pt = flatten_dict(inception.load_fid_inception(pt), sep="/")
     monkeypatch.setitem(sys.modules, "torch", None)  # the .npz path must not need torch
-    from_npz = flatten_dict(fid.load_fid_inception(dst), sep="/")
+    from_npz = flatten_dict(inception.load_fid_inception(dst), sep="/")
     assert from_pt.keys() == from_npz.keys() and len(from_npz) == 376
     for key, value in from_pt.items():
         np.testing.assert_array_equal(from_npz[key], value, err_msg=key)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pconv_jax.eval import grouping, pooled
-from pconv_jax.metrics import fid, ids
+from pconv_jax.metrics import fid, ids, inception
 
 pytest.importorskip("sklearn")
 
@@ -47,7 +47,7 @@ def test_below_the_minimum_even_identical_distributions_look_separable():
     rng = np.random.default_rng(2)
     u_ids, _ = ids.ids(rng.normal(size=(20, 64)), rng.normal(size=(20, 64)))
     assert u_ids < 0.05
-    assert ids.min_pairs(fid.FEATURE_DIM) == 4096
+    assert ids.min_pairs(inception.FEATURE_DIM) == 4096
     with pytest.raises(ValueError, match="paired features"):
         ids.ids(np.zeros((3, 4)), np.zeros((2, 4)))
 
@@ -55,7 +55,7 @@ def test_below_the_minimum_even_identical_distributions_look_separable():
 def test_pooled_rows_report_ids_only_from_the_minimum(tmp_path, monkeypatch):
     """13 pairs with 4-d features (minimum 8): bucket 0 (10 pairs) and "all" get U-/P-IDS,
     bucket 1 (3 pairs) n/a; the values are ids.ids of those pairs' stored features."""
-    monkeypatch.setattr(fid, "FEATURE_DIM", 4)
+    monkeypatch.setattr(inception, "FEATURE_DIM", 4)
     rng = np.random.default_rng(3)
     rows = []
     for i in range(13):

@@ -23,9 +23,7 @@ import numpy as np
 
 from pconv_jax import atomic, images
 from pconv_jax.errors import UserError
-from pconv_jax.masks import augment as mask_augment
-from pconv_jax.masks import generator as mask_generator
-from pconv_jax.masks import protocol as masks_lib
+from pconv_jax.masks import augment, generator, protocol
 
 MAX_CANDIDATES_PER_MASK = 50  # from a folder: give up when the raw masks cannot fill a cell
 
@@ -39,7 +37,7 @@ def make_test_mask_set(
     threshold: float = 0.6,
     hole_is_white: bool = True,
     num_workers: int = 2,
-) -> list[masks_lib.MaskRecord]:
+) -> list[protocol.MaskRecord]:
     """Writes 12 * per_bucket masks and manifest.csv into a new or empty `out_dir`.
 
     Args:
@@ -63,12 +61,12 @@ def make_test_mask_set(
     if out.exists() and any(out.iterdir()):
         raise UserError(f"{out} is not empty; make-test-masks writes into a new folder")
     out.mkdir(parents=True, exist_ok=True)
-    margin = masks_lib.no_border_margin(size)
-    cells = [(b, border) for b in range(len(masks_lib.HOLE_RATIO_BUCKETS)) for border in (0, 1)]
+    margin = protocol.no_border_margin(size)
+    cells = [(b, border) for b in range(len(protocol.HOLE_RATIO_BUCKETS)) for border in (0, 1)]
     if from_dir is None:
         holes_by_index = _from_generator(size, per_bucket, seed, margin, cells, num_workers)
     else:
-        augmenter = mask_augment.RawMaskAugmenter(
+        augmenter = augment.RawMaskAugmenter(
             from_dir, size, threshold, hole_is_white, force_test_masks=True
         )
         holes_by_index = _from_folder(augmenter, per_bucket, seed, margin, cells)
@@ -80,14 +78,14 @@ def make_test_mask_set(
     for index, (name, holes) in enumerate(zip(names, holes_by_index)):
         bucket, border = cells[index // per_bucket]
         ratio = float(np.count_nonzero(holes)) / holes.size
-        distance = masks_lib.border_distance(holes)
+        distance = protocol.border_distance(holes)
         records.append(
-            masks_lib.MaskRecord(str(out / name), name[:-4], bucket, bool(border), ratio, distance)
+            protocol.MaskRecord(str(out / name), name[:-4], bucket, bool(border), ratio, distance)
         )
-    manifest = out / masks_lib.MANIFEST_NAME
+    manifest = out / protocol.MANIFEST_NAME
     with atomic.replacing(manifest) as temporary, open(temporary, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(masks_lib.MANIFEST_COLUMNS)
+        writer.writerow(protocol.MANIFEST_COLUMNS)
         for name, record in zip(names, records):
             writer.writerow(
                 [name, record.bucket, int(bool(record.border)), f"{record.hole_ratio:.6f}"]
@@ -99,8 +97,8 @@ def _from_generator(size, per_bucket, seed, margin, cells, num_workers) -> list[
     def draw(index: int) -> np.ndarray:
         bucket, border = cells[index // per_bucket]
         rng = np.random.default_rng([seed, index])
-        ratio = masks_lib.HOLE_RATIO_BUCKETS[bucket]
-        return mask_generator.generate_holes(rng, size, ratio, border=bool(border), margin=margin)
+        ratio = protocol.HOLE_RATIO_BUCKETS[bucket]
+        return generator.generate_holes(rng, size, ratio, border=bool(border), margin=margin)
 
     with concurrent.futures.ThreadPoolExecutor(max(1, num_workers)) as pool:
         return list(pool.map(draw, range(len(cells) * per_bucket)))
@@ -113,15 +111,15 @@ def _from_folder(augmenter, per_bucket, seed, margin, cells) -> list[np.ndarray]
         if all(len(v) == per_bucket for v in filled.values()):
             break
         holes = augmenter.sample_holes(np.random.default_rng([seed, attempt]))
-        touches = masks_lib.border_distance(holes) < margin
-        bucket = masks_lib.bucket_of(float(np.count_nonzero(holes)) / holes.size)
+        touches = protocol.border_distance(holes) < margin
+        bucket = protocol.bucket_of(float(np.count_nonzero(holes)) / holes.size)
         if touches and bucket is not None and len(filled[(bucket, 1)]) < per_bucket:
             filled[(bucket, 1)].append(holes)
             continue
         if touches:  # clear the border band, as NVIDIA's own "N" masks show
             holes = holes.copy()
             holes[:margin], holes[-margin:], holes[:, :margin], holes[:, -margin:] = 0, 0, 0, 0
-            bucket = masks_lib.bucket_of(float(np.count_nonzero(holes)) / holes.size)
+            bucket = protocol.bucket_of(float(np.count_nonzero(holes)) / holes.size)
         if bucket is not None and len(filled[(bucket, 0)]) < per_bucket:
             filled[(bucket, 0)].append(holes)
     short = {f"{b}{'B' if s else 'N'}": per_bucket - len(v) for (b, s), v in filled.items()}
