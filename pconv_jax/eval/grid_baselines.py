@@ -10,8 +10,9 @@ observed cell bit-identical and fills the missing ones from the observed cells o
   0 in a row with none.
 - nearest: the nearest observed cell on the sphere (scipy cKDTree on unit vectors).
 - linear: barycentric interpolation on the spherical Delaunay triangulation (`grid_linear`).
-- kriging: simple kriging, i.e. a Gaussian process with zero prior mean (the anomaly's mean),
-  scikit-learn's GaussianProcessRegressor on unit vectors with a Matern(nu=1.5) covariance in
+- kriging: simple kriging of the departures from each step's area-weighted mean of the observed
+  cells (so a constant field stays constant, as ordinary kriging guarantees), with
+  scikit-learn's GaussianProcessRegressor on unit vectors: a Matern(nu=1.5) covariance in
   chord distance plus a nugget (WhiteKernel). Hyperparameters are fitted once per coverage by
   maximum marginal likelihood over all T steps jointly (multi-output), on at most
   KRIGING_FIT_CELLS observed cells drawn at random (seeded); the prediction then conditions on
@@ -21,6 +22,8 @@ observed cell bit-identical and fills the missing ones from the observed cells o
 """
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 from scipy import spatial
@@ -107,17 +110,22 @@ def kriging(anomaly_thw, mask_hw, lat, lon) -> np.ndarray:
     """Missing cells get the Gaussian-process posterior mean (see the module docstring)."""
     observed, flat_tn = _split(anomaly_thw, mask_hw)
     points = sphere.grid_vectors(lat, lon)
+    weights_n = sphere.area_weights(lat, len(lon)).reshape(-1)[observed]
     values_nt = flat_tn[:, observed].T.astype(np.float64)
+    mean_t = weights_n @ values_nt / weights_n.sum()
+    values_nt = values_nt - mean_t
     rng = np.random.default_rng(KRIGING_SEED)
     count = min(KRIGING_FIT_CELLS, len(values_nt))
     fit_cells = np.sort(rng.choice(len(values_nt), size=count, replace=False))
     fitted = gaussian_process.GaussianProcessRegressor(kriging_kernel(), random_state=KRIGING_SEED)
     fitted.fit(points[observed][fit_cells], values_nt[fit_cells])
+    logging.getLogger(__name__).info("kriging: fitted covariance %s", fitted.kernel_)
     conditioning = _nearest_to_gaps(points, observed, KRIGING_CELLS)
     predictor = gaussian_process.GaussianProcessRegressor(fitted.kernel_, optimizer=None)
     predictor.fit(points[observed][conditioning], values_nt[conditioning])
     filled_mt = predictor.predict(points[~observed]).reshape(int((~observed).sum()), -1)
-    return _assemble(anomaly_thw, observed, filled_mt.T.astype(anomaly_thw.dtype))
+    filled_tm = filled_mt.T + mean_t[:, None]
+    return _assemble(anomaly_thw, observed, filled_tm.astype(anomaly_thw.dtype))
 
 
 BASELINES = {

@@ -48,7 +48,7 @@ def read_field(path: str | pathlib.Path, var: str) -> tuple:
         raise UserError(f"grid file not found: {path}")
     with xarray.open_dataset(path, decode_times=False) as dataset:
         if var not in dataset.data_vars:
-            raise UserError(f"{path}: no variable {var!r} (has {sorted(dataset.data_vars)})")
+            raise UserError(f"{path}: no variable {var!r} (has {sorted(map(str, dataset.data_vars))})")
         array = dataset[var]
         if array.dims[-2:] != ("lat", "lon") or array.ndim not in (2, 3):
             raise UserError(f"{path}: {var} must be [time,] lat, lon; got {array.dims}")
@@ -82,7 +82,8 @@ def coverage_patterns(
             try:
                 fraction = float(value)
             except ValueError:
-                raise UserError(f"--coverage {spec}: expected {kind}:FRACTION, e.g. {kind}:0.3")
+                message = f"--coverage {spec}: expected {kind}:FRACTION, e.g. {kind}:0.3"
+                raise UserError(message) from None
             patterns[spec] = GENERATED[kind](lat, lon, fraction, seed=seed)
         else:
             path, _, var = spec.partition(".nc:")
@@ -130,7 +131,8 @@ def evaluate_grid(
         mean_hw = climatology_of(climatology_path, var, lat, lon)
     anomaly = (values - mean_hw)[:limit]
     patterns = coverage_patterns(coverage_specs, lat, lon, seed)
-    methods = methods or grid_baselines.BASELINES
+    if methods is None:
+        methods = dict(grid_baselines.BASELINES)
     rows = []
     for name, mask in patterns.items():
         fills = {}

@@ -44,9 +44,9 @@ def _search(vertices: np.ndarray, simplices: np.ndarray, points: np.ndarray) -> 
         weights[todo[inside]] = w[inside]
     for i in np.flatnonzero(facet < 0):  # rare: a long thin facet far from its centroid
         w = _weights(vertices[simplices], np.broadcast_to(points[i], (len(simplices), 3)))
-        inside = np.flatnonzero((w >= -TOLERANCE).all(axis=1))
-        if inside.size:
-            facet[i], weights[i] = inside[0], w[inside[0]]
+        hits = np.flatnonzero((w >= -TOLERANCE).all(axis=1))
+        if hits.size:
+            facet[i], weights[i] = hits[0], w[hits[0]]
     return facet, weights
 
 

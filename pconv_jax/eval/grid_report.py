@@ -15,15 +15,11 @@ import json
 import pathlib
 import re
 
-import matplotlib
+import matplotlib.figure
+import numpy as np
 
-matplotlib.use("Agg")
-from matplotlib import pyplot  # noqa: E402  (after choosing the file-only backend)
-
-from pconv_jax.errors import UserError  # noqa: E402
-from pconv_jax.eval import grid_scores  # noqa: E402
-
-import numpy as np  # noqa: E402
+from pconv_jax.errors import UserError
+from pconv_jax.eval import grid_scores
 
 COLUMNS = (
     ("coverage", "coverage", "{}"),
@@ -123,7 +119,6 @@ def _edges(centres: np.ndarray, low: float, high: float) -> np.ndarray:
 def _save(figure, path: pathlib.Path) -> None:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
-    pyplot.close(figure)
     _write(path, buffer.getvalue())
 
 
@@ -138,7 +133,9 @@ def write_figures(out, coverage, truth, mask, lat, lon, years, fills: dict) -> N
     lon_edges = _edges(lon, lon[0] - 180.0, lon[-1] + 180.0)
     columns = 3
     rows = -(-(len(fills) + 1) // columns)
-    figure, axes = pyplot.subplots(rows, columns, figsize=(5 * columns, 2.8 * rows), squeeze=False)
+    # A bare Figure (no pyplot): no global backend or window state, nothing to close.
+    figure = matplotlib.figure.Figure(figsize=(5 * columns, 2.8 * rows))
+    axes = figure.subplots(rows, columns, squeeze=False)
     shown = axes[0, 0].pcolormesh(lon_edges, lat_edges, mask, cmap="Greys", vmin=0, vmax=1.4)
     figure.colorbar(shown, ax=axes[0, 0], ticks=(0, 1), label="observed", fraction=0.04)
     axes[0, 0].set_title(f"coverage: dark = observed ({mask.mean():.1%} of cells)", fontsize=9)
@@ -161,7 +158,8 @@ def write_figures(out, coverage, truth, mask, lat, lon, years, fills: dict) -> N
     figure.tight_layout()
     _save(figure, pathlib.Path(out) / f"error_map_{slug(coverage)}.png")
 
-    figure, axis = pyplot.subplots(figsize=(10, 4))
+    figure = matplotlib.figure.Figure(figsize=(10, 4))
+    axis = figure.subplots()
     axis.plot(years, grid_scores.global_means(truth, lat), color="black", lw=2.5, label="truth")
     for method, fill in fills.items():
         series = grid_scores.global_means(grid_scores.composite(truth, fill, mask), lat)

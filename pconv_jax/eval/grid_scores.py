@@ -82,10 +82,10 @@ def score(
     error = (prediction - truth)[missing]
     w = weights[missing]
     patterns = [
-        _weighted_correlation(prediction[t][missing[t]], truth[t][missing[t]], weights[t][missing[t]])
-        for t in range(truth.shape[0])
-        if missing[t].any()
-    ]  # fmt: skip
+        _weighted_correlation(prediction[t][hole], truth[t][hole], weights[t][hole])
+        for t, hole in enumerate(missing)
+        if hole.any()
+    ]
     truth_series = global_means(truth, lat)
     infilled_series = global_means(composite(truth, prediction, mask), lat)
     series_error = infilled_series - truth_series

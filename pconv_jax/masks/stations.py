@@ -52,9 +52,9 @@ def station_coverage(
     target = int(np.ceil(observed_fraction * observed.size))
     while observed.sum() < target:
         # Uniform over the sphere's area: sin(latitude) is uniform on [-1, 1].
-        station_lat = np.rad2deg(np.arcsin(rng.uniform(-1.0, 1.0)))
-        station_lon = rng.uniform(0.0, 360.0)
-        station = sphere.unit_vectors(station_lat, station_lon)
+        station_lat = np.rad2deg(np.arcsin(rng.uniform(-1.0, 1.0, size=1)))
+        station_lon = rng.uniform(0.0, 360.0, size=1)
+        station = sphere.unit_vectors(station_lat, station_lon)[0]
         observed[tree.query_ball_point(station, chord)] = True
         # A radius smaller than the cell spacing can miss every centre: take the nearest cell.
         observed[tree.query(station)[1]] = True
