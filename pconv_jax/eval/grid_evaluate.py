@@ -48,7 +48,9 @@ def read_field(path: str | pathlib.Path, var: str) -> tuple:
         raise UserError(f"grid file not found: {path}")
     with xarray.open_dataset(path, decode_times=False) as dataset:
         if var not in dataset.data_vars:
-            raise UserError(f"{path}: no variable {var!r} (has {sorted(map(str, dataset.data_vars))})")
+            raise UserError(
+                f"{path}: no variable {var!r} (has {sorted(map(str, dataset.data_vars))})"
+            )
         array = dataset[var]
         if array.dims[-2:] != ("lat", "lon") or array.ndim not in (2, 3):
             raise UserError(f"{path}: {var} must be [time,] lat, lon; got {array.dims}")

@@ -56,7 +56,9 @@ def _coordinate(dataset: xarray.Dataset, names: tuple[str, ...], path: pathlib.P
 def _variable(dataset: xarray.Dataset, var: str | None, path: pathlib.Path) -> xarray.DataArray:
     if var is not None:
         if var not in dataset.data_vars:
-            raise UserError(f"{path}: no variable {var!r} (has {sorted(map(str, dataset.data_vars))})")
+            raise UserError(
+                f"{path}: no variable {var!r} (has {sorted(map(str, dataset.data_vars))})"
+            )
         return dataset[var]
     gridded = [n for n in dataset.data_vars if {"lat", "lon"} <= set(dataset[n].dims)]
     gridded = gridded or [n for n in dataset.data_vars if dataset[n].ndim >= 2]
