@@ -6,8 +6,10 @@ from __future__ import annotations
 import argparse
 
 from pconv_jax.errors import UserError
-from pconv_jax.eval import grid_evaluate
 
+# The keys of pconv_jax.eval.grid_baselines.BASELINES, named here so that `pconv` starts without
+# importing xarray, scikit-learn and matplotlib (a test keeps the two equal).
+METHODS = ("climatology", "zonal", "nearest", "linear", "kriging")
 GRID_FLAGS = ("var", "coverage", "climatology")  # meaningful only with --grid
 IMAGE_FLAGS = ("images", "masks", "protocol_given", "export_pairs", "pairs", "predictions") + (
     "name", "step", "split", "fid_weights", "grouping", "batch_size")  # fmt: skip
@@ -17,8 +19,7 @@ def add_grid_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "gridded fields (--grid)",
         "score infilling of complete NetCDF fields under coverage masks, over the missing cells, "
-        "area-weighted; --method (repeatable, default every grid baseline): "
-        + ", ".join(grid_evaluate.METHODS),
+        "area-weighted; --method (repeatable, default every grid baseline): " + ", ".join(METHODS),
     )
     group.add_argument("--grid", metavar="TRUTH.nc", help="complete fields [time, lat, lon]")
     group.add_argument("--var", help="--grid: the variable, e.g. TREFHT")
@@ -54,14 +55,17 @@ def cmd_evaluate_grid(args) -> int:
     if args.checkpoint:
         raise UserError("pconv evaluate --grid --checkpoint: scoring a trained model on grids "
                         "needs the gridded Infiller, which is not on this branch yet")  # fmt: skip
-    methods = list(dict.fromkeys(args.method or grid_evaluate.METHODS))
-    unknown = [m for m in methods if m not in grid_evaluate.METHODS]
+    # Imported here: xarray, scikit-learn and matplotlib load only for gridded evaluations.
+    from pconv_jax.eval import grid_baselines, grid_evaluate
+
+    methods = list(dict.fromkeys(args.method or METHODS))
+    unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise UserError(f"--grid: unknown --method {', '.join(unknown)}; expected one of "
-                        f"{', '.join(grid_evaluate.METHODS)}")  # fmt: skip
+                        f"{', '.join(METHODS)}")  # fmt: skip
     rows = grid_evaluate.evaluate_grid(
         args.grid, args.var, args.coverage, args.out,
-        methods={m: grid_evaluate.grid_baselines.BASELINES[m] for m in methods},
+        methods={m: grid_baselines.BASELINES[m] for m in methods},
         climatology_path=args.climatology, seed=args.seed, limit=args.limit,
     )  # fmt: skip
     with open(f"{args.out}/table.md", encoding="utf-8") as table:

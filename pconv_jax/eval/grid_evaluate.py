@@ -23,7 +23,6 @@ from pconv_jax.errors import UserError
 from pconv_jax.eval import grid_baselines, grid_report, grid_scores
 from pconv_jax.masks import coverage, sphere, stations
 
-METHODS = tuple(grid_baselines.BASELINES)
 GENERATED = {"stations": stations.station_coverage, "random": stations.random_cells}
 
 # fill(anomaly [T, H, W], mask [H, W], lat [H], lon [W]) -> anomaly [T, H, W]

@@ -109,3 +109,10 @@ def test_hadcrut4_1877_coverage_on_the_t42_grid(tmp_path):
     assert mask.shape == (64, 128)
     # Source: 23.4 % of HadCRUT4's 72 x 72 cells; nearest-cell regridding keeps it near that.
     assert 0.21 < mask.mean() < 0.25
+
+
+def test_the_cli_names_every_grid_baseline():
+    from pconv_jax.cli import grid_evaluation
+    from pconv_jax.eval import grid_baselines
+
+    assert grid_evaluation.METHODS == tuple(grid_baselines.BASELINES)
