@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import xarray
 
-from pconv_jax.data import grids
+from pconv_jax.data import grid_masks, grids
 from pconv_jax.errors import UserError
 
 
@@ -110,3 +110,31 @@ def test_streamed_statistics_equal_the_whole_array_ones(tmp_path):
     dataset.to_netcdf(tmp_path / "empty.nc")
     with pytest.raises(UserError, match="tas: no observed value"):
         grids.file_channel_statistics(tmp_path / "empty.nc", ["tas"])
+
+
+def test_mask_files_per_step_or_steady_and_their_shape_checks(tmp_path):
+    values = np.ones((3, 2, 4), np.float32)
+    data = grids.select_grid(_dataset(values))
+    per_step = (np.arange(3 * 2 * 4).reshape(3, 2, 4) % 2).astype(np.float32)
+    per_step[1, 0, 0] = np.nan  # NaN in a mask counts as 0 (missing)
+    _dataset(per_step, name="cover").to_netcdf(tmp_path / "steps.nc")  # its only variable
+    opened = grid_masks.open_mask_file(tmp_path / "steps.nc", data)
+    expected = np.nan_to_num(per_step)[1:3, ..., None]
+    np.testing.assert_array_equal(opened.steps(1, 3), expected)
+    opened.close()
+    land = _dataset(per_step[:1])  # one step: a steady mask, same for every data step
+    land.to_netcdf(tmp_path / "land.nc")
+    steady = grid_masks.open_mask_file(tmp_path / "land.nc", data)
+    np.testing.assert_array_equal(steady.steps(0, 3), np.repeat(per_step[:1, ..., None], 3, 0))
+    steady.close()
+    _dataset(np.ones((3, 4, 2), np.float32)).to_netcdf(tmp_path / "wide.nc")
+    with pytest.raises(UserError, match="4x2 grid .* the data's is 2x4"):
+        grid_masks.open_mask_file(tmp_path / "wide.nc", data)
+    _dataset(np.ones((2, 2, 4), np.float32)).to_netcdf(tmp_path / "two.nc")
+    with pytest.raises(UserError, match="2 time steps; the data has 3"):
+        grid_masks.open_mask_file(tmp_path / "two.nc", data)
+    _dataset(np.full((1, 2, 4), 0.5, np.float32)).to_netcdf(tmp_path / "half.nc")
+    half = grid_masks.open_mask_file(tmp_path / "half.nc", data)
+    with pytest.raises(UserError, match="other than 0 and 1"):
+        half.steps(0, 1)
+    half.close()
