@@ -20,6 +20,7 @@ from pconv_jax.errors import UserError
 from pconv_jax.inference.infiller import Infiller
 from pconv_jax.nn.model import build_model
 from pconv_jax.store import trained
+
 from tolerances import EPS32, network_atol
 
 HEIGHT, WIDTH = 6, 10  # not multiples of 2**num_layers: the model takes any size
