@@ -18,7 +18,6 @@ the attribute `steps_without_observation` (their indices along `time`) to that v
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import pathlib
 
@@ -26,47 +25,10 @@ import numpy as np
 
 from pconv_jax.config import ModelConfig
 from pconv_jax.errors import UserError
+from pconv_jax.inference import grid_files
+from pconv_jax.inference.grid_files import InfillReport, check_grid
 from pconv_jax.inference.jax_forward import JaxForward
 from pconv_jax.store import trained
-
-
-@dataclasses.dataclass(frozen=True)
-class InfillReport:
-    """What `Infiller.infill_file` did.
-
-    Attributes:
-      output: the file written.
-      names: the infilled variables.
-      num_steps: time steps infilled.
-      infilled_cells: cells filled by the network, per variable.
-      empty_steps: per variable, the time indices that had no observed cell.
-    """
-
-    output: pathlib.Path
-    names: tuple[str, ...]
-    num_steps: int
-    infilled_cells: dict[str, int]
-    empty_steps: dict[str, list[int]]
-
-
-def check_grid(model: ModelConfig, channels: int, grid_shape: tuple[int, int]) -> None:
-    """UserError unless a model built from `model` takes `channels` variables on `grid_shape`."""
-    if channels != model.in_channels:
-        raise UserError(
-            f"the model takes {model.in_channels} input channel(s) (variables); got {channels}"
-        )
-    if model.out_channels > model.in_channels:
-        raise UserError(
-            f"the model outputs {model.out_channels} channels from {model.in_channels}: infilling "
-            "needs each output channel to fill an input variable"
-        )
-    multiple = 2**model.num_layers
-    height, width = grid_shape
-    if model.input_sizes == "multiple" and (height % multiple or width % multiple):
-        raise UserError(
-            f"the {height}x{width} grid does not divide by 2**num_layers = {multiple}: this model "
-            f"(num_layers={model.num_layers}, input_sizes='multiple') cannot take it"
-        )
 
 
 class Infiller:
@@ -146,8 +108,6 @@ class Infiller:
         """Infills variables `names` (default: the file's one gridded variable) of a NetCDF/Zarr
         file into a NetCDF file, `batch_size` time steps at a time (see
         `inference.grid_files.infill_file`)."""
-        from pconv_jax.inference import grid_files
-
         return grid_files.infill_file(
             self,
             pathlib.Path(source),

@@ -241,3 +241,17 @@ def test_two_devices_give_the_one_device_result(export, tmp_path):
     # one-device program's, so only float32 reassociation inside XLA could differ
     _assert_close(filled, _expected(export, tas, other))
     assert np.isfinite(filled).all()
+
+
+def test_a_grid_too_narrow_for_the_global_padding_is_refused_as_the_model_would(export):
+    infiller = Infiller.load(export)
+    loaded = trained.load(export)
+    # kernels 7, 5 (num_layers 2): enc1 wraps 3 columns of the full width, enc2 2 of ceil(W/2)
+    narrow = np.ones((1, 4, 2, 2), np.float32)  # enc1 would wrap 3 columns of 2
+    with pytest.raises(UserError, match="too narrow for the model's depth: level 1 is 2 cells"):
+        infiller(narrow)
+    with pytest.raises(ValueError, match="wraps 3 columns"):  # the model itself agrees
+        loaded.model.apply(loaded.variables, narrow, np.ones_like(narrow))
+    just_wide = np.full((1, 4, 3, 2), 0.5, np.float32)  # 3 >= 3, then ceil(3/2) = 2 >= 2
+    just_wide[0, 0, 0, 0] = np.nan
+    assert np.isfinite(infiller(just_wide)).all()
