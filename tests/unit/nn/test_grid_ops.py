@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from pconv_jax.nn import grid_ops
 from pconv_jax.nn.layers import PartialConv
+
 from tolerances import sum_atol
 from torch_ref import crai
 
