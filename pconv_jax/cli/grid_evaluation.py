@@ -11,7 +11,7 @@ from pconv_jax.errors import UserError
 # importing xarray, scikit-learn and matplotlib (a test keeps the two equal).
 METHODS = ("climatology", "zonal", "nearest", "linear", "kriging")
 MODEL = "pconv"  # the row of the --checkpoint model (the image evaluation's name for it)
-GRID_FLAGS = ("var", "coverage", "climatology")  # meaningful only with --grid
+GRID_FLAGS = ("var", "coverage", "climatology", "model_anomalies")  # meaningful only with --grid
 IMAGE_FLAGS = ("images", "masks", "protocol_given", "export_pairs", "pairs", "predictions") + (
     "name", "step", "split", "fid_weights", "grouping", "batch_size")  # fmt: skip
 
@@ -39,6 +39,12 @@ def add_grid_args(parser: argparse.ArgumentParser) -> None:
         "--climatology",
         metavar="FILE.nc",
         help="--grid: anomalies against this file's time mean per cell (default: the truth's own)",
+    )
+    group.add_argument(
+        "--model-anomalies",
+        action="store_true",
+        help="--grid --checkpoint: the model infills anomalies (as CRAI's 20crtasgn72 does), not "
+        "values in the file's units",
     )
 
 
@@ -75,6 +81,7 @@ def cmd_evaluate_grid(args) -> int:
     rows = grid_evaluate.evaluate_grid(
         args.grid, args.var, args.coverage, args.out,
         methods={m: grid_baselines.BASELINES[m] for m in methods}, models=models,
+        model_anomalies=args.model_anomalies,
         climatology_path=args.climatology, seed=args.seed, limit=args.limit,
     )  # fmt: skip
     with open(f"{args.out}/table.md", encoding="utf-8") as table:

@@ -34,7 +34,8 @@ Infill = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 def model_fill(infill: Infill, climatology_hw: np.ndarray) -> Fill:
     """A Fill from a model that infills values in the file's units (what `pconv infill` does to
-    a file): it gets anomaly + climatology, and its output minus the climatology is scored."""
+    a file): it gets anomaly + climatology, and its output minus the climatology is scored.
+    A model that infills anomalies (CRAI's 20crtasgn72) takes `climatology_hw` = 0."""
 
     def fill(anomaly_thw, mask_hw, lat, lon):
         values = (anomaly_thw + climatology_hw)[..., None]
@@ -121,6 +122,7 @@ def evaluate_grid(
     out,
     methods: dict[str, Fill] | None = None,
     models: Mapping[str, Infill] | None = None,
+    model_anomalies: bool = False,
     climatology_path=None,
     seed: int = 0,
     limit: int | None = None,
@@ -133,6 +135,7 @@ def evaluate_grid(
       out: a folder that holds no earlier results.
       methods: {name: fill of anomalies} (default: every baseline; {} for none).
       models: {name: infill of values in the file's units}, e.g. an `Infiller` (`model_fill`).
+      model_anomalies: the models infill anomalies instead (they get and return anomalies).
       climatology_path: anomalies against this file's time mean (default: the truth's own).
       seed: seed of the generated coverage patterns.
       limit: score only the first `limit` time steps.
@@ -150,7 +153,8 @@ def evaluate_grid(
     anomaly = (values - mean_hw)[:limit]
     patterns = coverage_patterns(coverage_specs, lat, lon, seed)
     methods = dict(grid_baselines.BASELINES if methods is None else methods)
-    methods |= {name: model_fill(infill, mean_hw) for name, infill in (models or {}).items()}
+    offset_hw = np.zeros_like(mean_hw) if model_anomalies else mean_hw
+    methods |= {name: model_fill(infill, offset_hw) for name, infill in (models or {}).items()}
     if not methods:
         raise UserError("nothing to evaluate: give a baseline or a model")
     rows = []
@@ -171,6 +175,7 @@ def evaluate_grid(
         truth=str(truth_path), var=var, time_steps=int(anomaly.shape[0]), coverage=coverage_specs,
         climatology=str(climatology_path) if climatology_path else "the truth's own time mean",
         seed=seed, methods=list(methods),
+        model_input="anomalies" if model_anomalies else "values in the file's units",
     )  # fmt: skip
     grid_report.write_tables(out, rows, settings)
     return rows

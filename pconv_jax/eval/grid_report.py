@@ -15,6 +15,7 @@ import json
 import pathlib
 import re
 
+import matplotlib.colors
 import matplotlib.figure
 import numpy as np
 
@@ -131,14 +132,16 @@ def write_figures(out, coverage, truth, mask, lat, lon, years, fills: dict) -> N
     """
     lat_edges = _edges(lat, -90.0, 90.0)
     lon_edges = _edges(lon, lon[0] - 180.0, lon[-1] + 180.0)
-    columns = 3
+    columns = min(3, len(fills) + 1)
     rows = -(-(len(fills) + 1) // columns)
     # A bare Figure (no pyplot): no global backend or window state, nothing to close.
     figure = matplotlib.figure.Figure(figsize=(5 * columns, 2.8 * rows))
     axes = figure.subplots(rows, columns, squeeze=False)
-    shown = axes[0, 0].pcolormesh(lon_edges, lat_edges, mask, cmap="Greys", vmin=0, vmax=1.4)
-    figure.colorbar(shown, ax=axes[0, 0], ticks=(0, 1), label="observed", fraction=0.04)
-    axes[0, 0].set_title(f"coverage: dark = observed ({mask.mean():.1%} of cells)", fontsize=9)
+    two_tone = matplotlib.colors.ListedColormap(["white", "0.35"])
+    shown = axes[0, 0].pcolormesh(lon_edges, lat_edges, mask, cmap=two_tone, vmin=-0.5, vmax=1.5)
+    legend = figure.colorbar(shown, ax=axes[0, 0], ticks=(0, 1), fraction=0.04)
+    legend.ax.set_yticklabels(["missing", "observed"])
+    axes[0, 0].set_title(f"coverage: {mask.mean():.1%} of cells observed", fontsize=9)
     maps = {m: np.sqrt(((f - truth) ** 2).mean(axis=0)) for m, f in fills.items()}
     top = max(float(np.percentile(e[mask == 0], 99)) for e in maps.values()) or 1.0
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.8")

@@ -174,3 +174,21 @@ def test_checkpoint_scores_a_gridded_model_as_the_pconv_row(truth, tmp_path):
     weights = np.broadcast_to(sphere.area_weights(LAT, len(LON)), values.shape)[hole]
     expected = np.sqrt(np.sum(weights * (output - values)[hole] ** 2) / np.sum(weights))
     assert row["rmse"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_a_model_of_anomalies_gets_anomalies(truth, tmp_path):
+    from pconv_jax.eval import grid_evaluate
+
+    path, values = truth
+    seen = []
+
+    def same(values_nhw1, mask_nhw1):
+        seen.append(values_nhw1.copy())
+        return values_nhw1 - 0.5
+
+    rows = grid_evaluate.evaluate_grid(
+        path, "TREFHT", ["random:0.5"], tmp_path / "o", methods={}, models={"m": same},
+        model_anomalies=True,
+    )  # fmt: skip
+    np.testing.assert_allclose(seen[0][..., 0], values - values.mean(axis=0), atol=1e-12)
+    assert rows[0]["bias"] == pytest.approx(-0.5)
