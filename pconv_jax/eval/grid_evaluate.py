@@ -144,7 +144,8 @@ def evaluate_grid(
       One row per (coverage, method): names, observed fractions, seconds, and the SCORES.
     """
     out = pathlib.Path(out)
-    grid_report.check_new(out)
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit must be at least 1, got {limit}")
     values, lat, lon, years = read_field(truth_path, var)
     if climatology_path is None:
         mean_hw = values.mean(axis=0)
@@ -157,11 +158,13 @@ def evaluate_grid(
     methods |= {name: model_fill(infill, offset_hw) for name, infill in (models or {}).items()}
     if not methods:
         raise UserError("nothing to evaluate: give a baseline or a model")
+    for name, mask in patterns.items():
+        if mask.all() or not mask.any():
+            raise UserError(f"coverage {name} observes {'every' if mask.any() else 'no'} cell")
+    grid_report.check_new(out)  # after every check of the input: no empty folder on an error
     rows = []
     for name, mask in patterns.items():
         fills = {}
-        if mask.all() or not mask.any():
-            raise UserError(f"coverage {name} observes {'every' if mask.any() else 'no'} cell")
         cells, area = fraction_observed(mask, lat)
         for method, fill in methods.items():
             start = time.perf_counter()

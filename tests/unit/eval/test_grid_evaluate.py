@@ -74,6 +74,7 @@ def test_grid_evaluation_writes_tables_and_figures(truth, tmp_path, capsys):
         (["--coverage", "random:0.5", "--method", "pconv"], "needs --checkpoint"),
         (["--coverage", "missing.nc"], "coverage file not found"),
         ([], "needs --coverage"),
+        (["--coverage", "random:0.5", "--limit", "0"], "--limit must be at least 1"),
     ],
 )
 def test_bad_grid_input_is_one_line(truth, tmp_path, capsys, extra, message):
@@ -81,6 +82,7 @@ def test_bad_grid_input_is_one_line(truth, tmp_path, capsys, extra, message):
     assert _run(*args) == 2
     error = capsys.readouterr().err
     assert message in error and error.count("\n") == 1
+    assert not (tmp_path / "o").exists()  # nothing written on bad input
 
 
 def test_grid_flags_without_grid_and_a_wrong_variable_are_refused(truth, tmp_path, capsys):
