@@ -255,3 +255,24 @@ def test_a_grid_too_narrow_for_the_global_padding_is_refused_as_the_model_would(
     just_wide = np.full((1, 4, 3, 2), 0.5, np.float32)  # 3 >= 3, then ceil(3/2) = 2 >= 2
     just_wide[0, 0, 0, 0] = np.nan
     assert np.isfinite(infiller(just_wide)).all()
+
+
+def test_a_zarr_store_in_slices_of_uneven_length_compiles_once(export, tmp_path):
+    tas, other = _fields(5, seed=6)
+    _write(tmp_path / "obs.nc", tas, other)
+    with xarray.open_dataset(tmp_path / "obs.nc") as dataset:
+        dataset.load().to_zarr(tmp_path / "obs.zarr")
+    infiller = Infiller.load(export)
+    report = infiller.infill_file(
+        tmp_path / "obs.zarr", tmp_path / "out.nc", ["tas", "sic"], batch_size=2, progress=False
+    )
+    assert report.num_steps == 5  # slices of 2, 2 and 1 steps, the last padded to 2
+    assert infiller.forward.num_compilations == 1
+    with xarray.open_dataset(tmp_path / "out.nc") as result:
+        _assert_close(result["tas"].values, _expected(export, tas, other))
+    # the array API takes one mask for all channels too ([N,H,W,1])
+    everywhere = np.ones((5, HEIGHT, WIDTH, 1), np.float32)
+    np.testing.assert_array_equal(
+        infiller(np.stack([tas, other], -1), everywhere, batch_size=2),
+        infiller(np.stack([tas, other], -1), batch_size=2),
+    )
