@@ -1,6 +1,7 @@
 """Infilling gridded data: a trained gridded model applied to arrays or to NetCDF/Zarr files.
 
-The model (`pconv train` on grids, or `pconv convert --from crai`) maps values in physical units
+The model (a `pconv convert --from crai` export, or any model whose `ModelConfig` sets
+`in_channels`/`out_channels` for the variables) maps values in physical units
 and a mask (1 = observed) to a full field, normalising inside itself (`ModelConfig.channel_mean`,
 `channel_std`). The `Infiller` feeds it the observed values (gaps set to 0, which the partial
 convolutions ignore) and composites, as CRAI's evaluation does (`mask * image + (1 - mask) *
