@@ -78,6 +78,8 @@ def check_output(source: pathlib.Path, output: pathlib.Path, overwrite: bool) ->
     """UserError for an output that would replace a file the user has, unless `overwrite`."""
     if output.suffix.lower() not in (".nc", ".nc4"):
         raise UserError(f"the output is a NetCDF file (.nc); got {output}")
+    if not output.parent.is_dir():
+        raise UserError(f"no folder {output.parent} for the output {output.name}")
     if overwrite:
         return
     if output.resolve() == source.resolve():
@@ -127,15 +129,18 @@ def infill_file(
         filled = dataclasses.replace(layout, names=layout.names[: infiller.config.out_channels])
         if mask_file is not None:
             masks = grid_masks.open_mask_file(mask_file, layout)
+        # one compiled shape: every slice is padded to batch_size, a multiple of the devices
         unit = infiller.forward.batch_unit
-        batch_size = -(-batch_size // unit) * unit
+        batch_size = -(-min(batch_size, layout.num_samples) // unit) * unit
         stamp = datetime.datetime.now(datetime.UTC).strftime("%a %b %d %H:%M:%S %Y")
         temporary = temporary_path(output)
-        writer = GridWriter(dataset, filled, temporary, f"{stamp}: {history}", write_mask)
+        writer = None
         try:
+            writer = GridWriter(dataset, filled, temporary, f"{stamp}: {history}", write_mask)
             report = _run(infiller, dataset, layout, masks, writer, batch_size, progress, output)
         except BaseException:
-            writer.abandon()
+            if writer is not None:
+                writer.abandon()
             temporary.unlink(missing_ok=True)
             raise
     finally:
@@ -159,7 +164,7 @@ def _run(infiller, dataset, layout, masks, writer, batch_size, progress, output)
             observed_total += observed.sum(axis=(0, 1, 2))
             if masks is not None:
                 observed &= masks.steps(start, stop) > 0.5
-            result = infiller(values, observed.astype(np.float32))
+            result = infiller(values, observed.astype(np.float32), batch_size=batch_size)
             writer.write(start, result, observed[..., :out])
             infilled += (~observed[..., :out]).sum(axis=(0, 1, 2))
             for c in range(out):

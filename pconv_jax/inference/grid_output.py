@@ -30,6 +30,14 @@ def temporary_path(path: pathlib.Path) -> pathlib.Path:
     return path.with_name(f".{path.name}.{os.getpid()}.part")
 
 
+def _coordinates(array) -> str:
+    """A variable's CF `coordinates` attribute: as read, else its auxiliary (non-dimension)
+    coordinates, e.g. "lat lon" on a curvilinear grid; "" when it has none."""
+    if array.encoding.get("coordinates"):
+        return str(array.encoding["coordinates"])
+    return " ".join(str(c) for c in array.coords if c not in array.dims)
+
+
 class GridWriter:
     """The output file under construction: `write(start, infilled, mask)` per slice, then
     `finish(attributes)`, which closes the file (the caller renames it)."""
@@ -58,6 +66,11 @@ class GridWriter:
                 variable.encoding["_FillValue"] = None
         skeleton.to_netcdf(path, format="NETCDF4", engine="netcdf4")
         self.file = netCDF4.Dataset(path, "a")
+        if "coordinates" in self.file.ncattrs() and "coordinates" not in dataset.attrs:
+            # xarray lists auxiliary coordinates no written variable names (those of the
+            # infilled ones) globally; they go back on their variables in _create
+            self.file.delncattr("coordinates")
+        self.coordinates = {name: _coordinates(dataset[name]) for name in layout.names}
         unlimited = set(dataset.encoding.get("unlimited_dims", ()))
         for dim in layout.dims:
             if dim not in self.file.dimensions:
@@ -90,6 +103,8 @@ class GridWriter:
         if storage.get("contiguous"):
             storage.pop("chunksizes", None)
         attrs = dict(first.attrs)
+        if self.coordinates[name]:
+            attrs["coordinates"] = self.coordinates[name]
         fill = attrs.pop("_FillValue", None)
         variable = self.file.createVariable(
             name,

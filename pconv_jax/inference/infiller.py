@@ -1,6 +1,7 @@
 """Infilling gridded data: a trained gridded model applied to arrays or to NetCDF/Zarr files.
 
-The model (`pconv train` on grids, or `pconv convert --from crai`) maps values in physical units
+The model (a `pconv convert --from crai` export, or any model whose `ModelConfig` sets
+`in_channels`/`out_channels` for the variables) maps values in physical units
 and a mask (1 = observed) to a full field, normalising inside itself (`ModelConfig.channel_mean`,
 `channel_std`). The `Infiller` feeds it the observed values (gaps set to 0, which the partial
 convolutions ignore) and composites, as CRAI's evaluation does (`mask * image + (1 - mask) *
@@ -54,14 +55,21 @@ class Infiller:
         return cls(model.config.model, forward, model.source)
 
     def __call__(
-        self, values_NxHxWxC: np.ndarray, mask_NxHxWxC: np.ndarray | None = None
+        self,
+        values_NxHxWxC: np.ndarray,
+        mask_NxHxWxC: np.ndarray | None = None,
+        batch_size: int | None = None,
     ) -> np.ndarray:
         """Infills the gaps of `values`.
 
         Args:
           values_NxHxWxC: physical values, NaN where missing (any float dtype).
-          mask_NxHxWxC: optional, 1 = observed, 0 = fill; a cell is observed only where it is 1
-            and the value is finite. Default: observed where finite.
+          mask_NxHxWxC: optional, [N,H,W,C] or [N,H,W,1] (all channels), 1 = observed, 0 = fill;
+            a cell is observed only where it is 1 and the value is finite. Default: observed
+            where finite.
+          batch_size: pad the batch to this many samples (>= N, a multiple of the device count),
+            so that slices of different lengths share one compilation; default: N rounded up
+            to a multiple of the device count.
         Returns:
           [N, H, W, out_channels] in the dtype of `values`: the input values bit for bit where
           observed, the network's output elsewhere.
@@ -75,18 +83,22 @@ class Infiller:
         observed = np.isfinite(values)
         if mask_NxHxWxC is not None:
             mask = np.asarray(mask_NxHxWxC)
-            if mask.shape != values.shape:
-                raise UserError(f"mask shape {mask.shape} differs from the values' {values.shape}")
+            if mask.shape not in (values.shape, values.shape[:3] + (1,)):
+                raise UserError(
+                    f"mask shape {mask.shape} fits neither the values' {values.shape} nor "
+                    f"{values.shape[:3] + (1,)}"
+                )
             observed &= mask > 0.5
-        output = self._network(values, observed)
+        output = self._network(values, observed, batch_size or values.shape[0])
         out = self.config.out_channels
         return np.where(observed[..., :out], values[..., :out], output.astype(values.dtype))
 
-    def _network(self, values: np.ndarray, observed: np.ndarray) -> np.ndarray:
-        """The raw output, float32 [N,H,W,out_channels]: batches padded to the device count."""
+    def _network(self, values: np.ndarray, observed: np.ndarray, batch: int) -> np.ndarray:
+        """The raw output, float32 [N,H,W,out_channels]: the batch padded to `batch` samples
+        rounded up to a multiple of the device count."""
         n = values.shape[0]
         unit = self.forward.batch_unit
-        padded = -(-n // unit) * unit
+        padded = -(-max(n, batch) // unit) * unit
         index = np.minimum(np.arange(padded), n - 1)  # repeat the last sample as padding
         inputs = np.where(observed, values, 0.0).astype(np.float32)[index]
         mask = observed.astype(np.float32)[index]

@@ -78,3 +78,26 @@ def test_slices_are_written_with_the_input_encoding_and_order(tmp_path):
     assert raw_out.title == "packed"
     raw_in.close()
     raw_out.close()
+
+
+def test_auxiliary_coordinates_stay_on_the_infilled_variable(tmp_path):
+    # a curvilinear grid: lat and lon are 2-D auxiliary coordinates named by `coordinates`
+    dataset = xarray.Dataset(
+        {"tas": (("time", "y", "x"), np.ones((2, 3, 4), np.float32))},
+        coords={
+            "time": ("time", [0.0, 1.0], {"units": "days since 2000-01-01"}),
+            "lat": (("y", "x"), np.arange(12.0).reshape(3, 4)),
+            "lon": (("y", "x"), np.arange(12.0).reshape(3, 4) * 2),
+        },
+    )
+    dataset.to_netcdf(tmp_path / "in.nc")
+    opened = grids.open_grid(tmp_path / "in.nc")
+    writer = GridWriter(opened, grids.select_grid(opened), tmp_path / "out.nc", "h", masks=False)
+    writer.write(0, np.zeros((2, 3, 4, 1), np.float32), np.ones((2, 3, 4, 1)))
+    writer.finish({})
+    opened.close()
+    with netCDF4.Dataset(tmp_path / "in.nc") as given, netCDF4.Dataset(tmp_path / "out.nc") as out:
+        assert out["tas"].getncattr("coordinates") == given["tas"].getncattr("coordinates")
+        assert "coordinates" not in out.ncattrs()  # not moved to the global attributes
+    with xarray.open_dataset(tmp_path / "out.nc") as result:
+        assert set(result["tas"].coords) == {"time", "lat", "lon"}
