@@ -18,10 +18,10 @@ import argparse
 import logging
 import sys
 
-from pconv_jax.cli import evaluation, inference, runs, serve, weights
+from pconv_jax.cli import evaluation, grids, inference, runs, serve, weights
 from pconv_jax.errors import UserError
 
-COMMAND_GROUPS = (runs, inference, serve, evaluation, weights)
+COMMAND_GROUPS = (runs, inference, serve, evaluation, weights, grids)
 
 
 def build_parser() -> argparse.ArgumentParser:

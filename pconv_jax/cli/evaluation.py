@@ -3,6 +3,7 @@ LaMa's, and the scoring of any tool's fills."""
 
 from __future__ import annotations
 
+from pconv_jax.cli import grid_evaluation
 from pconv_jax.cli.common import (
     add_launch_args,
     add_overwrite_arg,
@@ -64,6 +65,12 @@ def cmd_evaluate(args) -> int:
     from pconv_jax.eval import evaluate, plan, tables
 
     args.protocol_given = args.protocol is not None
+    # Gridded fields (--grid) have their own module; --method is repeatable only there.
+    if grid_evaluation.wants_grid(args):
+        return grid_evaluation.cmd_evaluate_grid(args)
+    if args.method and (len(args.method) > 1 or args.method[0] not in METHODS):
+        raise UserError(f"pconv evaluate (images) takes one --method of {METHODS}")
+    args.method = args.method[0] if args.method else None
     args.protocol = args.protocol or "paper"
     mode = _check_mode(args)
     inputs = (args.images, args.masks, args.pairs, args.predictions, args.checkpoint)
@@ -160,7 +167,12 @@ def _add_evaluate(sub) -> None:
         help="Table 1 (6 buckets x N/B) or LaMa's protocol for a checkpoint, a classical "
         "baseline or any tool's fills; or the protocol's pairs as files",
     )
-    evaluate.add_argument("--method", choices=METHODS)
+    evaluate.add_argument(
+        "--method",
+        action="append",
+        choices=METHODS + grid_evaluation.METHODS,
+        help="images: one of " + ", ".join(METHODS) + "; --grid: see below",
+    )
     evaluate.add_argument("--checkpoint", help="pconv/conv: a `pconv train` run directory")
     evaluate.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
     evaluate.add_argument("--images", help='image folder, "skimage", or "tfds:NAME" (with --split)')
@@ -176,10 +188,15 @@ def _add_evaluate(sub) -> None:
     )
     evaluate.add_argument("--size", type=int, default=256, help="evaluation side in px")
     evaluate.add_argument(
-        "--seed", type=int, default=0, help="seed of the image-mask pairing / LaMa masks"
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the image-mask pairing / LaMa masks / --grid generated coverage",
     )
     evaluate.add_argument("--out", help="results folder (rerun = resume)")
-    evaluate.add_argument("--limit", type=int, help="use only the first N images")
+    evaluate.add_argument(
+        "--limit", type=int, help="use only the first N images (--grid: time steps)"
+    )
     evaluate.add_argument(
         "--masks-per-image", type=int, default=1, help="distinct masks paired with each image"
     )
@@ -201,6 +218,7 @@ def _add_evaluate(sub) -> None:
         help="--predictions: score truth*mask + fill*(1-mask) (default) or the fill as written",
     )
     _add_scoring_args(evaluate)
+    grid_evaluation.add_grid_args(evaluate)
     add_overwrite_arg(evaluate)
     add_launch_args(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)

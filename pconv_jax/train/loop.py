@@ -22,6 +22,7 @@ from pconv_jax.config import Config
 from pconv_jax.data import pipeline
 from pconv_jax.errors import UserError
 from pconv_jax.nn import vgg
+from pconv_jax.nn.losses import uses_vgg
 from pconv_jax.nn.model import abstract_variables, build_model
 from pconv_jax.parallel import distributed, sharding
 from pconv_jax.store import checkpoint, trained, trees
@@ -215,7 +216,9 @@ def _train(cfg: Config, workdir: pathlib.Path, signals: preemption.SignalFlag) -
     replicated = sharding.replicated(mesh)
     dtype = compute_dtype(cfg)
     model = build_model(cfg.model, dtype)
-    vgg_params = jax.device_put(vgg.load_vgg16_params(cfg.loss.vgg_weights), replicated)
+    vgg_params = None  # perceptual and style weights 0 (gridded data): VGG16 never loaded
+    if uses_vgg(cfg.loss):
+        vgg_params = jax.device_put(vgg.load_vgg16_params(cfg.loss.vgg_weights), replicated)
 
     abstract_params = abstract_variables(model)["params"]
     tx = make_optimizer(cfg, abstract_params)
