@@ -3,6 +3,7 @@ LaMa's, and the scoring of any tool's fills."""
 
 from __future__ import annotations
 
+from pconv_jax.cli import grid_evaluation
 from pconv_jax.cli.common import add_launch_args, start_processes
 from pconv_jax.errors import UserError
 from pconv_jax.eval import evaluate as evaluate_lib
@@ -60,6 +61,12 @@ def cmd_evaluate(args) -> int:
     """Table 1 of the paper (or LaMa's protocol) for a checkpoint, a classical baseline or a
     folder of fills (resumable); or the protocol's pairs as files."""
     args.protocol_given = args.protocol is not None
+    # Gridded fields (--grid) have their own module; --method is repeatable only there.
+    if grid_evaluation.wants_grid(args):
+        return grid_evaluation.cmd_evaluate_grid(args)
+    if args.method and (len(args.method) > 1 or args.method[0] not in evaluate_lib.METHODS):
+        raise UserError(f"pconv evaluate (images) takes one --method of {evaluate_lib.METHODS}")
+    args.method = args.method[0] if args.method else None
     args.protocol = args.protocol or "paper"
     mode = _check_mode(args)
     common = dict(
@@ -128,7 +135,12 @@ def register(sub) -> None:
         help="Table 1 (6 buckets x N/B) or LaMa's protocol for a checkpoint, a classical "
         "baseline or any tool's fills; or the protocol's pairs as files",
     )
-    evaluate.add_argument("--method", choices=evaluate_lib.METHODS)
+    evaluate.add_argument(
+        "--method",
+        action="append",
+        choices=evaluate_lib.METHODS + grid_evaluation.grid_evaluate.METHODS,
+        help="images: one of " + ", ".join(evaluate_lib.METHODS) + "; --grid: see below",
+    )
     evaluate.add_argument("--checkpoint", help="pconv/conv: a `pconv train` run directory")
     evaluate.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
     evaluate.add_argument("--images", help='image folder, "skimage", or "tfds:NAME" (with --split)')
@@ -144,10 +156,15 @@ def register(sub) -> None:
     )
     evaluate.add_argument("--size", type=int, default=256, help="evaluation side in px")
     evaluate.add_argument(
-        "--seed", type=int, default=0, help="seed of the image-mask pairing / LaMa masks"
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the image-mask pairing / LaMa masks / --grid generated coverage",
     )
     evaluate.add_argument("--out", help="results folder (rerun = resume)")
-    evaluate.add_argument("--limit", type=int, help="use only the first N images")
+    evaluate.add_argument(
+        "--limit", type=int, help="use only the first N images (--grid: time steps)"
+    )
     evaluate.add_argument(
         "--masks-per-image", type=int, default=1, help="distinct masks paired with each image"
     )
@@ -185,6 +202,7 @@ def register(sub) -> None:
         help="FID Inception weights (.npz or .pt): adds FID, U-IDS/P-IDS and IS with a head",
     )
     evaluate.add_argument("--workers", type=int, help="loading/baseline threads (default: CPUs)")
+    grid_evaluation.add_grid_args(evaluate)
     add_launch_args(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
 

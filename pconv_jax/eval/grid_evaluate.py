@@ -1,0 +1,158 @@
+"""Scoring gridded infilling: complete fields, coverage patterns, baselines (or a model), tables.
+
+The protocol: the truth is a complete field [T, H, W] (NetCDF, one variable on a lat-lon grid).
+It is turned into anomalies against a climatology per cell: the time mean of each cell over
+the truth file itself (default; the baselines then know the long-term
+mean of the missing cells, as HadCRUT's anomalies do) or over another file (`climatology`, e.g.
+the training members). Each coverage pattern (one [H, W] mask, the same for all T steps) hides
+its missing cells in every step, each method fills them from the observed cells of the same
+step, and `grid_scores.score` compares the fill with the truth over the missing cells. A fill
+is scored in anomalies; adding the climatology back changes no score.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import time
+from collections.abc import Callable
+
+import numpy as np
+import xarray
+
+from pconv_jax.errors import UserError
+from pconv_jax.eval import grid_baselines, grid_report, grid_scores
+from pconv_jax.masks import coverage, sphere, stations
+
+METHODS = tuple(grid_baselines.BASELINES)
+GENERATED = {"stations": stations.station_coverage, "random": stations.random_cells}
+
+# fill(anomaly [T, H, W], mask [H, W], lat [H], lon [W]) -> anomaly [T, H, W]
+Fill = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+def _years(dataset: xarray.Dataset, count: int) -> np.ndarray:
+    """The time axis as decimal years [T] where the file's calendar decodes, else 0..T-1."""
+    try:
+        coder = xarray.coders.CFDatetimeCoder(use_cftime=True)
+        times = xarray.decode_cf(dataset[["time"]], decode_times=coder)["time"].values
+        return np.array([t.year + (t.dayofyr - 1) / 365.25 for t in times], np.float64)
+    except (KeyError, ValueError, TypeError, AttributeError):
+        return np.arange(count, dtype=np.float64)
+
+
+def read_field(path: str | pathlib.Path, var: str) -> tuple:
+    """(values [T, H, W] float64, lat [H], lon [W], years [T]) of variable `var` in a NetCDF
+    file; the field must be complete (no NaN) so every masked cell has a truth."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise UserError(f"grid file not found: {path}")
+    with xarray.open_dataset(path, decode_times=False) as dataset:
+        if var not in dataset.data_vars:
+            raise UserError(
+                f"{path}: no variable {var!r} (has {sorted(map(str, dataset.data_vars))})"
+            )
+        array = dataset[var]
+        if array.dims[-2:] != ("lat", "lon") or array.ndim not in (2, 3):
+            raise UserError(f"{path}: {var} must be [time,] lat, lon; got {array.dims}")
+        values = np.asarray(array.values, np.float64).reshape(-1, array.shape[-2], array.shape[-1])
+        lat = np.asarray(dataset["lat"].values, np.float64)
+        lon = np.asarray(dataset["lon"].values, np.float64)
+        years = _years(dataset, len(values))
+    if not np.isfinite(values).all():
+        raise UserError(f"{path}: {var} has missing values; the truth must be complete")
+    return values, lat, lon, years
+
+
+def climatology_of(path, var: str, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """The time mean per cell, [H, W], of `var` in `path`, which must share the truth's grid."""
+    values, other_lat, other_lon, _ = read_field(path, var)
+    if not (np.allclose(other_lat, lat) and np.allclose(other_lon, lon)):
+        raise UserError(f"{path}: the climatology's grid differs from the truth's")
+    return values.mean(axis=0)
+
+
+def coverage_patterns(
+    specs: list[str], lat: np.ndarray, lon: np.ndarray, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """{name: mask [H, W]} for specs "stations:F" and "random:F" (F = observed fraction, see
+    `masks.stations`) and "FILE.nc" or "FILE.nc:VAR" (each time step a pattern, regridded by
+    the nearest cell on the sphere, see `masks.coverage`)."""
+    patterns: dict[str, np.ndarray] = {}
+    for spec in specs:
+        kind, _, value = spec.partition(":")
+        if kind in GENERATED:
+            try:
+                fraction = float(value)
+            except ValueError:
+                message = f"--coverage {spec}: expected {kind}:FRACTION, e.g. {kind}:0.3"
+                raise UserError(message) from None
+            patterns[spec] = GENERATED[kind](lat, lon, fraction, seed=seed)
+        else:
+            path, _, var = spec.partition(".nc:")
+            path = path if path.endswith(".nc") or not var else path + ".nc"
+            patterns.update(coverage.read_coverage(path, lat, lon, var or None))
+    return patterns
+
+
+def fraction_observed(mask_hw: np.ndarray, lat: np.ndarray) -> tuple[float, float]:
+    """(fraction of cells, fraction of the sphere's area) observed."""
+    weights = sphere.area_weights(lat, mask_hw.shape[1])
+    return float(mask_hw.mean()), float((weights * mask_hw).sum() / weights.sum())
+
+
+def evaluate_grid(
+    truth_path,
+    var: str,
+    coverage_specs: list[str],
+    out,
+    methods: dict[str, Fill] | None = None,
+    climatology_path=None,
+    seed: int = 0,
+    limit: int | None = None,
+) -> list[dict]:
+    """Scores every method at every coverage and writes tables and figures to `out` (new).
+
+    Args:
+      truth_path, var: the complete fields.
+      coverage_specs: see `coverage_patterns`.
+      out: a folder that holds no earlier results.
+      methods: {name: fill} (default: every baseline), e.g. a trained model's fill.
+      climatology_path: anomalies against this file's time mean (default: the truth's own).
+      seed: seed of the generated coverage patterns.
+      limit: score only the first `limit` time steps.
+
+    Returns:
+      One row per (coverage, method): names, observed fractions, seconds, and the SCORES.
+    """
+    out = pathlib.Path(out)
+    grid_report.check_new(out)
+    values, lat, lon, years = read_field(truth_path, var)
+    if climatology_path is None:
+        mean_hw = values.mean(axis=0)
+    else:
+        mean_hw = climatology_of(climatology_path, var, lat, lon)
+    anomaly = (values - mean_hw)[:limit]
+    patterns = coverage_patterns(coverage_specs, lat, lon, seed)
+    if methods is None:
+        methods = dict(grid_baselines.BASELINES)
+    rows = []
+    for name, mask in patterns.items():
+        fills = {}
+        if mask.all() or not mask.any():
+            raise UserError(f"coverage {name} observes {'every' if mask.any() else 'no'} cell")
+        cells, area = fraction_observed(mask, lat)
+        for method, fill in methods.items():
+            start = time.perf_counter()
+            filled = fill(anomaly, mask, lat, lon)
+            seconds = time.perf_counter() - start
+            row = dict(coverage=name, observed_cells=cells, observed_area=area, method=method)
+            rows.append(row | grid_scores.score(anomaly, filled, mask, lat) | {"seconds": seconds})
+            fills[method] = filled
+        grid_report.write_figures(out, name, anomaly, mask, lat, lon, years[:limit], fills)
+    settings = dict(
+        truth=str(truth_path), var=var, time_steps=int(anomaly.shape[0]), coverage=coverage_specs,
+        climatology=str(climatology_path) if climatology_path else "the truth's own time mean",
+        seed=seed, methods=list(methods),
+    )  # fmt: skip
+    grid_report.write_tables(out, rows, settings)
+    return rows

@@ -1,0 +1,111 @@
+"""`pconv evaluate --grid`: tables and figures from NetCDF fields, and its one-line refusals."""
+
+import json
+
+import numpy as np
+import pytest
+import xarray
+
+from pconv_jax import cli
+from pconv_jax.masks import sphere, stations
+
+from conftest import shared_path
+
+LAT = np.linspace(-78.75, 78.75, 8)
+LON = np.arange(0.0, 360.0, 22.5)
+
+
+def _run(*args) -> int:
+    return cli.main(["evaluate", *map(str, args)])
+
+
+@pytest.fixture()
+def truth(tmp_path):
+    """A complete TREFHT [4, 8, 16] in K and a HadCRUT-like 0/1 coverage on a coarser grid."""
+    rng = np.random.default_rng(0)
+    values = 280 + rng.normal(size=(4, len(LAT), len(LON)))
+    dims = ("time", "lat", "lon")
+    coords = {"time": np.arange(4.0), "lat": LAT, "lon": LON}
+    xarray.Dataset({"TREFHT": (dims, values)}, coords=coords).to_netcdf(tmp_path / "truth.nc")
+    coarse = np.array([[[1.0, 0.0], [0.0, 1.0]]])
+    coarse_coords = {"lat": [-45.0, 45.0], "lon": [90.0, 270.0]}
+    xarray.Dataset({"tas": (dims, coarse)}, coords=coarse_coords).to_netcdf(tmp_path / "cov.nc")
+    return tmp_path / "truth.nc", values
+
+
+def test_grid_evaluation_writes_tables_and_figures(truth, tmp_path, capsys):
+    path, values = truth
+    out = tmp_path / "out"
+    args = ["--grid", path, "--var", "TREFHT", "--coverage", "random:0.5", "--coverage"]
+    args += [tmp_path / "cov.nc", "--method", "climatology", "--method", "nearest", "--out", out]
+    assert _run(*args) == 0
+    assert "| nearest |" in capsys.readouterr().out
+    names = {p.name for p in out.iterdir()}
+    assert {"table.md", "table.csv", "table.json", "error_map_random_0.5.png"} <= names
+    assert {"global_mean_cov.png", "error_map_cov.png", "global_mean_random_0.5.png"} <= names
+    rows = json.loads((out / "table.json").read_text())["rows"]
+    assert [(r["coverage"], r["method"]) for r in rows] == [
+        ("random:0.5", "climatology"),
+        ("random:0.5", "nearest"),
+        ("cov", "climatology"),
+        ("cov", "nearest"),
+    ]
+    # Independent check: the climatology fills anomaly 0, so its RMSE is the area-weighted RMS
+    # of the anomaly (against each cell's own time mean) over the missing cells.
+    mask = stations.random_cells(LAT, LON, 0.5, seed=0)
+    anomaly = values - values.mean(axis=0)
+    weights = np.broadcast_to(sphere.area_weights(LAT, len(LON)), anomaly.shape)
+    hole = np.broadcast_to(mask == 0, anomaly.shape)
+    expected = np.sqrt(np.sum(weights[hole] * anomaly[hole] ** 2) / np.sum(weights[hole]))
+    assert rows[0]["rmse"] == pytest.approx(expected)
+    assert rows[0]["pattern_correlation"] is None  # a constant fill has no pattern (NaN -> null)
+    # The coarse file's two observed quadrants cover half the cells.
+    assert rows[2]["observed_cells"] == pytest.approx(0.5)
+    # Nothing the user has is overwritten.
+    assert _run(*args) == 2
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--coverage", "random:0.5", "--images", "skimage"], "does not take --images"),
+        (["--coverage", "random:0.5", "--method", "telea"], "unknown --method telea"),
+        (["--coverage", "stations:lots"], "expected stations:FRACTION"),
+        (["--coverage", "random:0.5", "--checkpoint", "run"], "not on this branch yet"),
+        (["--coverage", "missing.nc"], "coverage file not found"),
+        ([], "needs --coverage"),
+    ],
+)
+def test_bad_grid_input_is_one_line(truth, tmp_path, capsys, extra, message):
+    args = ["--grid", truth[0], "--var", "TREFHT", "--out", tmp_path / "o", *extra]
+    assert _run(*args) == 2
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1
+
+
+def test_grid_flags_without_grid_and_a_wrong_variable_are_refused(truth, tmp_path, capsys):
+    assert _run("--var", "TREFHT", "--coverage", "random:0.5", "--out", tmp_path / "o") == 2
+    assert "needs --grid" in capsys.readouterr().err
+    args = ["--grid", truth[0], "--var", "TS", "--coverage", "random:0.5", "--out", tmp_path / "o"]
+    assert _run(*args) == 2
+    assert "no variable 'TS'" in capsys.readouterr().err
+
+
+def test_image_evaluation_takes_one_image_method(capsys):
+    assert _run("--method", "telea", "--method", "ns", "--images", "skimage", "--out", "x") == 2
+    assert "takes one --method" in capsys.readouterr().err
+    assert _run("--method", "kriging", "--images", "skimage", "--out", "x") == 2
+
+
+def test_hadcrut4_1877_coverage_on_the_t42_grid(tmp_path):
+    """The real HadCRUT4 pattern regridded to the CCSM T42 grid observes 23 % of the cells."""
+    from pconv_jax.masks import coverage
+
+    member = shared_path("data", "climate", "ccsm_trefht", "TREFHT.B06.67.atm.1890-1999ANN.nc")
+    missmask = shared_path("data", "climate", "crai", "hadcrut_missmask_1.nc")
+    with xarray.open_dataset(member) as data:
+        lat, lon = data["lat"].values, data["lon"].values
+    mask = coverage.read_coverage(missmask, lat, lon)["hadcrut_missmask_1"]
+    assert mask.shape == (64, 128)
+    # Source: 23.4 % of HadCRUT4's 72 x 72 cells; nearest-cell regridding keeps it near that.
+    assert 0.21 < mask.mean() < 0.25
