@@ -40,8 +40,7 @@ import numpy as np
 from pconv_jax import config as config_lib
 from pconv_jax.config import DataConfig
 from pconv_jax.data import examples as train_examples
-from pconv_jax.data import grid_train
-from pconv_jax.data import sources
+from pconv_jax.data import grid_train, sources
 from pconv_jax.errors import UserError
 from pconv_jax.masks import augment as mask_augment
 

@@ -7,7 +7,7 @@ import pytest
 import xarray
 
 from pconv_jax import cli
-from pconv_jax.masks import sphere, stations
+from pconv_jax.metrics import grid_scores, stations
 
 from conftest import shared_path
 
@@ -54,7 +54,7 @@ def test_grid_evaluation_writes_tables_and_figures(truth, tmp_path, capsys):
     # of the anomaly (against each cell's own time mean) over the missing cells.
     mask = stations.random_cells(LAT, LON, 0.5, seed=0)
     anomaly = values - values.mean(axis=0)
-    weights = np.broadcast_to(sphere.area_weights(LAT, len(LON)), anomaly.shape)
+    weights = np.broadcast_to(grid_scores.area_weights(LAT, len(LON)), anomaly.shape)
     hole = np.broadcast_to(mask == 0, anomaly.shape)
     expected = np.sqrt(np.sum(weights[hole] * anomaly[hole] ** 2) / np.sum(weights[hole]))
     assert rows[0]["rmse"] == pytest.approx(expected)
