@@ -7,7 +7,8 @@ import pytest
 import xarray
 
 from pconv_jax import cli
-from pconv_jax.metrics import grid_scores, stations
+from pconv_jax.masks import stations
+from pconv_jax.metrics import grid_scores
 
 from conftest import shared_path
 
