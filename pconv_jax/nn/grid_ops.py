@@ -85,11 +85,12 @@ class MaskedBatchNorm(nn.Module):
             m = jnp.broadcast_to(mask.astype(jnp.float32), x32.shape)
             count = jnp.sum(m, axis=(0, 1, 2))
             mean = jnp.sum(x32, axis=(0, 1, 2)) / count
-            var = jnp.sum(((x32 - mean) * m) ** 2, axis=(0, 1, 2)) / count
+            var = jnp.sum(((x32 - mean.reshape(1, 1, 1, -1)) * m) ** 2, axis=(0, 1, 2)) / count
             if not self.is_initializing():
                 ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * mean
                 ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * var
-        y = (x32 - mean) * (lax.rsqrt(var + self.epsilon) * scale) + bias
+        mul = lax.rsqrt(var + self.epsilon) * scale
+        y = (x32 - mean.reshape(1, 1, 1, -1)) * mul.reshape(1, 1, 1, -1) + bias.reshape(1, 1, 1, -1)
         return y.astype(self.dtype or x.dtype)
 
 

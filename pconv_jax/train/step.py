@@ -152,7 +152,9 @@ def loss_and_updates(params, batch_stats, batch, vgg_params, *, model, cfg: Conf
         freeze_encoder_bn=freezes_encoder_stats(cfg),
         mutable=["batch_stats"],
     )
-    features_fn = vgg.make_vgg_features_fn(vgg_params, compute_dtype(cfg))
+    features_fn = None  # no VGG terms (gridded data): no VGG16 in the step
+    if vgg_params is not None:
+        features_fn = vgg.make_vgg_features_fn(vgg_params, compute_dtype(cfg))
     total, terms = losses.inpainting_loss(
         output, batch["image"], batch["mask"], features_fn, cfg.loss
     )
