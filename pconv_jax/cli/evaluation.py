@@ -138,7 +138,7 @@ def register(sub) -> None:
     evaluate.add_argument(
         "--method",
         action="append",
-        choices=evaluate_lib.METHODS + grid_evaluation.grid_evaluate.METHODS,
+        choices=evaluate_lib.METHODS + grid_evaluation.METHODS,
         help="images: one of " + ", ".join(evaluate_lib.METHODS) + "; --grid: see below",
     )
     evaluate.add_argument("--checkpoint", help="pconv/conv: a `pconv train` run directory")

@@ -6,8 +6,11 @@ from __future__ import annotations
 import argparse
 
 from pconv_jax.errors import UserError
-from pconv_jax.eval import grid_evaluate
 
+# The keys of pconv_jax.eval.grid_baselines.BASELINES, named here so that `pconv` starts without
+# importing xarray, scikit-learn and matplotlib (a test keeps the two equal).
+METHODS = ("climatology", "zonal", "nearest", "linear", "kriging")
+MODEL = "pconv"  # the row of the --checkpoint model (the image evaluation's name for it)
 GRID_FLAGS = ("var", "coverage", "climatology")  # meaningful only with --grid
 IMAGE_FLAGS = ("images", "masks", "protocol_given", "export_pairs", "pairs", "predictions") + (
     "name", "step", "split", "fid_weights", "grouping", "batch_size")  # fmt: skip
@@ -18,7 +21,9 @@ def add_grid_args(parser: argparse.ArgumentParser) -> None:
         "gridded fields (--grid)",
         "score infilling of complete NetCDF fields under coverage masks, over the missing cells, "
         "area-weighted; --method (repeatable, default every grid baseline): "
-        + ", ".join(grid_evaluate.METHODS),
+        + ", ".join(METHODS)
+        + f"; --checkpoint adds a trained gridded model (run or export) as the row {MODEL} "
+        + f"(--method {MODEL} alone: the model only)",
     )
     group.add_argument("--grid", metavar="TRUTH.nc", help="complete fields [time, lat, lon]")
     group.add_argument("--var", help="--grid: the variable, e.g. TREFHT")
@@ -51,17 +56,25 @@ def cmd_evaluate_grid(args) -> int:
     missing = [f"--{n}" for n in ("grid", "var", "coverage", "out") if not getattr(args, n)]
     if missing:
         raise UserError(f"pconv evaluate --grid needs {' and '.join(missing)}")
+    # Imported here: xarray, scikit-learn, matplotlib and the model load only when used.
+    from pconv_jax.eval import grid_baselines, grid_evaluate
+
+    models: dict[str, grid_evaluate.Infill] = {}
     if args.checkpoint:
-        raise UserError("pconv evaluate --grid --checkpoint: scoring a trained model on grids "
-                        "needs the gridded Infiller, which is not on this branch yet")  # fmt: skip
-    methods = list(dict.fromkeys(args.method or grid_evaluate.METHODS))
-    unknown = [m for m in methods if m not in grid_evaluate.METHODS]
+        from pconv_jax.inference.infiller import Infiller
+
+        models[MODEL] = Infiller.load(args.checkpoint)
+    elif MODEL in (args.method or ()):
+        raise UserError(f"pconv evaluate --grid --method {MODEL} needs --checkpoint")
+    methods = list(dict.fromkeys(args.method or METHODS))
+    methods = [m for m in methods if m != MODEL] if methods != [MODEL] else []
+    unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise UserError(f"--grid: unknown --method {', '.join(unknown)}; expected one of "
-                        f"{', '.join(grid_evaluate.METHODS)}")  # fmt: skip
+                        f"{', '.join(METHODS)}")  # fmt: skip
     rows = grid_evaluate.evaluate_grid(
         args.grid, args.var, args.coverage, args.out,
-        methods={m: grid_evaluate.grid_baselines.BASELINES[m] for m in methods},
+        methods={m: grid_baselines.BASELINES[m] for m in methods}, models=models,
         climatology_path=args.climatology, seed=args.seed, limit=args.limit,
     )  # fmt: skip
     with open(f"{args.out}/table.md", encoding="utf-8") as table:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pathlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import xarray
@@ -24,11 +24,25 @@ from pconv_jax.eval import grid_baselines, grid_report
 from pconv_jax.masks import coverage, stations
 from pconv_jax.metrics import grid_scores
 
-METHODS = tuple(grid_baselines.BASELINES)
 GENERATED = {"stations": stations.station_coverage, "random": stations.random_cells}
 
 # fill(anomaly [T, H, W], mask [H, W], lat [H], lon [W]) -> anomaly [T, H, W]
 Fill = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+# infill(values [N, H, W, 1], mask [N, H, W, 1]) -> values [N, H, W, 1], in the file's units: the
+# contract of `pconv_jax.inference.infiller.Infiller.__call__` (1 = observed).
+Infill = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def model_fill(infill: Infill, climatology_hw: np.ndarray) -> Fill:
+    """A Fill from a model that infills values in the file's units (what `pconv infill` does to
+    a file): it gets anomaly + climatology, and its output minus the climatology is scored."""
+
+    def fill(anomaly_thw, mask_hw, lat, lon):
+        values = (anomaly_thw + climatology_hw)[..., None]
+        mask = np.broadcast_to(mask_hw[None, :, :, None], values.shape).astype(np.float32)
+        return np.asarray(infill(values, mask), np.float64)[..., 0] - climatology_hw
+
+    return fill
 
 
 def _years(dataset: xarray.Dataset, count: int) -> np.ndarray:
@@ -107,6 +121,7 @@ def evaluate_grid(
     coverage_specs: list[str],
     out,
     methods: dict[str, Fill] | None = None,
+    models: Mapping[str, Infill] | None = None,
     climatology_path=None,
     seed: int = 0,
     limit: int | None = None,
@@ -117,7 +132,8 @@ def evaluate_grid(
       truth_path, var: the complete fields.
       coverage_specs: see `coverage_patterns`.
       out: a folder that holds no earlier results.
-      methods: {name: fill} (default: every baseline), e.g. a trained model's fill.
+      methods: {name: fill of anomalies} (default: every baseline; {} for none).
+      models: {name: infill of values in the file's units}, e.g. an `Infiller` (`model_fill`).
       climatology_path: anomalies against this file's time mean (default: the truth's own).
       seed: seed of the generated coverage patterns.
       limit: score only the first `limit` time steps.
@@ -134,8 +150,10 @@ def evaluate_grid(
         mean_hw = climatology_of(climatology_path, var, lat, lon)
     anomaly = (values - mean_hw)[:limit]
     patterns = coverage_patterns(coverage_specs, lat, lon, seed)
-    if methods is None:
-        methods = dict(grid_baselines.BASELINES)
+    methods = dict(grid_baselines.BASELINES if methods is None else methods)
+    methods |= {name: model_fill(infill, mean_hw) for name, infill in (models or {}).items()}
+    if not methods:
+        raise UserError("nothing to evaluate: give a baseline or a model")
     rows = []
     for name, mask in patterns.items():
         fills = {}

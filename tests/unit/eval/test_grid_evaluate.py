@@ -72,7 +72,7 @@ def test_grid_evaluation_writes_tables_and_figures(truth, tmp_path, capsys):
         (["--coverage", "random:0.5", "--images", "skimage"], "does not take --images"),
         (["--coverage", "random:0.5", "--method", "telea"], "unknown --method telea"),
         (["--coverage", "stations:lots"], "expected stations:FRACTION"),
-        (["--coverage", "random:0.5", "--checkpoint", "run"], "not on this branch yet"),
+        (["--coverage", "random:0.5", "--method", "pconv"], "needs --checkpoint"),
         (["--coverage", "missing.nc"], "coverage file not found"),
         ([], "needs --coverage"),
     ],
@@ -110,3 +110,68 @@ def test_hadcrut4_1877_coverage_on_the_t42_grid(tmp_path):
     assert mask.shape == (64, 128)
     # Source: 23.4 % of HadCRUT4's 72 x 72 cells; nearest-cell regridding keeps it near that.
     assert 0.21 < mask.mean() < 0.25
+
+
+def test_the_cli_names_every_grid_baseline():
+    from pconv_jax.cli import grid_evaluation
+    from pconv_jax.eval import grid_baselines
+
+    assert grid_evaluation.METHODS == tuple(grid_baselines.BASELINES)
+
+
+def test_a_model_gets_values_in_the_files_units_and_is_scored_in_anomalies(truth, tmp_path):
+    """A stand-in model that answers truth + 1 K on every cell: the scores must see an error of
+    exactly +1 K (the climatology is added for the model and taken away again)."""
+    from pconv_jax.eval import grid_evaluate
+
+    path, values = truth
+    seen = []
+
+    def plus_one(values_nhw1, mask_nhw1):
+        seen.append((values_nhw1.copy(), mask_nhw1.copy()))
+        return values_nhw1 + 1.0
+
+    rows = grid_evaluate.evaluate_grid(
+        path, "TREFHT", ["random:0.5"], tmp_path / "o", methods={}, models={"plus": plus_one}
+    )
+    ((given, mask),) = seen
+    np.testing.assert_allclose(given[..., 0], values)  # the file's values, in K
+    assert mask.shape == values.shape + (1,) and set(np.unique(mask)) == {0.0, 1.0}
+    assert rows[0]["method"] == "plus"
+    assert rows[0]["rmse"] == pytest.approx(1.0) and rows[0]["bias"] == pytest.approx(1.0)
+    assert rows[0]["global_mean_rmse"] == pytest.approx(0.5, rel=0.2)  # ~half the area missing
+
+
+def test_checkpoint_scores_a_gridded_model_as_the_pconv_row(truth, tmp_path):
+    import dataclasses
+
+    import jax
+
+    from pconv_jax import config as config_lib
+    from pconv_jax.nn.model import build_model
+    from pconv_jax.store import trained
+
+    model_cfg = config_lib.ModelConfig(
+        num_layers=2, in_channels=1, out_channels=1, width=4, max_width=8, padding="global",
+        input_sizes="any", channel_mean=(280.0,), channel_std=(1.0,),
+    )  # fmt: skip
+    model = build_model(model_cfg)
+    sample = np.zeros((1, len(LAT), len(LON), 1), np.float32)
+    variables = model.init(jax.random.key(0), sample, np.ones_like(sample))
+    cfg = dataclasses.replace(config_lib.Config(), model=model_cfg)
+    export = tmp_path / "model.npz"
+    trained.write_export(trained.TrainedModel(cfg, model, dict(variables), 0, "test"), export)
+    path, values = truth
+    args = ["--grid", path, "--var", "TREFHT", "--coverage", "random:0.5", "--checkpoint", export]
+    assert _run(*args, "--method", "pconv", "--out", tmp_path / "o") == 0
+    (row,) = json.loads((tmp_path / "o" / "table.json").read_text())["rows"]
+    assert row["method"] == "pconv"
+    # Independent: the network applied by hand to the observed values (gaps 0), scored in numpy.
+    observed = np.broadcast_to(stations.random_cells(LAT, LON, 0.5, seed=0)[None, :, :, None],
+                               values.shape + (1,)).astype(np.float32)  # fmt: skip
+    inputs = np.where(observed == 1, values[..., None], 0).astype(np.float32)
+    output = np.asarray(model.apply(variables, inputs, observed))[..., 0]
+    hole = observed[..., 0] == 0
+    weights = np.broadcast_to(sphere.area_weights(LAT, len(LON)), values.shape)[hole]
+    expected = np.sqrt(np.sum(weights * (output - values)[hole] ** 2) / np.sum(weights))
+    assert row["rmse"] == pytest.approx(expected, rel=1e-4)
