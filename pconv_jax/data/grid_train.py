@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import re
 import threading
 
 import numpy as np
@@ -89,12 +90,17 @@ def read_anomalies(paths: tuple[str, ...] | list[str], var: str) -> GridFields:
 
 
 def coverage_patterns(cfg: DataConfig, lat: np.ndarray, lon: np.ndarray) -> dict[str, np.ndarray]:
-    """{name: float32 [H, W]} every time step of `data.grid_coverage_files` on the grid."""
+    """{name: float32 [H, W]} every distinct time step of `data.grid_coverage_files` on the grid
+    (names as metric keys take them: characters other than letters, digits, _ . - become _)."""
     from pconv_jax.masks import coverage  # xarray and scipy: only for gridded runs
 
     patterns: dict[str, np.ndarray] = {}
     for path in cfg.grid_coverage_files:
-        patterns.update(coverage.read_coverage(path, lat, lon))
+        for name, pattern in coverage.read_coverage(path, lat, lon).items():
+            # Two files may hold the same pattern (CRAI's missmask is its 1877-09 coverage):
+            # kept once, so that no pattern weighs double.
+            if not any(np.array_equal(pattern, kept) for kept in patterns.values()):
+                patterns[re.sub(r"[^A-Za-z0-9_.-]", "_", name)] = pattern
     return patterns
 
 
