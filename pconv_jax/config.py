@@ -89,9 +89,9 @@ class LossConfig:
 class DataConfig:
     """Input pipelines (pconv_jax/data/): image source, crops, masks, prefetching."""
 
-    source: Literal["skimage", "folder", "tfds"] = (
-        "skimage"  # skimage (photos shipped with scikit-image) | folder | tfds
-    )
+    # skimage (photos shipped with scikit-image) | folder | tfds | grids (gridded fields:
+    # the data.grid_* fields below; pconv_jax/data/grid_train.py)
+    source: Literal["skimage", "folder", "tfds", "grids"] = "skimage"
     dir: str = ""  # source=folder: a folder of images (searched recursively)
     tfds_name: str = ""  # source=tfds: e.g. places365_small, celeb_a_hq/512, imagenet2012
     tfds_data_dir: str = ""  # where tfds finds prepared datasets ("" = tfds default)
@@ -112,6 +112,20 @@ class DataConfig:
     hole_ratio_min: float = 0.01  # target hole-to-image ratio range (generate: exact; folder:
     hole_ratio_max: float = 0.6  # up to 4 augmentations are tried, then the closest is used)
     force_test_masks: bool = False  # allow training on a folder that looks like a TEST mask set
+    # source=grids: NetCDF/Zarr files of complete fields (e.g. ensemble members), each turned into
+    # anomalies against its own per-cell time mean; grid_var names the variable (one channel).
+    grid_files: tuple[str, ...] = ()
+    grid_var: str = ""
+    grid_eval_files: tuple[str, ...] = ()  # held-out files that validation scores (same grid)
+    # Coverage patterns drawn per training sample: every time step of these files (0/1 or NaN =
+    # missing), regridded by the nearest cell on the sphere (masks/coverage.py) ...
+    grid_coverage_files: tuple[str, ...] = ()
+    # ... or, with probability grid_station_share, one of grid_station_patterns station-network
+    # patterns (masks/stations.py) drawn once per run with observed fractions spread evenly
+    # over grid_station_fraction.
+    grid_station_share: float = 0.5
+    grid_station_patterns: int = 256
+    grid_station_fraction: tuple[float, float] = (0.1, 0.9)
     prefetch: int = 2  # batches prepared ahead of the train step
     num_workers: int = 2  # grain worker processes making batches (0 = in the caller)
 

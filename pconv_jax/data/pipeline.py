@@ -10,6 +10,9 @@ unreadable image is replaced by the next readable one of the same permutation (a
 logged once per file and the file counted), which keeps batch shapes fixed and the stream
 deterministic.
 
+Gridded fields (`data.source=grids`) take the same stream with data/grid_train.py's maker:
+anomaly fields under coverage masks, `image` float32 [B, H, W, C] in the variable's units.
+
 Batches are dicts of numpy arrays: `image` float32 [B, S, S, 3] in [0, 1] (ground truth), `mask`
 float32 [B, S, S, 1] in {0, 1} (1 = known), and for task=superres `input` float32 [B, S, S, 3]
 (the Sec. 5.2 canvas). `prefetch` batches are prepared ahead of the one being consumed.
@@ -28,6 +31,8 @@ import logging
 import math
 import multiprocessing
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import absl.flags
 import grain
@@ -36,7 +41,7 @@ import numpy as np
 
 from pconv_jax import config
 from pconv_jax.config import DataConfig
-from pconv_jax.data import examples, sources
+from pconv_jax.data import examples, grid_train, sources
 from pconv_jax.errors import UserError
 from pconv_jax.masks import augment
 
@@ -60,6 +65,10 @@ def validate(cfg: DataConfig) -> None:
         raise UserError("data.source=folder needs data.dir")
     if cfg.source == "tfds" and not cfg.tfds_name:
         raise UserError("data.source=tfds needs data.tfds_name")
+    if cfg.source == "grids":
+        grid_train.validate(cfg)
+        if cfg.task != "inpaint":
+            raise UserError("data.source=grids trains infilling: data.task must be inpaint")
     if cfg.masks == "folder" and not cfg.mask_dir and cfg.task == "inpaint":
         raise UserError("data.masks=folder needs data.mask_dir")
     if cfg.image_size < 1:
@@ -120,7 +129,17 @@ class TrainBatches:
         self._bad: dict[int, str] = {}
         self._children_before = {p.pid for p in multiprocessing.active_children()}
         augmenter = None
-        if cfg.task == "inpaint" and cfg.masks == "folder":
+        # The example maker, the batch function and the float conversion of this source (grain
+        # map and batch functions; to_float None: the batch is float32 already).
+        maker: Callable[[int], Any]
+        batch_fn: Callable[[list], dict]
+        to_float: Callable[[dict], dict] | None
+        if cfg.source == "grids":  # float fields under coverage masks: data/grid_train.py
+            maker = grid_train.make_example_maker(
+                cfg, seed, batch_size, global_batch or batch_size, first_row
+            )
+            batch_fn, to_float = grid_train.stack_examples, None
+        elif cfg.task == "inpaint" and cfg.masks == "folder":
             augmenter = augment.RawMaskAugmenter(
                 cfg.mask_dir,
                 cfg.image_size,
@@ -130,12 +149,15 @@ class TrainBatches:
                 hole_ratio=(cfg.hole_ratio_min, cfg.hole_ratio_max),
                 force_test_masks=cfg.force_test_masks,
             )
-        # Local stream index i (from start_step * B) is global row first_row + i % B of step i // B.
-        maker = examples.ExampleMaker(
-            cfg, source, seed, augmenter, batch_size, global_batch or batch_size, first_row
-        )
+        if cfg.source != "grids":
+            # Local stream index i (from start_step * B) is global row first_row + i % B of
+            # step i // B.
+            maker = examples.ExampleMaker(
+                cfg, source, seed, augmenter, batch_size, global_batch or batch_size, first_row
+            )
+            batch_fn, to_float = examples.stack_examples, examples.float_batch
         positions = grain.MapDataset.range(start_step * batch_size, STREAM_END)
-        batches = positions.map(maker).batch(batch_size, batch_fn=examples.stack_examples)
+        batches = positions.map(maker).batch(batch_size, batch_fn=batch_fn)
         # No reading threads: each process (the caller or a worker) makes its batches in one
         # thread (threads would only contend for the GIL).
         dataset = batches.to_iter_dataset(grain.ReadOptions(num_threads=0, prefetch_buffer_size=0))
@@ -149,7 +171,8 @@ class TrainBatches:
                 grain.MultiprocessingOptions(cfg.num_workers, per_worker_buffer_size=per_worker),
                 worker_init_fn=examples.init_worker,
             )
-        dataset = dataset.map(examples.float_batch)
+        if to_float is not None:
+            dataset = dataset.map(to_float)
         if cfg.num_workers:
             # One thread of the trainer's process converts to float32 ahead of the train step
             # (numpy releases the GIL there).
@@ -264,7 +287,8 @@ def train_batches(
     if not 0 <= process_index < process_count:
         raise ValueError(f"process_index {process_index} is not in 0..{process_count - 1}")
     # Every process sees all images and reads only those of its rows of the global batch.
-    source = sources.open_source(data_cfg, data_cfg.train_split)
+    grid = data_cfg.source == "grids"  # the grid maker reads its own files
+    source = None if grid else sources.open_source(data_cfg, data_cfg.train_split)
     return TrainBatches(
         data_cfg, source, batch, seed, start_step, global_batch_size, process_index * batch
     )

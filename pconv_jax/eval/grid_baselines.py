@@ -32,6 +32,7 @@ from sklearn.gaussian_process import kernels
 
 from pconv_jax.eval import grid_linear
 from pconv_jax.masks import sphere
+from pconv_jax.metrics import grid_scores
 
 KRIGING_FIT_CELLS = 800  # observed cells for the hyperparameter fit (O(n^3) per optimiser step)
 KRIGING_CELLS = 4000  # observed cells the prediction conditions on (one O(n^3) factorisation)
@@ -110,7 +111,7 @@ def kriging(anomaly_thw, mask_hw, lat, lon) -> np.ndarray:
     """Missing cells get the Gaussian-process posterior mean (see the module docstring)."""
     observed, flat_tn = _split(anomaly_thw, mask_hw)
     points = sphere.grid_vectors(lat, lon)
-    weights_n = sphere.area_weights(lat, len(lon)).reshape(-1)[observed]
+    weights_n = grid_scores.area_weights(lat, len(lon)).reshape(-1)[observed]
     values_nt = flat_tn[:, observed].T.astype(np.float64)
     mean_t = weights_n @ values_nt / weights_n.sum()
     values_nt = values_nt - mean_t

@@ -20,8 +20,9 @@ import numpy as np
 import xarray
 
 from pconv_jax.errors import UserError
-from pconv_jax.eval import grid_baselines, grid_report, grid_scores
-from pconv_jax.masks import coverage, sphere, stations
+from pconv_jax.eval import grid_baselines, grid_report
+from pconv_jax.masks import coverage, stations
+from pconv_jax.metrics import grid_scores
 
 GENERATED = {"stations": stations.station_coverage, "random": stations.random_cells}
 
@@ -111,7 +112,7 @@ def coverage_patterns(
 
 def fraction_observed(mask_hw: np.ndarray, lat: np.ndarray) -> tuple[float, float]:
     """(fraction of cells, fraction of the sphere's area) observed."""
-    weights = sphere.area_weights(lat, mask_hw.shape[1])
+    weights = grid_scores.area_weights(lat, mask_hw.shape[1])
     return float(mask_hw.mean()), float((weights * mask_hw).sum() / weights.sum())
 
 

@@ -20,7 +20,7 @@ import matplotlib.figure
 import numpy as np
 
 from pconv_jax.errors import UserError
-from pconv_jax.eval import grid_scores
+from pconv_jax.metrics import grid_scores
 
 COLUMNS = (
     ("coverage", "coverage", "{}"),

@@ -32,10 +32,3 @@ def chord_for_distance(distance_km: float) -> float:
     """The straight-line distance between unit vectors whose great-circle distance on the Earth
     is `distance_km` (for k-d tree radius queries)."""
     return float(2.0 * np.sin(distance_km / EARTH_RADIUS_KM / 2.0))
-
-
-def area_weights(lat_deg: np.ndarray, width: int) -> np.ndarray:
-    """cos(latitude) per cell, [H, width] float64: the relative area of cells of equal angular
-    size (the weighting of Kadow et al. 2020 and of the HadCRUT global means)."""
-    weights_h = np.cos(np.deg2rad(np.asarray(lat_deg, dtype=np.float64)))
-    return np.repeat(weights_h[:, None], width, axis=1)

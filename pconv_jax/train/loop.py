@@ -161,16 +161,23 @@ def _lock_workdir(workdir) -> workdir_lock.WorkdirLock | None:
     return lock
 
 
-def sample_grid(batch, output, model_cfg) -> np.ndarray:
+def sample_grid(batch, output, model_cfg, gridded: bool = False) -> np.ndarray:
     """A PNG grid of up to 4 examples: input, output, composite, truth (uint8).
 
     The input column is what the network sees: `step.network_input(batch)` with, for the Conv
     baseline, its hole_fill colour in the holes (PConv sees zeros there, and the mask).
-    Args: batch of numpy arrays ('image', 'mask' [N,H,W,1], maybe 'input'), output [N,H,W,3].
+    Gridded fields (`gridded`) show their first channel in grey, 0 as mid-grey and the largest
+    absolute truth value of the shown rows as black or white.
+    Args: batch of numpy arrays ('image', 'mask' [N,H,W,1], maybe 'input'), output [N,H,W,C].
     """
     mask = np.asarray(batch["mask"])[:4]
     truth = np.asarray(batch["image"])[:4]
     shown_input = np.asarray(network_input(batch))[:4]
+    if gridded:
+        scale = max(float(np.abs(truth[..., :1]).max()), 1e-12)
+        output = np.asarray(output)[:4, ..., :1]
+        columns = [shown_input[..., :1], output, truth[..., :1] * mask + output * (1 - mask)]
+        return images.image_grid([0.5 + c / (2 * scale) for c in [*columns, truth[..., :1]]])
     if not model_cfg.partial and model_cfg.hole_fill:
         fill = np.asarray(model_cfg.hole_fill, np.float32).reshape(1, 1, 1, 3)
         shown_input = shown_input * mask + fill * (1.0 - mask)
@@ -277,7 +284,8 @@ def _train(cfg: Config, workdir: pathlib.Path, signals: preemption.SignalFlag) -
                 if step % cfg.train.log_every == 0 or done:
                     metrics_log.flush(step)
                 if step % cfg.train.sample_every == 0 or done:
-                    _save_samples(workdir, step, state, batch, predict_fn, cfg.model, mesh)
+                    gridded = cfg.data.source == "grids"
+                    _save_samples(workdir, step, state, batch, predict_fn, cfg.model, mesh, gridded)
                 if step % cfg.train.ckpt_every == 0 or done:
                     metrics_log.flush(step)
                     ckpts.save(step, state.model_vars(), state.train_vars())
@@ -302,11 +310,11 @@ def _train(cfg: Config, workdir: pathlib.Path, signals: preemption.SignalFlag) -
     return metrics_log.last
 
 
-def _save_samples(workdir, step: int, state, batch, predict_fn, model_cfg, mesh) -> None:
+def _save_samples(workdir, step, state, batch, predict_fn, model_cfg, mesh, gridded) -> None:
     """workdir/samples/<step>.png: the first rows of the global batch (sample_grid)."""
     output = predict_fn(state.model_vars(), network_input(batch), batch["mask"])
     # The first rows of the global batch, replicated: they may live on other processes' devices.
     shown, output = distributed.first_rows((batch, output), 4, mesh)
     if jax.process_index() == 0:
-        grid = sample_grid(shown, output, model_cfg)
+        grid = sample_grid(shown, output, model_cfg, gridded)
         images.save_png(grid, pathlib.Path(workdir) / "samples" / f"{step:07d}.png")

@@ -117,6 +117,7 @@ def keep_encoder_stats(old_stats, new_stats):
 
 
 def init_variables(model: PConvUNet, image_size: int, seed: int) -> Mapping[str, Any]:
+    # Variable shapes depend on the channels only, not on the side (gridded runs use any grid).
     image = jnp.zeros((1, image_size, image_size, model.in_channels), jnp.float32)
     return model.init(jax.random.key(seed), image, jnp.ones((1, image_size, image_size, 1)))
 

@@ -39,7 +39,8 @@ from pconv_jax.store import checkpoint
 log = logging.getLogger("pconv_jax.train.validation")
 
 METRICS = ("l1", "psnr", "ssim", "lpips")
-HIGHER_IS_BETTER = {"l1": False, "psnr": True, "ssim": True, "lpips": False}
+# rmse: gridded runs (train/grid_validation.py), area-weighted over the missing cells
+HIGHER_IS_BETTER = {"l1": False, "psnr": True, "ssim": True, "lpips": False, "rmse": False}
 MASK_DIR = "validation_masks"
 
 
@@ -148,6 +149,10 @@ class Validator:
                     scalars[f"val/{name}/bucket{b}"] = float(np.mean(chosen))
         return scalars
 
+    def summary(self, step: int, scalars: dict) -> str:
+        """The one log line of a validation (summary_line)."""
+        return summary_line(step, scalars, self.num_pairs, self.best)
+
     def is_better(self, value: float) -> bool:
         if self.best is None:
             return True
@@ -203,7 +208,7 @@ def maybe_validate(validator, step: int, done: bool, state, writer) -> dict:
     scalars = validator(step, state.model_vars())
     validator.record_best(step, scalars, state.model_vars(), state.train_vars())
     writer.write_scalars(step, scalars)
-    log.info("%s", summary_line(step, scalars, validator.num_pairs, validator.best))
+    log.info("%s", validator.summary(step, scalars))
     return scalars
 
 
@@ -213,4 +218,8 @@ def make_validator(cfg: Config, workdir, model, mesh, global_batch: int):
         raise UserError(f"train.eval_every must be >= 0, got {cfg.train.eval_every}")
     if not (cfg.train.eval_every or cfg.train.eval_at_end):
         return None
+    if cfg.data.source == "grids":
+        from pconv_jax.train import grid_validation  # xarray: only for gridded runs
+
+        return grid_validation.GridValidator(cfg, workdir, model, mesh, global_batch)
     return Validator(cfg, workdir, model, mesh, global_batch)

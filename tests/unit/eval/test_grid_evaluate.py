@@ -7,7 +7,8 @@ import pytest
 import xarray
 
 from pconv_jax import cli
-from pconv_jax.masks import sphere, stations
+from pconv_jax.masks import stations
+from pconv_jax.metrics import grid_scores
 
 from conftest import shared_path
 
@@ -54,7 +55,7 @@ def test_grid_evaluation_writes_tables_and_figures(truth, tmp_path, capsys):
     # of the anomaly (against each cell's own time mean) over the missing cells.
     mask = stations.random_cells(LAT, LON, 0.5, seed=0)
     anomaly = values - values.mean(axis=0)
-    weights = np.broadcast_to(sphere.area_weights(LAT, len(LON)), anomaly.shape)
+    weights = np.broadcast_to(grid_scores.area_weights(LAT, len(LON)), anomaly.shape)
     hole = np.broadcast_to(mask == 0, anomaly.shape)
     expected = np.sqrt(np.sum(weights[hole] * anomaly[hole] ** 2) / np.sum(weights[hole]))
     assert rows[0]["rmse"] == pytest.approx(expected)
@@ -173,7 +174,7 @@ def test_checkpoint_scores_a_gridded_model_as_the_pconv_row(truth, tmp_path):
     inputs = np.where(observed == 1, values[..., None], 0).astype(np.float32)
     output = np.asarray(model.apply(variables, inputs, observed))[..., 0]
     hole = observed[..., 0] == 0
-    weights = np.broadcast_to(sphere.area_weights(LAT, len(LON)), values.shape)[hole]
+    weights = np.broadcast_to(grid_scores.area_weights(LAT, len(LON)), values.shape)[hole]
     expected = np.sqrt(np.sum(weights * (output - values)[hole] ** 2) / np.sum(weights))
     assert row["rmse"] == pytest.approx(expected, rel=1e-4)
 

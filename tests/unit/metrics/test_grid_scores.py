@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pconv_jax.eval import grid_scores
+from pconv_jax.metrics import grid_scores
 
 # Two latitudes, weights cos(0) = 1 and cos(60 deg) = 0.5; two longitudes.
 LAT = np.array([0.0, 60.0])

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from pconv_jax.masks import sphere
-
 SCORES = (
     "rmse",
     "bias",
@@ -42,12 +40,19 @@ def _check(truth: np.ndarray, prediction: np.ndarray, mask: np.ndarray, lat: np.
     missing = np.broadcast_to(np.asarray(mask) == 0, truth.shape)
     if not missing.any():
         raise ValueError("the mask has no missing cell to score")
-    return missing, np.broadcast_to(sphere.area_weights(lat, truth.shape[2]), truth.shape)
+    return missing, np.broadcast_to(area_weights(lat, truth.shape[2]), truth.shape)
+
+
+def area_weights(lat_deg: np.ndarray, width: int) -> np.ndarray:
+    """cos(latitude) per cell, [H, width] float64: the relative area of cells of equal angular
+    size (the weighting of Kadow et al. 2020 and of the HadCRUT global means)."""
+    weights_h = np.cos(np.deg2rad(np.asarray(lat_deg, dtype=np.float64)))
+    return np.repeat(weights_h[:, None], width, axis=1)
 
 
 def global_means(field: np.ndarray, lat: np.ndarray) -> np.ndarray:
     """Area-weighted mean over all cells of each time step, [T] float64, for a field [T, H, W]."""
-    weights = sphere.area_weights(lat, field.shape[2])
+    weights = area_weights(lat, field.shape[2])
     return np.einsum("thw,hw->t", np.asarray(field, np.float64), weights) / weights.sum()
 
 
