@@ -246,7 +246,12 @@ def _train(cfg: Config, workdir: pathlib.Path, signals: preemption.SignalFlag) -
     step_fn: Callable[..., Any] = jitted_step  # compiled ahead of the first step, below
     predict_fn = jax.jit(functools.partial(predict, model=model))
     writer = writers.MetricWriter(workdir)
-    validator = validation.make_validator(cfg, workdir, model, mesh, global_batch)
+    kind = None
+    if cfg.data.source == "grids":  # xarray: imported for gridded runs only
+        from pconv_jax.train.grid_validation import GridValidator
+
+        kind = GridValidator
+    validator = validation.make_validator(cfg, workdir, model, mesh, global_batch, kind)
     progress = writers.ProgressBar(start, cfg.train.num_steps)
     metrics_log = writers.StepMetrics(
         writer,

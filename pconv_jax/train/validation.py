@@ -212,14 +212,12 @@ def maybe_validate(validator, step: int, done: bool, state, writer) -> dict:
     return scalars
 
 
-def make_validator(cfg: Config, workdir, model, mesh, global_batch: int):
-    """A Validator when train.eval_every > 0 or train.eval_at_end, else None."""
+def make_validator(cfg: Config, workdir, model, mesh, global_batch: int, kind=None):
+    """A `kind` (default Validator; grid_validation.GridValidator for gridded runs) when
+    train.eval_every > 0 or train.eval_at_end, else None."""
+    kind = kind or Validator
     if cfg.train.eval_every < 0:
         raise UserError(f"train.eval_every must be >= 0, got {cfg.train.eval_every}")
     if not (cfg.train.eval_every or cfg.train.eval_at_end):
         return None
-    if cfg.data.source == "grids":
-        from pconv_jax.train import grid_validation  # xarray: only for gridded runs
-
-        return grid_validation.GridValidator(cfg, workdir, model, mesh, global_batch)
-    return Validator(cfg, workdir, model, mesh, global_batch)
+    return kind(cfg, workdir, model, mesh, global_batch)
