@@ -83,6 +83,9 @@ class LossConfig:
     style: float = 120.0  # applied to L_style_out + L_style_comp
     tv: float = 0.1
     vgg_weights: str = ""  # "" = the ImageNet VGG16 shipped in the package; else .npz or .pth
+    # The distance of the valid and hole terms: l1 = |out - gt| (paper, CRAI) | l2 =
+    # (out - gt)^2, the squared error that an RMSE score rewards (gridded fields)
+    pixel_distance: Literal["l1", "l2"] = "l1"
 
 
 @dataclasses.dataclass(frozen=True)

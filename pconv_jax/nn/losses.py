@@ -63,11 +63,20 @@ def composite(output: Array, target: Array, mask: Array) -> Array:
     return m * target.astype(jnp.float32) + (1.0 - m) * output.astype(jnp.float32)
 
 
-def l1_valid_hole(output: Array, target: Array, mask: Array) -> tuple[Array, Array]:
-    """(L_valid, L_hole), each a float32 scalar, both averaged over all N·C·H·W elements."""
+def valid_hole(
+    output: Array, target: Array, mask: Array, distance: str = "l1"
+) -> tuple[Array, Array]:
+    """(L_valid, L_hole), each a float32 scalar, both averaged over all N·C·H·W elements.
+
+    `distance`: "l1" |out - gt| (the paper's Eq. 1-2) or "l2" (out - gt)^2
+    (LossConfig.pixel_distance).
+    """
     _check_images(output, target, mask)
+    if distance not in ("l1", "l2"):
+        raise ValueError(f"distance must be l1 or l2, got {distance!r}")
     m = mask.astype(jnp.float32)
-    diff = jnp.abs(output.astype(jnp.float32) - target.astype(jnp.float32))
+    diff = output.astype(jnp.float32) - target.astype(jnp.float32)
+    diff = jnp.abs(diff) if distance == "l1" else jnp.square(diff)
     return jnp.mean(m * diff), jnp.mean((1.0 - m) * diff)
 
 
@@ -147,7 +156,8 @@ def inpainting_loss(
         see `pconv_jax.nn.vgg.make_vgg_features_fn`). Called once on the truth (under
         stop_gradient) and once on output and composite stacked on the batch axis; never
         called (and may be None) when the perceptual and style weights are both 0.
-      weights: a `pconv_jax.config.LossConfig` (fields valid, hole, perceptual, style, tv).
+      weights: a `pconv_jax.config.LossConfig` (fields valid, hole, perceptual, style, tv,
+        pixel_distance).
     Returns:
       (total, terms): total a float32 scalar; terms a dict of float32 scalars with keys
       valid, hole, perceptual, style_out, style_comp, tv (unweighted) and total.
@@ -160,7 +170,7 @@ def inpainting_loss(
     output = output.astype(jnp.float32)
     target = target.astype(jnp.float32)
     comp = composite(output, target, mask)
-    valid, hole = l1_valid_hole(output, target, mask)
+    valid, hole = valid_hole(output, target, mask, weights.pixel_distance)
     terms = {"valid": valid, "hole": hole, "tv": tv_loss(comp, mask)}
     if uses_vgg(weights):
         if features_fn is None or output.shape[-1] != 3:

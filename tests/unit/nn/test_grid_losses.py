@@ -105,3 +105,17 @@ def test_train_step_on_a_gridded_model_without_vgg():
     _, history = run_steps(cfg, state, net, tx, None, [batch] * 40, mesh)
     assert all(h["finite"] == 1.0 for h in history)
     assert history[-1]["total"] < history[0]["total"] / 2, (history[0], history[-1])
+
+
+def test_l2_pixel_distance_is_the_mean_squared_error_of_each_region():
+    """pixel_distance=l2: the valid and hole terms are means over all N*H*W*C elements of the
+    mask-selected squared errors (numpy on the same arrays); l1 stays the absolute error."""
+    output, target, mask = _arrays(2, seed=3)
+    l2 = dataclasses.replace(CRAI_0, pixel_distance="l2")
+    _, terms = losses.inpainting_loss(output, target, mask, never_called, l2)
+    squared = (output.astype(np.float64) - target) ** 2
+    np.testing.assert_allclose(terms["valid"], np.mean(mask * squared), rtol=1e-6)
+    np.testing.assert_allclose(terms["hole"], np.mean((1 - mask) * squared), rtol=1e-6)
+    _, l1_terms = losses.inpainting_loss(output, target, mask, never_called, CRAI_0)
+    absolute = np.abs(output.astype(np.float64) - target)
+    np.testing.assert_allclose(l1_terms["hole"], np.mean((1 - mask) * absolute), rtol=1e-6)

@@ -105,7 +105,7 @@ def test_l1_by_hand():
     output = np.array([0.5, 1.0], np.float32).reshape(1, 1, 2, 1)
     target = np.array([0.0, 0.25], np.float32).reshape(1, 1, 2, 1)
     mask = np.array([1.0, 0.0], np.float32).reshape(1, 1, 2, 1)
-    valid, hole = losses.l1_valid_hole(output, target, mask)
+    valid, hole = losses.valid_hole(output, target, mask)
     # Both divided by all 2 elements, not by the 1 valid / 1 hole element.
     assert float(valid) == 0.25 and float(hole) == 0.375
 
