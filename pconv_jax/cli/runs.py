@@ -83,7 +83,12 @@ def cmd_export(args) -> int:
         print(f"wrote {path} (step {step}); run it with onnxruntime or --checkpoint {path}")
         return 0
     model = trained.load_run(run, step)
-    path = trained.write_export(model, args.output)
+    card = None
+    if model.config.data.source == "grids":  # the grid it was trained on, for pconv infill
+        from pconv_jax.data import grid_train  # xarray: gridded runs only
+
+        card = {"grid": grid_train.grid_card(model.config.data)}
+    path = trained.write_export(model, args.output, card)
     print(f"wrote {path} (step {model.step}); load it with Inpainter.load or --checkpoint")
     return 0
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import pathlib
 import re
 import threading
 
@@ -87,6 +88,28 @@ def read_anomalies(paths: tuple[str, ...] | list[str], var: str) -> GridFields:
         sources.append((str(path), int(values.shape[0])))
     assert grid is not None
     return GridFields(np.concatenate(parts), grid[0], grid[1], tuple(sources))
+
+
+def grid_card(cfg: DataConfig) -> dict:
+    """What a gridded run was trained on, for its export's model card (`grid`): the variables,
+    the grid's lat/lon (degrees), the units and the std of the training anomalies, which
+    `pconv infill` checks a file against (inference/grid_files.check_trained_grid)."""
+    fields = read_anomalies(cfg.grid_files, cfg.grid_var)
+    dataset = grids.open_grid(cfg.grid_files[0])
+    try:
+        layout = grids.select_grid(dataset, (cfg.grid_var,) if cfg.grid_var else ())
+        units = str(dataset[layout.names[0]].attrs.get("units", ""))
+    finally:
+        dataset.close()
+    return {
+        "variables": list(layout.names),
+        "lat": [float(v) for v in fields.lat],
+        "lon": [float(v) for v in fields.lon],
+        "units": units,
+        "values": "anomalies against each training file's own per-cell time mean",
+        "anomaly_std": float(np.std(fields.values)),
+        "training_files": [pathlib.Path(name).name for name, _ in fields.sources],
+    }
 
 
 def coverage_patterns(cfg: DataConfig, lat: np.ndarray, lon: np.ndarray) -> dict[str, np.ndarray]:

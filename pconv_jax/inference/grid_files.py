@@ -74,6 +74,52 @@ def check_grid(model: ModelConfig, channels: int, grid_shape: tuple[int, int]) -
                 )
 
 
+# Observed values whose mean magnitude exceeds this many training standard deviations are not
+# the anomalies a model trained on anomalies expects (absolute temperatures, other units).
+ANOMALY_LIMIT = 20.0
+
+
+def check_trained_grid(trained_on: dict, dataset, layout: grids.GridLayout, source) -> None:
+    """UserError unless `layout`'s variables and grid coordinates are those the model was trained
+    on (`trained_on`: its export card's `grid`; coordinates equal within 1e-4 degrees)."""
+    wanted = tuple(trained_on["variables"])
+    if layout.names != wanted:
+        raise UserError(
+            f"the model was trained on {', '.join(wanted)}, not {', '.join(layout.names)} "
+            "(--var names the variables)"
+        )
+    for dim, key in zip(layout.grid_dims, ("lat", "lon"), strict=True):
+        expected = np.asarray(trained_on[key], np.float64)
+        found = np.asarray(dataset[dim].values, np.float64) if dim in dataset.coords else None
+        if (
+            found is None
+            or found.shape != expected.shape
+            or not np.allclose(found, expected, atol=1e-4)
+        ):
+            shape = "x".join(str(n) for n in layout.grid_shape)
+            raise UserError(
+                f"{source}: its {shape} grid ({dim}) is not the {len(trained_on['lat'])}x"
+                f"{len(trained_on['lon'])} grid the model was trained on; regrid it first"
+            )
+
+
+def check_trained_values(trained_on: dict, values, observed, grid_shape) -> None:
+    """UserError when the grid's shape differs from the training grid's, or the observed values
+    are far from the anomalies the model was trained on (ANOMALY_LIMIT training std)."""
+    shape = (len(trained_on["lat"]), len(trained_on["lon"]))
+    if tuple(grid_shape) != shape:
+        raise UserError(f"the model was trained on a {shape[0]}x{shape[1]} grid, got {grid_shape}")
+    spread = trained_on.get("anomaly_std")
+    if spread and observed.any():
+        magnitude = float(np.mean(np.abs(values[observed])))
+        if magnitude > ANOMALY_LIMIT * spread:
+            raise UserError(
+                f"the observed values average {magnitude:.4g} {trained_on.get('units', '')} in "
+                f"magnitude; the model infills anomalies (training std {spread:.3g}): subtract a "
+                "climatology first (docs/gridded.md)"
+            )
+
+
 def check_output(source: pathlib.Path, output: pathlib.Path, overwrite: bool) -> None:
     """UserError for an output that would replace a file the user has, unless `overwrite`."""
     if output.suffix.lower() not in (".nc", ".nc4"):
@@ -125,6 +171,8 @@ def infill_file(
     try:
         layout = grids.select_grid(dataset, names, str(source))
         check_grid(infiller.config, layout.num_channels, layout.grid_shape)
+        if infiller.trained_on is not None:
+            check_trained_grid(infiller.trained_on, dataset, layout, source)
         # the variables the model fills: the first out_channels
         filled = dataclasses.replace(layout, names=layout.names[: infiller.config.out_channels])
         if mask_file is not None:

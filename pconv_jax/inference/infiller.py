@@ -27,7 +27,7 @@ import numpy as np
 from pconv_jax.config import ModelConfig
 from pconv_jax.errors import UserError
 from pconv_jax.inference import grid_files
-from pconv_jax.inference.grid_files import InfillReport, check_grid
+from pconv_jax.inference.grid_files import InfillReport, check_grid, check_trained_values
 from pconv_jax.inference.jax_forward import JaxForward
 from pconv_jax.store import trained
 
@@ -39,20 +39,31 @@ class Infiller:
       config: the model's `ModelConfig` (in_channels, out_channels, ...).
       forward: the jitted forward pass over the local devices (`JaxForward`).
       source: where the model was read from.
+      trained_on: the grid a model trained with pconv_jax was trained on (its export card's
+        `grid`: variables, lat, lon, units, anomaly_std; see grid_files.check_trained_grid), or
+        None (converted models, run directories): then any grid the network takes is accepted.
     """
 
-    def __init__(self, config: ModelConfig, forward: JaxForward, source: str = ""):
+    def __init__(
+        self,
+        config: ModelConfig,
+        forward: JaxForward,
+        source: str = "",
+        trained_on: dict | None = None,
+    ):
         self.config = config
         self.forward = forward
         self.source = source
+        self.trained_on = trained_on
 
     @classmethod
     def load(cls, path: str | os.PathLike, devices=None) -> Infiller:
-        """The model of a `pconv export`/`pconv convert` .npz or a `pconv train` run directory,
-        run on `devices` (default: every local device, the batch split over them)."""
+        """The model of a `pconv export`/`pconv convert` .npz, a `pconv train` run directory or
+        a model shipped in the package by name ("ccsm-t42", store/named.py), run on `devices`
+        (default: every local device, the batch split over them)."""
         model = trained.load(path)
         forward = JaxForward(model.model, model.variables, devices)
-        return cls(model.config.model, forward, model.source)
+        return cls(model.config.model, forward, model.source, model.card.get("grid"))
 
     def __call__(
         self,
@@ -81,6 +92,8 @@ class Infiller:
             values = values.astype(np.float64)
         check_grid(self.config, values.shape[-1], values.shape[1:3])
         observed = np.isfinite(values)
+        if self.trained_on is not None:
+            check_trained_values(self.trained_on, values, observed, values.shape[1:3])
         if mask_NxHxWxC is not None:
             mask = np.asarray(mask_NxHxWxC)
             if mask.shape not in (values.shape, values.shape[:3] + (1,)):
@@ -120,6 +133,8 @@ class Infiller:
         """Infills variables `names` (default: the file's one gridded variable) of a NetCDF/Zarr
         file into a NetCDF file, `batch_size` time steps at a time (see
         `inference.grid_files.infill_file`)."""
+        if not names and self.trained_on is not None:
+            names = tuple(self.trained_on["variables"])  # the variables it was trained on
         return grid_files.infill_file(
             self,
             pathlib.Path(source),

@@ -32,6 +32,7 @@ from pconv_jax import atomic
 from pconv_jax.config import Config, from_dict, to_json
 from pconv_jax.errors import UserError
 from pconv_jax.nn.model import PConvUNet, abstract_variables, build_model
+from pconv_jax.store import named
 from pconv_jax.store.trees import check_same_tree
 
 FORMAT = "pconv_jax.inpainter"
@@ -49,6 +50,8 @@ class TrainedModel:
         numpy float32 arrays (export).
       step: the training step of the weights.
       source: the run directory or export file it was read from.
+      card: the export's model card (`__meta__["card"]`: where the weights come from, and for
+        gridded models `grid`, what they were trained on); {} for run directories.
     """
 
     config: Config
@@ -56,6 +59,7 @@ class TrainedModel:
     variables: dict
     step: int
     source: str
+    card: dict = dataclasses.field(default_factory=dict)
 
 
 ModelKind = Literal["run", "npz", "onnx"]
@@ -85,10 +89,12 @@ def load(path: str | os.PathLike, step: int | None = None, dtype=None) -> Traine
     """The JAX model of a run directory (checkpoint `step`, default the latest) or an .npz export.
 
     Args:
-      path: `pconv train --workdir` folder, or a `pconv export` / `pconv convert` .npz.
+      path: `pconv train --workdir` folder, or a `pconv export` / `pconv convert` .npz, or the
+        name of a model shipped in the package (store/named.py, e.g. "ccsm-t42").
       step: checkpoint step; only for run directories.
       dtype: compute dtype of the returned module (None = float32).
     """
+    path = named.resolve(path)
     kind = model_kind(path)
     if kind == "onnx":
         raise UserError(
@@ -161,7 +167,7 @@ def load_export(path: str | os.PathLike, dtype=None) -> TrainedModel:
     model = build_model(cfg.model, dtype)
     variables = traverse_util.unflatten_dict(flat, sep="/")
     check_same_tree(variables, abstract_variables(model), str(path))
-    return TrainedModel(cfg, model, variables, int(meta["step"]), str(path))
+    return TrainedModel(cfg, model, variables, int(meta["step"]), str(path), meta.get("card", {}))
 
 
 MAKE_AN_EXPORT = (
