@@ -96,7 +96,8 @@ def mask_update(masks, channels, kernel_size, strides, eps: float, ratio: str = 
     window_valid = window_sum(count, kernel_size, strides)
     if ratio == "mask_sum":
         new_mask = (window_valid > 0).astype(jnp.float32)
-        return new_mask / jnp.where(window_valid > 0, window_valid, 1.0), new_mask
+        one = jnp.ones((), window_valid.dtype)  # typed, as in PartialConv (jax2onnx's `where`)
+        return new_mask / jnp.where(window_valid > 0, window_valid, one), new_mask
     new_mask = jnp.clip(window_valid, 0.0, 1.0)
     window_size = float(sum(channels) * kernel_size[0] * kernel_size[1])
     ratio = window_size / (window_valid + eps) * new_mask
@@ -159,7 +160,11 @@ class PartialConv(nn.Module):
         )
         dtype = self.dtype or jnp.result_type(*xs)
         # `where` and not a bare product, so that NaN/Inf placed in holes cannot leak through.
-        masked = [jnp.where(mi > 0, xi * mi.astype(xi.dtype), 0) for xi, mi in zip(xs, masks)]
+        # The zero is typed: jax2onnx's `where` promotes a Python 0 to float64 (store/onnx_export).
+        masked = [
+            jnp.where(mi > 0, xi * mi.astype(xi.dtype), jnp.zeros((), xi.dtype))
+            for xi, mi in zip(xs, masks)
+        ]
         joined = masked[0] if len(masked) == 1 else jnp.concatenate(masked, axis=-1)
         pads = [((k - 1) // 2, (k - 1) // 2) for k in kernel_size]
         raw = conv_nhwc(joined.astype(dtype), kernel.astype(dtype), strides, pads)

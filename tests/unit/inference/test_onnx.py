@@ -91,15 +91,27 @@ def test_onnx_export_errors(run_dir, tmp_path):
         Inpainter.load(tmp_path / "bad.onnx")
 
 
-def test_conv_baseline_exports_too(tmp_path):
-    """The paper's Conv baseline (partial=False, holes filled with the ImageNet mean)."""
+@pytest.mark.parametrize(
+    ("options", "undone"),
+    [  # `undone` switches one option back: same variables, another network
+        (dict(partial=False), dict(partial=True)),  # the Conv baseline, ImageNet-mean holes
+        (
+            dict(io_range="imagenet", ratio="mask_sum", conv_bias="last_only"),
+            dict(ratio="official"),
+        ),
+        (dict(io_range="symmetric"), dict(io_range="unit")),  # mmagic's pixel space
+    ],
+    ids=["conv-baseline", "naoto0804", "mmagic"],
+)
+def test_model_options_export_too(options, undone):
+    """Each ModelConfig option reaches the graph: the export traces the Flax model itself."""
     import jax.numpy as jnp
 
     from pconv_jax import config
     from pconv_jax.nn.model import build_model
     from pconv_jax.store.onnx_export import build_onnx
 
-    cfg = config.Config(model=config.ModelConfig(num_layers=4, partial=False))
+    cfg = config.Config(model=config.ModelConfig(num_layers=4, **options))
     model = build_model(cfg.model)
     shapes = jax.eval_shape(
         lambda: model.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)), jnp.ones((1, 16, 16, 1)))
@@ -121,3 +133,6 @@ def test_conv_baseline_exports_too(tmp_path):
     # onnxruntime vs XLA: tolerances.network_atol (was 1e-4 x max(1, max |output|)).
     atol = tolerances.network_atol(tolerances.unet_reductions(4), float(np.abs(expected).max()))
     assert np.abs(got - expected).max() <= atol
+    # The option changes the output: the graph is not that of the model without it.
+    other = build_model(config.ModelConfig(num_layers=4, **{**options, **undone}))
+    assert np.abs(np.asarray(jax.jit(other.apply)(variables, image, mask)) - got).max() > atol
