@@ -1,6 +1,6 @@
 """The training loop: resume or initialise, train, log, sample, validate, checkpoint, stop.
 
-One `jax.jit` train step (`train_step.py`) over a 1-D mesh of every device of every process;
+One `jax.jit` train step (`train/step.py`) over a 1-D mesh of every device of every process;
 stops (max_seconds, a signal, a non-finite loss) are agreed by all processes.
 """
 
@@ -57,7 +57,7 @@ def _initial_state(cfg: Config, workdir, model, tx, ckpts, replicated) -> train_
     if found is not None:
         step, model_vars, train_vars = found
         log.info("resuming %s from its checkpoint at step %d", workdir, step)
-        return train_step.TrainState(**model_vars, **train_vars)
+        return train_step.TrainState(apply_fn=model.apply, tx=tx, **model_vars, **train_vars)
     # init_from is read (and checked) before the fresh state is compiled: a mismatch fails fast.
     loaded = _init_from(cfg, abstract, replicated) if cfg.train.init_from else None
     fresh = jax.jit(
@@ -223,7 +223,7 @@ def _train(cfg: Config, workdir: pathlib.Path, signals: preemption.SignalFlag) -
         raise
     start = int(state.step)
     jitted_step = jax.jit(
-        functools.partial(train_step.train_step, model=model, tx=tx, cfg=cfg),
+        functools.partial(train_step.train_step, model=model, cfg=cfg),
         in_shardings=(replicated, sharding.batch_sharded(mesh), replicated),
         out_shardings=(replicated, replicated),
         donate_argnums=0,
