@@ -72,6 +72,9 @@ setup(
         # `pconv convert` reads .pth files with torch (any build; the CPU wheel is enough)
         "convert": ["torch>=2.4"],
         "serve": ["gradio>=6,<7", "gradio_client>=2"],
+        # gridded data (`pconv infill`, pconv_jax/data/grids.py): NetCDF via netCDF4 (h5netcdf as
+        # xarray's other engine), Zarr stores
+        "grids": ["xarray>=2024.6", "netCDF4>=1.7", "h5netcdf>=1.3", "zarr>=2.18"],
     },
     entry_points={"console_scripts": ["pconv = pconv_jax.cli:main"]},
 )

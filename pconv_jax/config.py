@@ -28,7 +28,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    num_layers: int = 7  # encoder depth: 7 for 256x256 inputs, 8 for 512x512 (paper appendix)
+    num_layers: int = (
+        7  # encoder depth: 7 for 256x256 inputs, 8 for 512x512 (paper appendix); CRAI 3
+    )
     partial: bool = True  # False: the paper's "Conv" baseline (same net, ordinary convolutions)
     hole_fill: tuple[float, ...] = IMAGENET_MEAN  # Conv baseline: RGB put in holes; () = keep input
     bn_momentum: float = 0.9  # running-average decay (PyTorch's momentum 0.1)
@@ -43,6 +45,33 @@ class ModelConfig:
     # Layers with a bias: without_bn = the layers without BN, enc1 and dec1 (paper, mmagic) |
     # last_only = dec1 only (naoto0804)
     conv_bias: Literal["without_bn", "last_only"] = "without_bn"
+    # Gridded data (CRAI: FREVA-CLINT/climatereconstructionAI, Kadow et al. 2020; docs/grids.md).
+    # Channels in and out: CRAI's one channel per --data-types variable, and --out-channels.
+    in_channels: int = 3
+    out_channels: int = 3
+    # enc1's features, doubling per level up to max_width (paper 64 -> 512; CRAI --n-filters n:
+    # n -> 8n; CRAI's default: --conv-factor / 2**(encoding_layers-1) -> --conv-factor)
+    width: int = 64
+    max_width: int = 512
+    # Kernel sides of enc1..encL; () = the paper's 7,5,5,3,3.. (CRAI's default: 7,5,..,5,3)
+    encoder_kernels: tuple[int, ...] = ()
+    # zeros: the border is hole (paper) | global: circular in longitude (W), zeros beyond the
+    # poles (H), for features and masks (CRAI's --global-padding)
+    padding: Literal["zeros", "global"] = "zeros"
+    # multiple: H and W must divide by 2**num_layers (paper; callers pad) | any: strided convs
+    # give ceil(H/2), the decoder upsamples nearest to the skip's size (CRAI's nn.Upsample(size))
+    input_sizes: Literal["multiple", "any"] = "multiple"
+    first_bn: bool = False  # BN on enc1 (paper: none; CRAI: yes unless --disable-first-bn)
+    masked_bn: bool = False  # training BN statistics over observed cells only (CRAI --masked-bn)
+    leaky_slope: float = 0.2  # decoder LeakyReLU slope (paper 0.2; CRAI: PyTorch's 0.01)
+    # Per input channel, physical units; () = none. The model maps x to (x - mean)/std and its
+    # output back with the first out_channels of them (CRAI's --normalize-data, nanmean/nanstd)
+    channel_mean: tuple[float, ...] = ()
+    channel_std: tuple[float, ...] = ()
+    # Per output channel, physical units, -inf/inf = none; () = none (CRAI's --min-bounds and
+    # --max-bounds: sigmoid between two bounds, exp beyond one, in normalised units)
+    output_min: tuple[float, ...] = ()
+    output_max: tuple[float, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

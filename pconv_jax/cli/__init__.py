@@ -13,10 +13,10 @@ import argparse
 import logging
 import sys
 
-from pconv_jax.cli import evaluation, inference, runs, weights
+from pconv_jax.cli import evaluation, grids, inference, runs, weights
 from pconv_jax.errors import UserError
 
-COMMAND_GROUPS = (runs, inference, evaluation, weights)
+COMMAND_GROUPS = (runs, inference, evaluation, weights, grids)
 
 
 def build_parser() -> argparse.ArgumentParser:

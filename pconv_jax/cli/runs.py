@@ -55,9 +55,17 @@ def cmd_export(args) -> int:
             raise UserError("--best and --step exclude each other")
         run, step = validation.best_checkpoint(run)
     trained.export_path(args.output, args.format)  # a wrong suffix fails before loading
+    size_hw = None
+    if args.grid_size is not None:
+        height, _, width = args.grid_size.lower().partition("x")
+        if args.format != "onnx" or not (height.isdigit() and width.isdigit()):
+            raise UserError(
+                f"--grid-size takes HxW (e.g. 72x144) with --format onnx; got {args.grid_size!r}"
+            )
+        size_hw = (int(height), int(width))
     if args.format == "onnx":
         try:  # onnx is an optional extra, imported by the exporter
-            path, step = onnx_export.export_onnx(run, args.output, step=step)
+            path, step = onnx_export.export_onnx(run, args.output, step=step, size_hw=size_hw)
         except ImportError as e:
             raise UserError(f"{e}; pip install 'pconv_jax[onnx]'") from e
         print(f"wrote {path} (step {step}); run it with onnxruntime or --checkpoint {path}")
@@ -91,6 +99,11 @@ def register(sub) -> None:
         choices=("npz", "onnx"),
         default="npz",
         help="npz (JAX, default) or onnx (dynamic batch and size, for onnxruntime)",
+    )
+    export.add_argument(
+        "--grid-size",
+        metavar="HxW",
+        help="onnx: a graph for this one input size (required for model.input_sizes=any)",
     )
     export.add_argument("output", help="the .npz or .onnx file to write")
     export.set_defaults(func=cmd_export)

@@ -31,6 +31,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from pconv_jax.nn.grid_ops import pad_global
+
 Array = jax.Array
 # He/Kaiming normal with fan-in, untruncated, as the paper (and torch's kaiming_normal_) use.
 kaiming_normal = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
@@ -73,27 +75,42 @@ def valid_count(masks: Sequence[Array], channels: Sequence[int]) -> Array:
     return total
 
 
-def window_sum(count_NxHxWx1: Array, kernel_size: tuple[int, int], strides: tuple[int, int]):
-    """Sum over each k×k window with the conv's stride and zero padding (k-1)//2 per side."""
-    pads = [(0, 0)] + [((k - 1) // 2, (k - 1) // 2) for k in kernel_size] + [(0, 0)]
+def same_pads(kernel_size: tuple[int, int]) -> list[tuple[int, int]]:
+    """(k-1)//2 per side of H and W: an odd kernel at stride s gives ceil(H/s) outputs."""
+    return [((k - 1) // 2, (k - 1) // 2) for k in kernel_size]
+
+
+def window_sum(
+    count_NxHxWx1: Array,
+    kernel_size: tuple[int, int],
+    strides: tuple[int, int],
+    pads: Sequence[tuple[int, int]] | None = None,
+):
+    """Sum over each k×k window with the conv's stride and zero padding `pads` ((top, bottom),
+    (left, right); default (k-1)//2 per side)."""
+    pads = same_pads(kernel_size) if pads is None else pads
     return lax.reduce_window(
-        count_NxHxWx1, 0.0, lax.add, (1, *kernel_size, 1), (1, *strides, 1), pads
+        count_NxHxWx1, 0.0, lax.add, (1, *kernel_size, 1), (1, *strides, 1), [(0, 0), *pads, (0, 0)]
     )
 
 
 RATIOS = ("official", "mask_sum")
+PADDINGS = ("zeros", "global")
 
 
-def mask_update(masks, channels, kernel_size, strides, eps: float, ratio: str = "official"):
+def mask_update(
+    masks, channels, kernel_size, strides, eps: float, ratio: str = "official", pads=None
+):
     """Returns (ratio, new_mask), both [N,H',W',1] float32 and free of gradients.
 
     official: ratio = (C·k·k)/(S+eps)·U and new_mask = U = clip(S,0,1), S the window sum of valid
     entries. mask_sum: ratio = U/S (1/S where S > 0, else 0) and new_mask = U = 1[S > 0].
+    `pads`: zero padding of the window sum (window_sum's default when None).
     """
     if ratio not in RATIOS:
         raise ValueError(f"ratio must be one of {RATIOS}, got {ratio!r}")
     count = lax.stop_gradient(valid_count(masks, channels))
-    window_valid = window_sum(count, kernel_size, strides)
+    window_valid = window_sum(count, kernel_size, strides, pads)
     if ratio == "mask_sum":
         new_mask = (window_valid > 0).astype(jnp.float32)
         one = jnp.ones((), window_valid.dtype)  # typed, as in PartialConv (jax2onnx's `where`)
@@ -121,6 +138,10 @@ class PartialConv(nn.Module):
       kernel_init: initializer of the HWIO kernel (He normal, fan-in).
       eps: added to the valid count S before dividing (float32 mask path; ratio="official").
       ratio: "official" (Eq. 1, sum(1)/sum(M)) or "mask_sum" (1/sum(M), naoto0804's layer).
+      padding: "zeros" (the border is hole: zeros for features and mask) or "global" (CRAI's
+        `--global-padding`: features AND masks padded circularly in W (longitude) and with zeros
+        in H (beyond the poles), grid_ops.pad_global; the wrapped cells count as observed where
+        the mask says so).
       dtype: compute dtype of the convolution (None = the input's); the ratio stays float32.
       param_dtype: dtype of `kernel` and `bias`.
     """
@@ -133,6 +154,7 @@ class PartialConv(nn.Module):
     bias_init: Any = nn.initializers.zeros
     eps: float = 1e-8
     ratio: str = "official"
+    padding: str = "zeros"
     dtype: Any = None
     param_dtype: Any = jnp.float32
 
@@ -153,6 +175,8 @@ class PartialConv(nn.Module):
         strides = _pair(self.strides)
         if any(k % 2 == 0 for k in kernel_size):
             raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        if self.padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {PADDINGS}, got {self.padding!r}")
         channels = [int(xi.shape[-1]) for xi in xs]
         in_features = sum(channels)
         kernel = self.param(
@@ -166,9 +190,15 @@ class PartialConv(nn.Module):
             for xi, mi in zip(xs, masks)
         ]
         joined = masked[0] if len(masked) == 1 else jnp.concatenate(masked, axis=-1)
-        pads = [((k - 1) // 2, (k - 1) // 2) for k in kernel_size]
+        pads = same_pads(kernel_size)
+        if self.padding == "global":
+            joined = pad_global(joined, pads)
+            masks = [pad_global(mi.astype(jnp.float32), pads) for mi in masks]
+            pads = [(0, 0), (0, 0)]
         raw = conv_nhwc(joined.astype(dtype), kernel.astype(dtype), strides, pads)
-        ratio, new_mask = mask_update(masks, channels, kernel_size, strides, self.eps, self.ratio)
+        ratio, new_mask = mask_update(
+            masks, channels, kernel_size, strides, self.eps, self.ratio, pads
+        )
         y = raw.astype(jnp.float32) * ratio
         if self.use_bias:
             bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)

@@ -18,6 +18,13 @@ pixel L1 in ImageNet-normalised units (~4.4× larger); naoto0804's TV runs over 
 mmagic's over the undilated hole weighted by the first pixel of each pair only.
 
 Every reduction and every Gram matrix is float32 whatever the dtype of the features.
+
+Gridded (non-RGB) data: with w_perceptual = w_style = 0 no VGG16 is built or run (`features_fn`
+may be None) and the three VGG terms are reported as 0; any channel count works. CRAI's loss
+criteria (its config.py `set_lambdas`) without its VGG terms: criterion 0 = valid 1, hole 6, tv
+0.1; criterion 1 = hole 1 only. CRAI sums its per-channel means over the C channels (C times the
+mean over all elements taken here; equal for one variable) and takes its TV over the whole
+composite, not the hole border.
 """
 
 from __future__ import annotations
@@ -118,11 +125,16 @@ def tv_loss(comp: Array, mask: Array) -> Array:
     return (jnp.sum(horizontal) + jnp.sum(vertical)) / float(comp.size)
 
 
+def uses_vgg(weights) -> bool:
+    """Whether a `LossConfig` needs VGG16 features (a perceptual or style weight not 0)."""
+    return bool(weights.perceptual or weights.style)
+
+
 def inpainting_loss(
     output: Array,
     target: Array,
     mask: Array,
-    features_fn: Callable[[Array], Sequence[Array]],
+    features_fn: Callable[[Array], Sequence[Array]] | None,
     weights,
 ) -> tuple[Array, dict[str, Array]]:
     """The total loss of Eq. 7 and its unweighted terms.
@@ -133,7 +145,8 @@ def inpainting_loss(
       mask: [N,H,W,1] or [N,H,W,3], binary, 1 = valid.
       features_fn: images [B,H,W,3] in [0,1] -> list of feature maps [B,h,w,c] (VGG16 pool1-3;
         see `pconv_jax.nn.vgg.make_vgg_features_fn`). Called once on the truth (under
-        stop_gradient) and once on output and composite stacked on the batch axis.
+        stop_gradient) and once on output and composite stacked on the batch axis; never
+        called (and may be None) when the perceptual and style weights are both 0.
       weights: a `pconv_jax.config.LossConfig` (fields valid, hole, perceptual, style, tv).
     Returns:
       (total, terms): total a float32 scalar; terms a dict of float32 scalars with keys
@@ -144,30 +157,21 @@ def inpainting_loss(
     negative = {k: v for k, v in named.items() if v < 0}
     if negative:
         raise ValueError(f"loss weights must be >= 0, got {negative}")
-    n = output.shape[0]
     output = output.astype(jnp.float32)
     target = target.astype(jnp.float32)
     comp = composite(output, target, mask)
-
-    feats_gt = [lax.stop_gradient(f) for f in features_fn(target)]
-    feats_both = features_fn(jnp.concatenate([output, comp], axis=0))
-    if len(feats_both) != len(feats_gt) or any(f.shape[0] != 2 * n for f in feats_both):
-        raise ValueError(
-            f"features_fn returned {len(feats_both)} maps of batch "
-            f"{[f.shape[0] for f in feats_both]} for {2 * n} images, and {len(feats_gt)} for {n}"
-        )
-    feats_out = [f[:n] for f in feats_both]
-    feats_comp = [f[n:] for f in feats_both]
-
     valid, hole = l1_valid_hole(output, target, mask)
-    terms = {
-        "valid": valid,
-        "hole": hole,
-        "perceptual": perceptual_loss(feats_out, feats_comp, feats_gt),
-        "style_out": style_loss(feats_out, feats_gt),
-        "style_comp": style_loss(feats_comp, feats_gt),
-        "tv": tv_loss(comp, mask),
-    }
+    terms = {"valid": valid, "hole": hole, "tv": tv_loss(comp, mask)}
+    if uses_vgg(weights):
+        if features_fn is None or output.shape[-1] != 3:
+            raise ValueError(
+                f"the perceptual and style terms need VGG16 features of RGB images; got "
+                f"{output.shape[-1]} channels and features_fn={features_fn}: set their weights to 0"
+            )
+        terms |= _vgg_terms(output, target, comp, features_fn)
+    else:
+        zero = jnp.zeros((), jnp.float32)
+        terms |= {"perceptual": zero, "style_out": zero, "style_comp": zero}
     total = (
         named["valid"] * terms["valid"]
         + named["hole"] * terms["hole"]
@@ -177,3 +181,22 @@ def inpainting_loss(
     )
     terms["total"] = total
     return total, terms
+
+
+def _vgg_terms(output, target, comp, features_fn) -> dict[str, Array]:
+    """L_perceptual, L_style_out and L_style_comp of float32 [N,H,W,3] images."""
+    n = output.shape[0]
+    feats_gt = [lax.stop_gradient(f) for f in features_fn(target)]
+    feats_both = features_fn(jnp.concatenate([output, comp], axis=0))
+    if len(feats_both) != len(feats_gt) or any(f.shape[0] != 2 * n for f in feats_both):
+        raise ValueError(
+            f"features_fn returned {len(feats_both)} maps of batch "
+            f"{[f.shape[0] for f in feats_both]} for {2 * n} images, and {len(feats_gt)} for {n}"
+        )
+    feats_out = [f[:n] for f in feats_both]
+    feats_comp = [f[n:] for f in feats_both]
+    return {
+        "perceptual": perceptual_loss(feats_out, feats_comp, feats_gt),
+        "style_out": style_loss(feats_out, feats_gt),
+        "style_comp": style_loss(feats_comp, feats_gt),
+    }

@@ -16,6 +16,25 @@ maps its [0,1] RGB input there and its output back, as a step of the model, beca
 subtraction does not fold into the first kernel: the masked window sum of the mean depends on the
 mask), the partial-conv re-weighting (`ratio`, see layers.py) and which layers have a bias
 (`conv_bias`).
+
+Gridded data (CRAI, Kadow et al. 2020; each a `ModelConfig` option, the paper's as default):
+`in_channels`/`out_channels` variables; widths `width`·2^i capped at `max_width`; encoder kernels
+`encoder_kernels` (decoder kernels are 3x3); BN on enc1 (`first_bn`); `masked_bn`; the decoder's
+`leaky_slope`; per-channel `channel_mean`/`channel_std` (the model maps physical values to
+(x - mean)/std and its output back with the first `out_channels` statistics); `output_min`/
+`output_max` (grid_ops.bounded, applied in normalised units before the output is mapped back).
+
+How the net pads and crops (`input_sizes`, `padding`). Every convolution has an odd kernel k and
+pads (k-1)//2 cells on each side: with `padding="zeros"` those cells are holes (mask 0); with
+`padding="global"` features and masks wrap around in W (longitude) and are zero beyond H's ends
+(the poles). A stride-2 encoder layer maps a side of n cells to ceil(n/2). Each decoder layer
+upsamples its input (features and mask) by nearest neighbour TO THE SIZE OF ITS SKIP (the encoder
+output one level up, or the input for dec1): output cell j reads input cell
+min(floor(j·(n_in/n_out)), n_in - 1), PyTorch's rule, float32 (grid_ops.upsample_nearest_to). So a
+side of 5 goes 5 -> 3 -> 2 -> 1 down and 1 -> 2 -> 3 -> 5 up, nothing is cropped, and the output
+has the input's size. When n divides by 2^L every step is an exact ×2 repeat. `input_sizes=
+"multiple"` (the paper's image model) still refuses other sizes so that callers pad; "any" (CRAI)
+takes every size.
 """
 
 from __future__ import annotations
@@ -28,7 +47,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from pconv_jax.config import IMAGENET_MEAN, IMAGENET_STD, ModelConfig
+from pconv_jax.nn.grid_ops import MaskedBatchNorm, bounded, upsample_nearest_to
 from pconv_jax.nn.layers import PartialConv, kaiming_normal
+from pconv_jax.nn.model_checks import check_inputs, check_options
 
 # io_range -> (mean, std) per RGB channel: network pixels = (x - mean) / std, x in [0,1].
 IO_AFFINE = {
@@ -36,14 +57,29 @@ IO_AFFINE = {
     "symmetric": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),  # mmagic: (p - 127.5) / 127.5
     "imagenet": (IMAGENET_MEAN, IMAGENET_STD),  # naoto0804: torchvision Normalize
 }
-CONV_BIAS = ("without_bn", "last_only")
 
 
 def encoder_spec(num_layers: int) -> list[tuple[int, int]]:
-    """(kernel_size, features) of enc1..encL."""
+    """(kernel_size, features) of enc1..encL of the paper's image model."""
     if num_layers < 4:
         raise ValueError(f"num_layers must be at least 4 (the paper uses 7 or 8), got {num_layers}")
-    return [(7, 64), (5, 128), (5, 256)] + [(3, 512)] * (num_layers - 3)
+    return layer_spec(num_layers)
+
+
+def layer_spec(
+    num_layers: int, width: int = 64, max_width: int = 512, kernels: tuple[int, ...] = ()
+) -> list[tuple[int, int]]:
+    """(kernel_size, features) of enc1..encL: min(width·2^(i-1), max_width) features, kernels
+    `kernels` or, when empty, the paper's 7, 5, 5, 3, 3, ..."""
+    if num_layers < 1 or width < 1 or max_width < width:
+        raise ValueError(
+            f"need num_layers >= 1 and 1 <= width <= max_width; got num_layers={num_layers}, "
+            f"width={width}, max_width={max_width}"
+        )
+    kernels = tuple(kernels) or ((7, 5, 5) + (3,) * num_layers)[:num_layers]
+    if len(kernels) != num_layers or any(k < 1 or k % 2 == 0 for k in kernels):
+        raise ValueError(f"encoder_kernels must be {num_layers} odd sizes, got {kernels}")
+    return [(k, min(width * 2**i, max_width)) for i, k in enumerate(kernels)]
 
 
 class _Block(nn.Module):
@@ -57,6 +93,9 @@ class _Block(nn.Module):
     ratio: str
     bn_momentum: float
     dtype: Any
+    padding: str = "zeros"
+    masked_bn: bool = False
+    leaky_slope: float = 0.2
 
     @nn.compact
     def __call__(self, x, mask, use_batch_stats: bool):
@@ -68,6 +107,7 @@ class _Block(nn.Module):
                 self.strides,
                 use_bias=self.use_bias,
                 ratio=self.ratio,
+                padding=self.padding,
                 dtype=self.dtype,
                 name="conv",
             )(x, mask)
@@ -84,7 +124,10 @@ class _Block(nn.Module):
                 name="conv",
             )(x)
             new_mask = None
-        if self.batch_norm:
+        if self.batch_norm and self.masked_bn and new_mask is not None:
+            bn = MaskedBatchNorm(self.bn_momentum, 1e-5, self.dtype, name="bn")
+            y = bn(y, new_mask, use_running_average=not use_batch_stats)
+        elif self.batch_norm:
             y = nn.BatchNorm(
                 use_running_average=not use_batch_stats,
                 momentum=self.bn_momentum,
@@ -95,27 +138,33 @@ class _Block(nn.Module):
         if self.activation == "relu":
             y = nn.relu(y)
         elif self.activation == "leaky_relu":
-            y = nn.leaky_relu(y, 0.2)
+            y = nn.leaky_relu(y, self.leaky_slope)
         return y, new_mask
-
-
-def _upsample2(x):
-    return None if x is None else jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
 
 
 class PConvUNet(nn.Module):
     """Partial-convolution U-Net (or, with partial=False, the paper's Conv baseline).
 
     Attributes:
-      num_layers: encoder depth L; H and W must be divisible by 2**L.
+      num_layers: encoder depth L (the paper: 7 or 8; CRAI: 3 by default).
       partial: True for partial convolutions; False for ordinary convolutions with the holes of
         the input filled with `hole_fill`.
-      hole_fill: RGB colour in [0,1] placed in holes by the Conv baseline (ImageNet mean); None or
+      hole_fill: per input channel, placed in holes by the Conv baseline (ImageNet mean); None or
         () keeps whatever values the caller left in the holes (ignored when partial=True).
       bn_momentum: decay of the BN running averages (0.9 = PyTorch's momentum 0.1).
       io_range: the network's pixel space, a key of `IO_AFFINE` ("unit" = [0,1], the paper's).
       ratio: partial-conv re-weighting, "official" or "mask_sum" (layers.PartialConv).
-      conv_bias: "without_bn" (enc1 and dec1 have a bias) or "last_only" (dec1 only).
+      conv_bias: "without_bn" (the layers without BN: enc1 unless first_bn, and dec1) or
+        "last_only" (dec1 only).
+      in_channels, out_channels: channels of the input and of the output.
+      width, max_width: enc1's features, doubling per level up to max_width.
+      encoder_kernels: enc1..encL kernel sides; () = the paper's 7, 5, 5, 3, ...
+      padding: "zeros" or "global" (layers.PartialConv; module docstring).
+      input_sizes: "multiple" (H, W divisible by 2**L) or "any" (module docstring).
+      first_bn: BN on enc1.  masked_bn: training BN statistics over observed cells only.
+      leaky_slope: slope of the decoder's LeakyReLU.
+      channel_mean, channel_std: per input channel, physical units; () = none.
+      output_min, output_max: per output channel, physical units (+-inf = none); () = none.
       dtype: compute dtype (None = float32); parameters stay float32.
     """
 
@@ -126,6 +175,20 @@ class PConvUNet(nn.Module):
     io_range: str = "unit"
     ratio: str = "official"
     conv_bias: str = "without_bn"
+    in_channels: int = 3
+    out_channels: int = 3
+    width: int = 64
+    max_width: int = 512
+    encoder_kernels: tuple[int, ...] = ()
+    padding: str = "zeros"
+    input_sizes: str = "multiple"
+    first_bn: bool = False
+    masked_bn: bool = False
+    leaky_slope: float = 0.2
+    channel_mean: tuple[float, ...] = ()
+    channel_std: tuple[float, ...] = ()
+    output_min: tuple[float, ...] = ()
+    output_max: tuple[float, ...] = ()
     dtype: Any = None
 
     @nn.compact
@@ -133,81 +196,82 @@ class PConvUNet(nn.Module):
         """Inpaints `image` where `mask` is 0.
 
         Args:
-          image: [N,H,W,3] float, RGB in [0,1] (hole pixels are ignored).
-          mask: [N,H,W,1] or [N,H,W,3], values in [0,1] (binary in practice), 1 = known pixel.
+          image: [N,H,W,in_channels] float: RGB in [0,1] for image models, physical values for
+            gridded data (values in holes are ignored, NaN included).
+          mask: [N,H,W,1] or [N,H,W,in_channels], values in [0,1] (binary in practice),
+            1 = known.
           train: batch statistics (and their running averages) instead of running statistics.
           freeze_encoder_bn: with train=True, the encoder's BN layers still use (and never
             update) their running statistics — the paper's fine-tuning stage.
         Returns:
-          The raw network output [N,H,W,3] mapped back to [0,1] RGB space (not clipped, not
-          composited).
+          The raw network output [N,H,W,out_channels] mapped back to the input's units ([0,1]
+          RGB, or physical) (not clipped, not composited).
         """
-        _check_inputs(image, mask, self.num_layers)
-        if self.io_range not in IO_AFFINE or self.conv_bias not in CONV_BIAS:
-            raise ValueError(
-                f"io_range must be one of {tuple(IO_AFFINE)} and conv_bias one of {CONV_BIAS}; "
-                f"got {self.io_range!r}, {self.conv_bias!r}"
-            )
+        self._check_options()
+        check_inputs(image, mask, self.num_layers, self.in_channels, self.input_sizes)
         dtype = self.dtype or jnp.float32
         image = image.astype(dtype)
         mask = mask.astype(jnp.float32)
         if not self.partial:
             if self.hole_fill:
-                if len(self.hole_fill) != 3:
-                    raise ValueError(f"hole_fill must be an RGB triple, got {self.hole_fill}")
-                fill = jnp.asarray(self.hole_fill, dtype).reshape(1, 1, 1, 3)
+                fill = jnp.asarray(self.hole_fill, dtype).reshape(1, 1, 1, -1)
                 image = jnp.where(mask > 0, image * mask.astype(dtype) + fill * (1 - mask), fill)
             mask = None
-        affine = IO_AFFINE[self.io_range]
+        affine: tuple[tuple[float, ...], tuple[float, ...]] | None = IO_AFFINE[self.io_range]
+        if self.channel_mean:
+            affine = (self.channel_mean, self.channel_std)
         if affine is not None:
-            mean, std = (jnp.asarray(v, dtype).reshape(1, 1, 1, 3) for v in affine)
+            mean, std = (jnp.asarray(v, dtype).reshape(1, 1, 1, -1) for v in affine)
             image = (image - mean) / std
 
         block = dict(
-            partial=self.partial, ratio=self.ratio, bn_momentum=self.bn_momentum, dtype=self.dtype
+            partial=self.partial,
+            ratio=self.ratio,
+            bn_momentum=self.bn_momentum,
+            dtype=self.dtype,
+            padding=self.padding,
+            masked_bn=self.masked_bn,
+            leaky_slope=self.leaky_slope,
         )
+        spec = layer_spec(self.num_layers, self.width, self.max_width, self.encoder_kernels)
         skips = [(image, mask)]
         h, m = image, mask
-        for i, (k, features) in enumerate(encoder_spec(self.num_layers), start=1):
-            bias = i == 1 and self.conv_bias == "without_bn"
-            blk = _Block(features, k, 2, i > 1, "relu", bias, name=f"enc{i}", **block)
+        for i, (k, features) in enumerate(spec, start=1):
+            bn = i > 1 or self.first_bn
+            bias = not bn and self.conv_bias == "without_bn"
+            blk = _Block(features, k, 2, bn, "relu", bias, name=f"enc{i}", **block)
             h, m = blk(h, m, use_batch_stats=train and not freeze_encoder_bn)
             skips.append((h, m))
 
         for i in range(self.num_layers, 0, -1):
             skip_h, skip_m = skips[i - 1]
+            size = (skip_h.shape[1], skip_h.shape[2])  # symbolic in an ONNX export's trace
             last = i == 1
-            features = 3 if last else int(skip_h.shape[-1])
+            features = self.out_channels if last else int(skip_h.shape[-1])
             activation = "none" if last else "leaky_relu"
             blk = _Block(features, 3, 1, not last, activation, last, name=f"dec{i}", **block)
-            segments_m = None if m is None else [_upsample2(m), skip_m]
-            h, m = blk([_upsample2(h), skip_h], segments_m, use_batch_stats=train)
+            segments_m = None if m is None else [upsample_nearest_to(m, size), skip_m]
+            h, m = blk([upsample_nearest_to(h, size), skip_h], segments_m, use_batch_stats=train)
+        if self.output_min:
+            h = bounded(h, *self._normalised_bounds())
         if affine is not None:
-            h = h * std + mean
+            h = h * std[..., : self.out_channels] + mean[..., : self.out_channels]
         return h
 
+    def _normalised_bounds(self) -> tuple[list[float], list[float]]:
+        """output_min/max in the network's units: (b - mean)/std in float64, as CRAI's numpy."""
+        lower = np.asarray(self.output_min, np.float64)
+        upper = np.asarray(self.output_max, np.float64)
+        if self.channel_mean:
+            mean = np.asarray(self.channel_mean[: self.out_channels], np.float64)
+            std = np.asarray(self.channel_std[: self.out_channels], np.float64)
+            lower, upper = (lower - mean) / std, (upper - mean) / std
+        return lower.tolist(), upper.tolist()
 
-def _check_inputs(image, mask, num_layers: int) -> None:
-    if image.ndim != 4 or image.shape[-1] != 3:
-        raise ValueError(f"image must be [N,H,W,3] RGB, got shape {tuple(image.shape)}")
-    if mask.ndim != 4 or mask.shape[-1] not in (1, 3):
-        raise ValueError(f"mask must be [N,H,W,1] or [N,H,W,3], got shape {tuple(mask.shape)}")
-    if tuple(mask.shape[:3]) != tuple(image.shape[:3]):
-        raise ValueError(
-            f"image and mask differ in [N,H,W]: {tuple(image.shape)} vs {tuple(mask.shape)}"
-        )
-    multiple = 2**num_layers
-    h, w = image.shape[1:3]
-    if h % multiple or w % multiple:
-        raise ValueError(
-            f"image height and width must be divisible by 2**num_layers = {multiple} "
-            f"(num_layers={num_layers}); got {h}x{w}. Pad the image (marking the padding as "
-            f"hole) or use pconv_jax's inference helpers, which do so."
-        )
-    if not isinstance(mask, jax.core.Tracer):
-        lo, hi = float(np.min(mask)), float(np.max(mask))
-        if lo < 0.0 or hi > 1.0 or not np.isfinite(lo + hi):
-            raise ValueError(f"mask values must lie in [0, 1] (1 = known); got min {lo}, max {hi}")
+    def _check_options(self) -> None:
+        problems = check_options(self)
+        if problems:
+            raise ValueError(problems[0])
 
 
 def count_kernel_weights(params) -> int:
@@ -228,6 +292,20 @@ def build_model(cfg: ModelConfig, dtype=None) -> PConvUNet:
         io_range=cfg.io_range,
         ratio=cfg.ratio,
         conv_bias=cfg.conv_bias,
+        in_channels=cfg.in_channels,
+        out_channels=cfg.out_channels,
+        width=cfg.width,
+        max_width=cfg.max_width,
+        encoder_kernels=tuple(cfg.encoder_kernels),
+        padding=cfg.padding,
+        input_sizes=cfg.input_sizes,
+        first_bn=cfg.first_bn,
+        masked_bn=cfg.masked_bn,
+        leaky_slope=cfg.leaky_slope,
+        channel_mean=tuple(cfg.channel_mean),
+        channel_std=tuple(cfg.channel_std),
+        output_min=tuple(cfg.output_min),
+        output_max=tuple(cfg.output_max),
         dtype=dtype,
     )
 
@@ -238,8 +316,7 @@ def abstract_variables(model: PConvUNet) -> dict:
     Variable shapes do not depend on the input size; the smallest valid side is used.
     """
     side = 2**model.num_layers
+    image = jnp.zeros((1, side, side, model.in_channels))
     return jax.eval_shape(
-        lambda: model.init(
-            jax.random.key(0), jnp.zeros((1, side, side, 3)), jnp.ones((1, side, side, 1))
-        )
+        lambda: model.init(jax.random.key(0), image, jnp.ones(image.shape[:3] + (1,)))
     )

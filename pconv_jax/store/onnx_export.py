@@ -5,13 +5,14 @@ statistics) is traced with symbolic batch, height and width and converted primit
 (`jax2onnx.to_onnx`), so every model option (io_range, ratio, conv_bias, the Conv baseline's
 hole fill, and whatever nn/ adds) reaches the graph without being written a second time.
 
-The graph (opset 17), NHWC as in JAX:
-  inputs  `image` float32 [N,H,W,3] in [0,1] (hole pixels are ignored, NaN included);
+The graph (opset 17), NHWC as in JAX, C = model.in_channels (3 for photos), C' = out_channels:
+  inputs  `image` float32 [N,H,W,C], RGB in [0,1] or gridded values (holes ignored, NaN included);
           `mask`  float32 [N,H,W,1], 1 = known, 0 = hole;
-  output  `output` float32 [N,H,W,3], the raw network output (not clipped, not composited).
-H and W are symbolic multiples of 2**num_layers (dims named like "128*h"); the Inpainter pads to
-buckets that are. The file's metadata holds the run's config (JSON), so it is a self-contained
-inference artefact like the .npz export.
+  output  `output` float32 [N,H,W,C'], the raw network output (not clipped, not composited).
+H and W are symbolic multiples of 2**num_layers (dims named like "128*h"; the Inpainter pads to
+buckets that are), or one fixed grid size for a model with input_sizes="any" (`input_specs`).
+The file's metadata holds the run's config (JSON), so it is a self-contained inference artefact
+like the .npz export.
 
 jax2onnx is installed with `pip install --no-deps` (requirements-test-nodeps.txt): its metadata
 pins orbax-checkpoint < 0.11.37, which this project (0.12.8) does not meet, but it never imports
@@ -38,14 +39,34 @@ INPUT_NAMES = ("image", "mask")
 OUTPUT_NAME = "output"
 
 
-def input_specs(cfg: config_lib.Config) -> list[tuple[str | int, ...]]:
-    """jax2onnx shapes of `image` and `mask`: batch N and H, W symbolic multiples of 2**L."""
-    multiple = 2**cfg.model.num_layers
-    height, width = f"{multiple}*h", f"{multiple}*w"
-    return [("N", height, width, 3), ("N", height, width, 1)]
+def input_specs(cfg: config_lib.Config, size_hw: tuple[int, int] | None = None):
+    """jax2onnx shapes of `image` [N,H,W,C] and `mask` [N,H,W,1] (C = model.in_channels).
+
+    N is symbolic. H and W are symbolic multiples of 2**L for `input_sizes="multiple"` (the
+    decoder's upsampling is then an exact x2 repeat); with `input_sizes="any"` the nearest
+    upsampling's indices depend on the sizes themselves, so the graph is for one grid, `size_hw`.
+    """
+    height: int | str
+    width: int | str
+    if size_hw is not None:
+        height, width = size_hw
+    elif cfg.model.input_sizes == "any":
+        raise UserError(
+            "a model with input_sizes='any' exports for one grid size: give its height and width"
+        )
+    else:
+        multiple = 2**cfg.model.num_layers
+        height, width = f"{multiple}*h", f"{multiple}*w"
+    return [("N", height, width, cfg.model.in_channels), ("N", height, width, 1)]
 
 
-def build_onnx(cfg: config_lib.Config, variables: dict, *, step: int | None = None):
+def build_onnx(
+    cfg: config_lib.Config,
+    variables: dict,
+    *,
+    step: int | None = None,
+    size_hw: tuple[int, int] | None = None,
+):
     """The ONNX ModelProto of a PConvUNet (see the module docstring for its interface).
 
     Args:
@@ -53,6 +74,7 @@ def build_onnx(cfg: config_lib.Config, variables: dict, *, step: int | None = No
       variables: {'params', 'batch_stats'} of that model (numpy or JAX arrays); they become the
         graph's initializers.
       step: the checkpoint step, recorded in the metadata.
+      size_hw: a fixed (H, W) instead of symbolic sides (required for input_sizes="any").
     """
     import jax
 
@@ -81,7 +103,7 @@ def build_onnx(cfg: config_lib.Config, variables: dict, *, step: int | None = No
         with jax.numpy_rank_promotion("allow"):
             proto = to_onnx(
                 forward,
-                input_specs(cfg),
+                input_specs(cfg, size_hw),
                 model_name="pconv_unet",
                 opset=OPSET,
                 input_names=list(INPUT_NAMES),
@@ -96,8 +118,9 @@ def build_onnx(cfg: config_lib.Config, variables: dict, *, step: int | None = No
     return proto
 
 
-def export_onnx(workdir, out_path, step: int | None = None):
-    """Writes a training run's checkpoint (or a .npz export) as an .onnx file (atomically).
+def export_onnx(workdir, out_path, step: int | None = None, size_hw: tuple[int, int] | None = None):
+    """Writes a training run's checkpoint (or a .npz export) as an .onnx file (atomically);
+    `size_hw` as for `build_onnx`.
 
     Returns:
       (path written, step exported or None when the source was an .npz without one).
@@ -106,7 +129,7 @@ def export_onnx(workdir, out_path, step: int | None = None):
 
     out_path = trained.export_path(out_path, "onnx")
     source = trained.load(workdir, step)
-    model = build_onnx(source.config, source.variables, step=source.step)
+    model = build_onnx(source.config, source.variables, step=source.step, size_hw=size_hw)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out_path.parent, suffix=".onnx.tmp")
     os.close(fd)

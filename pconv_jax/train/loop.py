@@ -23,6 +23,7 @@ from pconv_jax.config import Config
 from pconv_jax.data import pipeline as data
 from pconv_jax.errors import UserError
 from pconv_jax.nn import vgg
+from pconv_jax.nn.losses import uses_vgg
 from pconv_jax.nn.model import abstract_variables, build_model
 from pconv_jax.parallel import distributed, sharding
 from pconv_jax.store import checkpoint, trained, trees
@@ -210,7 +211,9 @@ def _train(cfg: Config, workdir: pathlib.Path, signals: preemption.SignalFlag) -
     replicated = sharding.replicated(mesh)
     dtype = train_step.compute_dtype(cfg)
     model = build_model(cfg.model, dtype)
-    vgg_params = jax.device_put(vgg.load_vgg16_params(cfg.loss.vgg_weights), replicated)
+    vgg_params = None  # perceptual and style weights 0 (gridded data): VGG16 never loaded
+    if uses_vgg(cfg.loss):
+        vgg_params = jax.device_put(vgg.load_vgg16_params(cfg.loss.vgg_weights), replicated)
 
     abstract_params = abstract_variables(model)["params"]
     tx = train_step.make_optimizer(cfg, abstract_params)

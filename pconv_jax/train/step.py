@@ -116,7 +116,7 @@ def keep_encoder_stats(old_stats, new_stats):
 
 
 def init_variables(model: PConvUNet, image_size: int, seed: int) -> Mapping[str, Any]:
-    image = jnp.zeros((1, image_size, image_size, 3), jnp.float32)
+    image = jnp.zeros((1, image_size, image_size, model.in_channels), jnp.float32)
     return model.init(jax.random.key(seed), image, jnp.ones((1, image_size, image_size, 1)))
 
 
@@ -152,7 +152,9 @@ def loss_and_updates(params, batch_stats, batch, vgg_params, *, model, cfg: Conf
         freeze_encoder_bn=freezes_encoder_stats(cfg),
         mutable=["batch_stats"],
     )
-    features_fn = vgg.make_vgg_features_fn(vgg_params, compute_dtype(cfg))
+    features_fn = None  # no VGG terms (gridded data): no VGG16 in the step
+    if vgg_params is not None:
+        features_fn = vgg.make_vgg_features_fn(vgg_params, compute_dtype(cfg))
     total, terms = losses.inpainting_loss(
         output, batch["image"], batch["mask"], features_fn, cfg.loss
     )

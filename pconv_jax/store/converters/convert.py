@@ -21,11 +21,11 @@ from pconv_jax import config as config_lib
 from pconv_jax.errors import UserError
 from pconv_jax.nn.model import abstract_variables, build_model
 from pconv_jax.store import trained
-from pconv_jax.store.converters import mmagic, naoto0804
+from pconv_jax.store.converters import crai, mmagic, naoto0804
 from pconv_jax.store.converters.torch_file import map_state_dict, read_checkpoint, sha256
 from pconv_jax.store.trees import check_same_tree
 
-SOURCES = {mmagic.NAME: mmagic, naoto0804.NAME: naoto0804}
+SOURCES = {mmagic.NAME: mmagic, naoto0804.NAME: naoto0804, crai.NAME: crai}
 
 
 class ChecksumWarning(UserWarning):
@@ -39,8 +39,19 @@ class Converted:
     card: dict
 
 
-def convert(source: str, src: str | pathlib.Path, out: str | pathlib.Path) -> Converted:
+def convert(
+    source: str,
+    src: str | pathlib.Path,
+    out: str | pathlib.Path,
+    flags: dict | None = None,
+    command: str = "",
+) -> Converted:
     """Converts `src` (a `source` checkpoint) to the export `out` (.npz) and `out`.md.
+
+    `flags`: what the tensors cannot show, for sources whose module reads them
+    (crai.model_options: global_padding, masked_bn, channel_mean/std, min/max_bounds; `label`
+    picks the saved model; `normalize_data` without channel_mean takes the file's train_stats).
+    `command`: the command line recorded in the model card.
 
     Raises:
       UserError: an unknown source, an unreadable or foreign file, a tensor missing, unexpected
@@ -51,15 +62,31 @@ def convert(source: str, src: str | pathlib.Path, out: str | pathlib.Path) -> Co
     module, src, out = SOURCES[source], pathlib.Path(src), pathlib.Path(out)
     if out.suffix != ".npz":
         raise UserError(f"the converted model is a .npz file; got output path {out}")
-    state, step = module.state_dict_of(read_checkpoint(src), str(src))
-    num_layers = module.depth(state)
-    if num_layers < 4:
+    flags = dict(flags or {})
+    checkpoint = read_checkpoint(src)
+    if hasattr(module, "model_options"):
+        state, step = module.state_dict_of(checkpoint, str(src), flags.pop("label", None))
+        if flags.pop("normalize_data", False) and not flags.get("channel_mean"):
+            stats = module.train_stats(checkpoint)
+            if stats is None:
+                raise UserError(
+                    f"{src} stores no 'train_stats': --normalize-data needs --stats-from FILE.nc"
+                )
+            flags["channel_mean"], flags["channel_std"] = stats
+        options = module.model_options(state, str(src), **flags)
+    elif flags:
+        raise UserError(f"--from {source} takes none of the options {sorted(flags)}")
+    else:
+        state, step = module.state_dict_of(checkpoint, str(src))
+        options = dict(num_layers=module.depth(state), **module.MODEL_OPTIONS)
+    num_layers = options["num_layers"]
+    if num_layers < getattr(module, "MIN_DEPTH", 4):
         raise UserError(f"{src}: a U-Net of depth {num_layers}; at least 4 levels are expected")
     info = module.KNOWN_FILES.get(src.name, {})
     cfg = config_lib.validate(
         config_lib.Config(
             name=f"{source}_{src.stem}",
-            model=config_lib.ModelConfig(num_layers=num_layers, **module.MODEL_OPTIONS),
+            model=config_lib.ModelConfig(**options),
             data=config_lib.DataConfig(image_size=info.get("resolution", 256)),
         )
     )
@@ -74,6 +101,8 @@ def convert(source: str, src: str | pathlib.Path, out: str | pathlib.Path) -> Co
     variables = traverse_util.unflatten_dict(flat, sep="/")
     check_same_tree(variables, abstract, str(src))
     card = _card(module, src, cfg, step, counts, info)
+    if command:
+        card["conversion_command"] = command
     model_out = trained.TrainedModel(cfg, model, variables, step or 0, f"{source}:{src.name}")
     path = trained.write_export(model_out, out, card=card)
     card_path = out.with_suffix(".md")
