@@ -44,7 +44,8 @@ def open_grid(path: str | os.PathLike):
     try:
         if path.is_dir() or path.suffix.lower() == ".zarr":
             return xarray.open_zarr(path, chunks=None, decode_times=False)
-        return xarray.open_dataset(path, chunks=None, decode_times=False)
+        # cache=False: each slice is read once; xarray's cache would keep what was read
+        return xarray.open_dataset(path, chunks=None, decode_times=False, cache=False)
     except (ValueError, OSError, TypeError, KeyError) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise UserError(f"{path} is not a NetCDF or Zarr file xarray can read ({reason})") from e

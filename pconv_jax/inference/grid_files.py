@@ -12,24 +12,74 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import pathlib
-from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
 
+from pconv_jax.config import ModelConfig
 from pconv_jax.data import grid_masks, grids
 from pconv_jax.errors import UserError
 from pconv_jax.inference.grid_output import GridWriter, temporary_path
-from pconv_jax.inference.infiller import InfillReport, check_grid
+from pconv_jax.nn.model import layer_spec
 
-if TYPE_CHECKING:
-    from pconv_jax.inference.infiller import Infiller
+
+@dataclasses.dataclass(frozen=True)
+class InfillReport:
+    """What `Infiller.infill_file` did.
+
+    Attributes:
+      output: the file written.
+      names: the infilled variables.
+      num_steps: time steps infilled.
+      infilled_cells: cells filled by the network, per variable.
+      empty_steps: per variable, the time indices that had no observed cell.
+    """
+
+    output: pathlib.Path
+    names: tuple[str, ...]
+    num_steps: int
+    infilled_cells: dict[str, int]
+    empty_steps: dict[str, list[int]]
+
+
+def check_grid(model: ModelConfig, channels: int, grid_shape: tuple[int, int]) -> None:
+    """UserError unless a model built from `model` takes `channels` variables on `grid_shape`."""
+    if channels != model.in_channels:
+        raise UserError(
+            f"the model takes {model.in_channels} input channel(s) (variables); got {channels}"
+        )
+    if model.out_channels > model.in_channels:
+        raise UserError(
+            f"the model outputs {model.out_channels} channels from {model.in_channels}: infilling "
+            "needs each output channel to fill an input variable"
+        )
+    multiple = 2**model.num_layers
+    height, width = grid_shape
+    if model.input_sizes == "multiple" and (height % multiple or width % multiple):
+        raise UserError(
+            f"the {height}x{width} grid does not divide by 2**num_layers = {multiple}: this model "
+            f"(num_layers={model.num_layers}, input_sizes='multiple') cannot take it"
+        )
+    if model.padding == "global":
+        # longitude wraps around: each encoder layer's (k-1)/2 wrapped columns must exist at its
+        # level, whose width halves (rounded up) per level
+        kernels = [k for k, _ in layer_spec(model.num_layers, kernels=model.encoder_kernels)]
+        for level, kernel in enumerate(kernels):
+            side = -(-width // 2**level)
+            if (kernel - 1) // 2 > side:
+                raise UserError(
+                    f"the {height}x{width} grid is too narrow for the model's depth: level "
+                    f"{level + 1} is {side} cells wide, its {kernel}x{kernel} kernel wraps "
+                    f"{(kernel - 1) // 2} (global padding)"
+                )
 
 
 def check_output(source: pathlib.Path, output: pathlib.Path, overwrite: bool) -> None:
     """UserError for an output that would replace a file the user has, unless `overwrite`."""
     if output.suffix.lower() not in (".nc", ".nc4"):
         raise UserError(f"the output is a NetCDF file (.nc); got {output}")
+    if not output.parent.is_dir():
+        raise UserError(f"no folder {output.parent} for the output {output.name}")
     if overwrite:
         return
     if output.resolve() == source.resolve():
@@ -39,7 +89,7 @@ def check_output(source: pathlib.Path, output: pathlib.Path, overwrite: bool) ->
 
 
 def infill_file(
-    infiller: Infiller,
+    infiller,
     source: pathlib.Path,
     output: pathlib.Path,
     names: tuple[str, ...],
@@ -54,7 +104,8 @@ def infill_file(
     """Infills every time step of `names` in `source` into the NetCDF file `output`.
 
     Args:
-      infiller: the model.
+      infiller: the `inference.infiller.Infiller` to run (this module cannot import it: the
+        Infiller's `infill_file` calls this function).
       source: NetCDF or Zarr input.
       output: the NetCDF file to write (refused if it exists, or is `source`, unless `overwrite`).
       names: the variables, one channel each, in the model's channel order.
@@ -78,15 +129,18 @@ def infill_file(
         filled = dataclasses.replace(layout, names=layout.names[: infiller.config.out_channels])
         if mask_file is not None:
             masks = grid_masks.open_mask_file(mask_file, layout)
+        # one compiled shape: every slice is padded to batch_size, a multiple of the devices
         unit = infiller.forward.batch_unit
-        batch_size = -(-batch_size // unit) * unit
+        batch_size = -(-min(batch_size, layout.num_samples) // unit) * unit
         stamp = datetime.datetime.now(datetime.UTC).strftime("%a %b %d %H:%M:%S %Y")
         temporary = temporary_path(output)
-        writer = GridWriter(dataset, filled, temporary, f"{stamp}: {history}", write_mask)
+        writer = None
         try:
+            writer = GridWriter(dataset, filled, temporary, f"{stamp}: {history}", write_mask)
             report = _run(infiller, dataset, layout, masks, writer, batch_size, progress, output)
         except BaseException:
-            writer.abandon()
+            if writer is not None:
+                writer.abandon()
             temporary.unlink(missing_ok=True)
             raise
     finally:
@@ -110,7 +164,7 @@ def _run(infiller, dataset, layout, masks, writer, batch_size, progress, output)
             observed_total += observed.sum(axis=(0, 1, 2))
             if masks is not None:
                 observed &= masks.steps(start, stop) > 0.5
-            result = infiller(values, observed.astype(np.float32))
+            result = infiller(values, observed.astype(np.float32), batch_size=batch_size)
             writer.write(start, result, observed[..., :out])
             infilled += (~observed[..., :out]).sum(axis=(0, 1, 2))
             for c in range(out):

@@ -1,6 +1,7 @@
 """Infilling gridded data: a trained gridded model applied to arrays or to NetCDF/Zarr files.
 
-The model (`pconv train` on grids, or `pconv convert --from crai`) maps values in physical units
+The model (a `pconv convert --from crai` export, or any model whose `ModelConfig` sets
+`in_channels`/`out_channels` for the variables) maps values in physical units
 and a mask (1 = observed) to a full field, normalising inside itself (`ModelConfig.channel_mean`,
 `channel_std`). The `Infiller` feeds it the observed values (gaps set to 0, which the partial
 convolutions ignore) and composites, as CRAI's evaluation does (`mask * image + (1 - mask) *
@@ -18,7 +19,6 @@ the attribute `steps_without_observation` (their indices along `time`) to that v
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import pathlib
 
@@ -26,47 +26,10 @@ import numpy as np
 
 from pconv_jax.config import ModelConfig
 from pconv_jax.errors import UserError
+from pconv_jax.inference import grid_files
+from pconv_jax.inference.grid_files import InfillReport, check_grid
 from pconv_jax.inference.jax_forward import JaxForward
 from pconv_jax.store import trained
-
-
-@dataclasses.dataclass(frozen=True)
-class InfillReport:
-    """What `Infiller.infill_file` did.
-
-    Attributes:
-      output: the file written.
-      names: the infilled variables.
-      num_steps: time steps infilled.
-      infilled_cells: cells filled by the network, per variable.
-      empty_steps: per variable, the time indices that had no observed cell.
-    """
-
-    output: pathlib.Path
-    names: tuple[str, ...]
-    num_steps: int
-    infilled_cells: dict[str, int]
-    empty_steps: dict[str, list[int]]
-
-
-def check_grid(model: ModelConfig, channels: int, grid_shape: tuple[int, int]) -> None:
-    """UserError unless a model built from `model` takes `channels` variables on `grid_shape`."""
-    if channels != model.in_channels:
-        raise UserError(
-            f"the model takes {model.in_channels} input channel(s) (variables); got {channels}"
-        )
-    if model.out_channels > model.in_channels:
-        raise UserError(
-            f"the model outputs {model.out_channels} channels from {model.in_channels}: infilling "
-            "needs each output channel to fill an input variable"
-        )
-    multiple = 2**model.num_layers
-    height, width = grid_shape
-    if model.input_sizes == "multiple" and (height % multiple or width % multiple):
-        raise UserError(
-            f"the {height}x{width} grid does not divide by 2**num_layers = {multiple}: this model "
-            f"(num_layers={model.num_layers}, input_sizes='multiple') cannot take it"
-        )
 
 
 class Infiller:
@@ -92,14 +55,21 @@ class Infiller:
         return cls(model.config.model, forward, model.source)
 
     def __call__(
-        self, values_NxHxWxC: np.ndarray, mask_NxHxWxC: np.ndarray | None = None
+        self,
+        values_NxHxWxC: np.ndarray,
+        mask_NxHxWxC: np.ndarray | None = None,
+        batch_size: int | None = None,
     ) -> np.ndarray:
         """Infills the gaps of `values`.
 
         Args:
           values_NxHxWxC: physical values, NaN where missing (any float dtype).
-          mask_NxHxWxC: optional, 1 = observed, 0 = fill; a cell is observed only where it is 1
-            and the value is finite. Default: observed where finite.
+          mask_NxHxWxC: optional, [N,H,W,C] or [N,H,W,1] (all channels), 1 = observed, 0 = fill;
+            a cell is observed only where it is 1 and the value is finite. Default: observed
+            where finite.
+          batch_size: pad the batch to this many samples (>= N, a multiple of the device count),
+            so that slices of different lengths share one compilation; default: N rounded up
+            to a multiple of the device count.
         Returns:
           [N, H, W, out_channels] in the dtype of `values`: the input values bit for bit where
           observed, the network's output elsewhere.
@@ -113,18 +83,22 @@ class Infiller:
         observed = np.isfinite(values)
         if mask_NxHxWxC is not None:
             mask = np.asarray(mask_NxHxWxC)
-            if mask.shape != values.shape:
-                raise UserError(f"mask shape {mask.shape} differs from the values' {values.shape}")
+            if mask.shape not in (values.shape, values.shape[:3] + (1,)):
+                raise UserError(
+                    f"mask shape {mask.shape} fits neither the values' {values.shape} nor "
+                    f"{values.shape[:3] + (1,)}"
+                )
             observed &= mask > 0.5
-        output = self._network(values, observed)
+        output = self._network(values, observed, batch_size or values.shape[0])
         out = self.config.out_channels
         return np.where(observed[..., :out], values[..., :out], output.astype(values.dtype))
 
-    def _network(self, values: np.ndarray, observed: np.ndarray) -> np.ndarray:
-        """The raw output, float32 [N,H,W,out_channels]: batches padded to the device count."""
+    def _network(self, values: np.ndarray, observed: np.ndarray, batch: int) -> np.ndarray:
+        """The raw output, float32 [N,H,W,out_channels]: the batch padded to `batch` samples
+        rounded up to a multiple of the device count."""
         n = values.shape[0]
         unit = self.forward.batch_unit
-        padded = -(-n // unit) * unit
+        padded = -(-max(n, batch) // unit) * unit
         index = np.minimum(np.arange(padded), n - 1)  # repeat the last sample as padding
         inputs = np.where(observed, values, 0.0).astype(np.float32)[index]
         mask = observed.astype(np.float32)[index]
@@ -146,8 +120,6 @@ class Infiller:
         """Infills variables `names` (default: the file's one gridded variable) of a NetCDF/Zarr
         file into a NetCDF file, `batch_size` time steps at a time (see
         `inference.grid_files.infill_file`)."""
-        from pconv_jax.inference import grid_files
-
         return grid_files.infill_file(
             self,
             pathlib.Path(source),

@@ -71,6 +71,13 @@ def test_bad_files_and_names_are_one_line_user_errors(tmp_path):
     dataset["orog"] = (("lat",), np.zeros(2, np.float32))
     with pytest.raises(UserError, match="exactly two"):
         grids.select_grid(dataset, ["orog"])
+    assert grids.select_grid(dataset).names == ("tas",)  # the one gridded variable
+    dataset["pr"] = dataset["tas"] + 1
+    with pytest.raises(UserError, match=r"2 gridded variables \(tas, pr\): name the ones"):
+        grids.select_grid(dataset)
+    dataset["wide"] = (("time", "lat", "lon2"), np.zeros((1, 2, 3), np.float32))
+    with pytest.raises(UserError, match="'tas' .* and 'wide' .* differ in dimensions"):
+        grids.select_grid(dataset, ["tas", "wide"])
 
 
 def test_a_zarr_store_reads_like_netcdf(tmp_path):

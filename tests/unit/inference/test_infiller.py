@@ -16,6 +16,7 @@ import xarray
 
 from pconv_jax import cli
 from pconv_jax import config as config_lib
+from pconv_jax.data import grids
 from pconv_jax.errors import UserError
 from pconv_jax.inference.infiller import Infiller
 from pconv_jax.nn.model import build_model
@@ -74,13 +75,13 @@ def _atol(expected: np.ndarray) -> float:
     return network_atol([98, 100, 108, 54], normalised) * 10.0 + 2 * EPS32 * scale
 
 
-def _expected(export_path, tas, other, observed_tas=None):
+def _expected(export_path, tas, other, cover=None):
     """Independent of the Infiller: model.apply on the gaps set to 0, composited by hand."""
     model = trained.load(export_path)
     values = np.stack([tas, other], -1)
     observed = np.isfinite(values)
-    if observed_tas is not None:
-        observed[..., 0] &= observed_tas
+    if cover is not None:  # a steady mask for both channels, [H, W] bool
+        observed &= cover[..., None]
     inputs = np.where(observed, values, 0).astype(np.float32)
     output = np.asarray(model.model.apply(model.variables, inputs, observed.astype(np.float32)))
     return np.where(observed[..., 0], tas, output[..., 0])
@@ -138,10 +139,11 @@ def test_cli_infills_every_step_and_keeps_the_file_metadata(export, tmp_path):
     observed = np.isfinite(tas)
     np.testing.assert_array_equal(filled[observed], tas[observed])
     _assert_close(filled, _expected(export, tas, other))
-    assert result["tas"].attrs == given["tas"].attrs
+    attrs = dict(result["tas"].attrs)
+    np.testing.assert_array_equal(attrs.pop("steps_without_observation"), 3)  # the empty step
+    assert attrs == given["tas"].attrs
     assert result["tas"].encoding["_FillValue"] == np.float32(1e20)
     assert result["tas"].encoding["dtype"] == np.float32
-    np.testing.assert_array_equal(result["tas"].attrs.get("steps_without_observation", []), [])
     assert list(result["tas_mask"].transpose("time", "lat", "lon").values.ravel()) == list(
         observed.astype(np.int8).ravel()
     )
@@ -177,7 +179,8 @@ def test_a_mask_file_hides_observations(export, tmp_path):
     assert cli.main([*argv, "--var", "tas", "--var", "sic", "--mask", str(tmp_path / "m.nc")]) == 0
     with xarray.open_dataset(out) as result:
         filled = result["tas"].values
-    expected = _expected(export, tas, other, observed_tas=cover[0].astype(bool))
+    # the mask file's only variable applies to both channels
+    expected = _expected(export, tas, other, cover=cover[0].astype(bool))
     _assert_close(filled, expected)
     kept = np.isfinite(tas) & cover[0].astype(bool)
     np.testing.assert_array_equal(filled[kept], tas[kept])
@@ -216,7 +219,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(export, tmp_path, caps
     ]
 
 
-def test_two_devices_give_the_one_device_result(export, tmp_path):
+def test_two_devices_give_the_unsharded_result(export, tmp_path):
     tas, other = _fields(3, seed=5)
     source = tmp_path / "obs.nc"
     _write(source, tas, other)
@@ -235,7 +238,64 @@ def test_two_devices_give_the_one_device_result(export, tmp_path):
     )
     with xarray.open_dataset(tmp_path / "two.nc") as result:
         filled = result["tas"].values
-    # the batch (3 steps padded to 4) is split over the devices; each sample's arithmetic is the
-    # one-device program's, so only float32 reassociation inside XLA could differ
+    # slices of 2 steps (batch 1 rounded up to the 2 devices), each split over the devices,
+    # against the unjitted apply on one device (conftest's 4 fake devices are the other case)
     _assert_close(filled, _expected(export, tas, other))
     assert np.isfinite(filled).all()
+
+
+def test_a_grid_too_narrow_for_the_global_padding_is_refused_as_the_model_would(export):
+    infiller = Infiller.load(export)
+    loaded = trained.load(export)
+    # kernels 7, 5 (num_layers 2): enc1 wraps 3 columns of the full width, enc2 2 of ceil(W/2)
+    narrow = np.ones((1, 4, 2, 2), np.float32)  # enc1 would wrap 3 columns of 2
+    with pytest.raises(UserError, match="too narrow for the model's depth: level 1 is 2 cells"):
+        infiller(narrow)
+    with pytest.raises(ValueError, match="wraps 3 columns"):  # the model itself agrees
+        loaded.model.apply(loaded.variables, narrow, np.ones_like(narrow))
+    just_wide = np.full((1, 4, 3, 2), 0.5, np.float32)  # 3 >= 3, then ceil(3/2) = 2 >= 2
+    just_wide[0, 0, 0, 0] = np.nan
+    assert np.isfinite(infiller(just_wide)).all()
+
+
+def test_a_zarr_store_in_slices_of_uneven_length_compiles_once(export, tmp_path):
+    tas, other = _fields(5, seed=6)
+    _write(tmp_path / "obs.nc", tas, other)
+    with xarray.open_dataset(tmp_path / "obs.nc") as dataset:
+        dataset.load().to_zarr(tmp_path / "obs.zarr")
+    infiller = Infiller.load(export, devices=jax.devices()[:1])  # the one-device path
+    report = infiller.infill_file(
+        tmp_path / "obs.zarr", tmp_path / "out.nc", ["tas", "sic"], batch_size=2, progress=False
+    )
+    assert report.num_steps == 5  # slices of 2, 2 and 1 steps, the last padded to 2
+    assert infiller.forward.num_compilations == 1
+    with xarray.open_dataset(tmp_path / "out.nc") as result:
+        _assert_close(result["tas"].values, _expected(export, tas, other))
+    # the array API takes one mask for all channels too ([N,H,W,1])
+    everywhere = np.ones((5, HEIGHT, WIDTH, 1), np.float32)
+    np.testing.assert_array_equal(
+        infiller(np.stack([tas, other], -1), everywhere, batch_size=2),
+        infiller(np.stack([tas, other], -1), batch_size=2),
+    )
+
+
+def test_time_is_read_in_slices_and_the_input_can_be_replaced(export, tmp_path, monkeypatch):
+    tas, other = _fields(7, seed=7)
+    source = tmp_path / "obs.nc"
+    _write(source, tas, other)
+    slices = []
+    original = grids.read_values
+
+    def recording(dataset, layout, start, stop):
+        values = original(dataset, layout, start, stop)
+        slices.append(values.shape[0])
+        return values
+
+    monkeypatch.setattr(grids, "read_values", recording)
+    argv = ["infill", str(source), "--checkpoint", str(export), "-o", str(source)]
+    assert cli.main([*argv, "--var", "tas,sic", "--batch-size", "4", "--overwrite"]) == 0
+    # never more than --batch-size steps in memory (4: a multiple of conftest's 4 fake devices)
+    assert slices == [4, 3]
+    with xarray.open_dataset(source) as result:  # the input, replaced by its infilled version
+        _assert_close(result["tas"].values, _expected(export, tas, other))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["obs.nc"]  # no temporary left
