@@ -89,9 +89,11 @@ def window_sum(
     """Sum over each k×k window with the conv's stride and zero padding `pads` ((top, bottom),
     (left, right); default (k-1)//2 per side)."""
     pads = same_pads(kernel_size) if pads is None else pads
-    return lax.reduce_window(
-        count_NxHxWx1, 0.0, lax.add, (1, *kernel_size, 1), (1, *strides, 1), [(0, 0), *pads, (0, 0)]
-    )
+    # A convolution with a ones kernel, not lax.reduce_window: the same sum (exact for the
+    # integer counts of binary masks), and ONNX runs it as a plain 2-D Conv where jax2onnx
+    # writes reduce_window as a 4-D one that onnxruntime computes far slower.
+    ones = jnp.ones((*kernel_size, 1, 1), count_NxHxWx1.dtype)
+    return conv_nhwc(count_NxHxWx1, ones, strides, pads)
 
 
 RATIOS = ("official", "mask_sum")
