@@ -83,9 +83,16 @@ def test_inpainter_runs_onnx_with_exact_known_pixels(onnx_path, run_dir):
     assert onnx_inpainter.num_compilations == 1  # both photos share one bucket and one pass
 
 
-def test_onnx_export_errors(run_dir, tmp_path):
+def test_onnx_export_errors(run_dir, tmp_path, capsys):
     with pytest.raises(ValueError, match=r"\.onnx file"):
         export_onnx(run_dir, tmp_path / "model.npz")
+    for args in (
+        ["--format", "onnx", "--grid-size", "72by72"],
+        ["--format", "npz", "--grid-size", "72x72"],
+    ):
+        out = tmp_path / ("g.npz" if "npz" in args else "g.onnx")
+        assert cli.main(["export", *args, "--checkpoint", str(run_dir), str(out)]) == 2
+        assert "--grid-size takes HxW" in capsys.readouterr().err and not out.exists()
     (tmp_path / "bad.onnx").write_bytes(b"not a model")
     with pytest.raises(ValueError, match="cannot read"):
         Inpainter.load(tmp_path / "bad.onnx")
