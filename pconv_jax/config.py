@@ -10,12 +10,13 @@ and the allowed values, before a run writes or loads anything.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
+import io
 import json
 import pathlib
 import sys
-import types
 import typing
 from typing import Any, Literal
 
@@ -244,71 +245,76 @@ def validate(cfg: Any, prefix: str = "") -> Any:
     return cfg
 
 
-def _parse_value(key: str, text: str, annotation: Any) -> Any:
-    origin = typing.get_origin(annotation)
-    if origin in (types.UnionType, typing.Union):
-        raise UserError(f"{key}: union types are not supported in overrides")
-    if annotation is bool:
-        if text.lower() in ("true", "1", "yes"):
-            return True
-        if text.lower() in ("false", "0", "no"):
-            return False
-        raise UserError(f"{key} expects a bool (true/false), got {text!r}")
-    if annotation is int:
-        try:
-            return int(text)
-        except ValueError:
-            raise UserError(f"{key} expects an int, got {text!r}") from None
-    if annotation is float:
-        try:
-            return float(text)
-        except ValueError:
-            raise UserError(f"{key} expects a float, got {text!r}") from None
-    if annotation is str:
-        return text
-    if origin is Literal:
-        _check_choice(key, text, annotation)
-        return text
-    if origin is tuple:
-        args = typing.get_args(annotation)
-        parts = [p for p in text.strip("()[] ").split(",") if p.strip()]
-        if len(args) == 2 and args[1] is Ellipsis:
-            element_types = [args[0]] * len(parts)
-        else:
-            if len(parts) != len(args):
-                raise UserError(f"{key} expects {len(args)} comma-separated values, got {text!r}")
-            element_types = list(args)
-        return tuple(_parse_value(key, p.strip(), t) for p, t in zip(parts, element_types))
-    raise UserError(f"{key}: cannot override a field of type {annotation}")
+_TYPE_NAMES = {bool: "a bool (true/false)", int: "an int", float: "a float", str: "a str"}
 
 
 def override(cfg: Config, assignments: list[str]) -> Config:
-    """Applies "section.field=value" assignments; unknown keys and bad values raise ValueError."""
+    """Applies "section.field=value" assignments; unknown keys and bad values raise UserError.
+
+    tyro parses the values against the fields' annotations (bool, int, float, str, tuples given
+    as "a,b,c"). Hand-written here: the key and its type are looked up first, and `Literal`
+    choices checked, because tyro names neither the unknown key nor the allowed values (it
+    prints a box and exits); a value tyro refuses is named by parsing the assignments one by one.
+    """
+    parsed = []
     for assignment in assignments:
-        if "=" not in assignment:
+        key, sep, text = assignment.partition("=")
+        key = key.strip()
+        if not sep:
             raise UserError(f"override {assignment!r} is not of the form key=value")
-        key, text = assignment.split("=", 1)
-        path = key.strip().split(".")
-        cfg = _replace_path(cfg, path, text, key.strip())
-    return cfg
+        hint = _field_type(cfg, key)
+        if typing.get_origin(hint) is Literal:
+            _check_choice(key, text, hint)
+        if typing.get_origin(hint) is tuple:
+            tokens = text.strip("()[] ").replace(",", " ").split()
+        else:
+            tokens = [text.capitalize() if hint is bool else text]
+        parsed.append((key, text, hint, [f"--{key}", *tokens]))
+    try:
+        return _parse_args(cfg, [arg for *_, args in parsed for arg in args])
+    except SystemExit:
+        for key, text, hint, args in parsed:
+            try:
+                _parse_args(cfg, args)
+            except SystemExit:
+                expected = _TYPE_NAMES.get(hint, f"a value of type {hint}")
+                raise UserError(f"{key} expects {expected}, got {text!r}") from None
+        raise
 
 
-def _replace_path(node: Any, path: list[str], text: str, key: str) -> Any:
-    fields = {f.name: f for f in dataclasses.fields(node)}
-    if path[0] not in fields:
-        known = ", ".join(sorted(fields))
-        raise UserError(f"unknown config key {key!r} (at {path[0]!r}; known: {known})")
-    hints = typing.get_type_hints(type(node))
-    current = getattr(node, path[0])
-    if len(path) == 1:
-        if dataclasses.is_dataclass(current):
-            raise UserError(f"config key {key!r} is a section; set one of its fields")
-        value = _parse_value(key, text, hints[path[0]])
-    else:
-        if not dataclasses.is_dataclass(current):
-            raise UserError(f"unknown config key {key!r} ({path[0]!r} has no fields)")
-        value = _replace_path(current, path[1:], text, key)
-    return dataclasses.replace(node, **{path[0]: value})
+def _parse_args(cfg: Config, args: list[str]) -> Config:
+    """`cfg` with tyro's command-line `args` ("--section.field", values...) applied."""
+    import tyro
+
+    with contextlib.redirect_stderr(io.StringIO()):  # tyro's error box: the caller's UserError
+        return tyro.cli(
+            type(cfg),
+            default=cfg,
+            args=args,
+            use_underscores=True,
+            console_outputs=False,
+            config=(tyro.conf.FlagConversionOff,),
+        )
+
+
+def _field_type(cfg: Any, key: str) -> Any:
+    """The annotation of the field `key` ("section.field") names; UserError if there is none."""
+    node: Any = cfg
+    hint: Any = type(cfg)
+    for depth, name in enumerate(key.split(".")):
+        if not dataclasses.is_dataclass(node):
+            raise UserError(
+                f"unknown config key {key!r} ({key.split('.')[depth - 1]!r} has no fields)"
+            )
+        hints = typing.get_type_hints(type(node))
+        if name not in hints:
+            raise UserError(
+                f"unknown config key {key!r} (at {name!r}; known: {', '.join(sorted(hints))})"
+            )
+        node, hint = getattr(node, name), hints[name]
+    if dataclasses.is_dataclass(node):
+        raise UserError(f"config key {key!r} is a section; set one of its fields")
+    return hint
 
 
 def to_dict(cfg: Config) -> dict:

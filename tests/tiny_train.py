@@ -48,15 +48,11 @@ def setup(cfg: config.Config, mesh):
     return model, tx, state
 
 
-def step_fn(cfg: config.Config, model, tx, mesh):
-    """The jitted train step as `train_and_evaluate` builds it (without donation)."""
+def step_fn(cfg: config.Config, model, mesh):
+    """The jitted train step as `train_and_evaluate` builds it (without donation); it steps the
+    state's own optimizer (`state.tx`)."""
     return jax.jit(
-        functools.partial(
-            train_step.train_step,
-            model=model,
-            tx=tx,
-            cfg=cfg,
-        ),
+        functools.partial(train_step.train_step, model=model, cfg=cfg),
         in_shardings=(
             sharding.replicated(mesh),
             sharding.batch_sharded(mesh),
@@ -66,8 +62,10 @@ def step_fn(cfg: config.Config, model, tx, mesh):
 
 
 def run_steps(cfg, state, model, tx, vgg_params, batches, mesh):
-    """Applies the train step to each batch; returns (state, [metrics per step])."""
-    step = step_fn(cfg, model, tx, mesh)
+    """Applies the train step with optimizer `tx` (whose state `state.opt_state` is) to each
+    batch; returns (state, [metrics per step])."""
+    step = step_fn(cfg, model, mesh)
+    state = state.replace(tx=tx)
     history = []
     for b in batches:
         state, metrics = step(state, sharding.shard_batch(b, mesh), vgg_params)

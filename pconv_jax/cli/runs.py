@@ -75,9 +75,17 @@ def cmd_export(args) -> int:
         )
     trained.export_path(args.output, fmt)  # a suffix against --format fails before loading
     refuse_overwrite(args, args.output, run)  # an export may be re-exported (to .onnx)
+    size_hw = None
+    if args.grid_size is not None:
+        height, _, width = args.grid_size.lower().partition("x")
+        if fmt != "onnx" or not (height.isdigit() and width.isdigit()):
+            raise UserError(
+                f"--grid-size takes HxW (e.g. 72x144) with --format onnx; got {args.grid_size!r}"
+            )
+        size_hw = (int(height), int(width))
     if fmt == "onnx":
         try:  # onnx is an optional extra, imported by the exporter
-            path, step = onnx_export.export_onnx(run, args.output, step=step)
+            path, step = onnx_export.export_onnx(run, args.output, step=step, size_hw=size_hw)
         except ImportError as e:
             raise UserError(f"{e}; pip install 'pconv_jax[onnx]'") from e
         print(f"wrote {path} (step {step}); run it with onnxruntime or --checkpoint {path}")
@@ -116,6 +124,11 @@ def register(sub) -> None:
         choices=("npz", "onnx"),
         help="npz (JAX) or onnx (dynamic batch and size, for onnxruntime); default: the output's "
         "suffix",
+    )
+    export.add_argument(
+        "--grid-size",
+        metavar="HxW",
+        help="onnx: a graph for this one input size (required for model.input_sizes=any)",
     )
     export.add_argument("output", help="the .npz or .onnx file to write")
     add_overwrite_arg(export)

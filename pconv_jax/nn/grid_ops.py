@@ -39,6 +39,10 @@ def upsample_nearest_to(x: Array | None, size: tuple[int, int]) -> Array | None:
     """[N,h,w,C] -> [N,H,W,C] with (H, W) = `size`, nearest as `nn.Upsample(size)`; None stays."""
     if x is None:
         return None
+    if all(out == 2 * n for out, n in zip(size, x.shape[1:3])):
+        # The exact x2 case (src = dst // 2, the same values) as a repeat: it also takes the
+        # symbolic sides that an ONNX export traces (store/onnx_export.py), where int() fails.
+        return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
     rows = nearest_indices(int(x.shape[1]), size[0])
     cols = nearest_indices(int(x.shape[2]), size[1])
     return jnp.take(jnp.take(x, rows, axis=1), cols, axis=2)
@@ -53,7 +57,14 @@ def pad_global(x: Array, pads: Sequence[tuple[int, int]]) -> Array:
             f"{x.shape[2]} wide (shape {tuple(x.shape)})"
         )
     x = jnp.pad(x, ((0, 0), (top, bottom), (0, 0), (0, 0)))
-    return jnp.pad(x, ((0, 0), (0, 0), (left, right), (0, 0)), mode="wrap")
+    # jnp.pad(mode="wrap") as slices: its own index arithmetic cannot take the symbolic width of
+    # an ONNX export's trace (store/onnx_export.py); the values are the same for pads <= W. And
+    # lax's concatenate: jax2onnx's jnp.concatenate gives parts of symbolic sizes a wrong sum.
+    # The last `left` columns as the first of the reversed grid: no symbolic "W - left" either.
+    first = lax.slice_in_dim  # (a static slice: jnp's [:, :, :k] on a symbolic side is a gather)
+    parts = [lax.rev(first(lax.rev(x, (2,)), 0, left, axis=2), (2,))] if left else []
+    parts += [x, first(x, 0, right, axis=2)] if right else [x]
+    return lax.concatenate(parts, dimension=2)
 
 
 class MaskedBatchNorm(nn.Module):
@@ -106,7 +117,8 @@ def bounded(h_NxHxWxC: Array, lower: Sequence[float], upper: Sequence[float]) ->
         return h_NxHxWxC
     channels = []
     for c, (lo, hi) in enumerate(zip(lower, upper, strict=True)):
-        h = h_NxHxWxC[..., c]
+        # a static slice, [N,H,W,1]: jnp's [..., c] is a gather when H and W are symbolic (ONNX)
+        h = lax.slice_in_dim(h_NxHxWxC, c, c + 1, axis=3)
         if np.isfinite(lo) and np.isfinite(hi):
             h = jax.nn.sigmoid(h) * np.float32(np.float64(hi) - np.float64(lo)) + np.float32(lo)
         elif np.isfinite(lo):
@@ -114,4 +126,4 @@ def bounded(h_NxHxWxC: Array, lower: Sequence[float], upper: Sequence[float]) ->
         elif np.isfinite(hi):
             h = -jnp.exp(-h) + np.float32(hi)
         channels.append(h)
-    return jnp.stack(channels, axis=-1)
+    return lax.concatenate(channels, dimension=3)

@@ -89,9 +89,11 @@ def window_sum(
     """Sum over each k×k window with the conv's stride and zero padding `pads` ((top, bottom),
     (left, right); default (k-1)//2 per side)."""
     pads = same_pads(kernel_size) if pads is None else pads
-    return lax.reduce_window(
-        count_NxHxWx1, 0.0, lax.add, (1, *kernel_size, 1), (1, *strides, 1), [(0, 0), *pads, (0, 0)]
-    )
+    # A convolution with a ones kernel, not lax.reduce_window: the same sum (exact for the
+    # integer counts of binary masks), and ONNX runs it as a plain 2-D Conv where jax2onnx
+    # writes reduce_window as a 4-D one that onnxruntime computes far slower.
+    ones = jnp.ones((*kernel_size, 1, 1), count_NxHxWx1.dtype)
+    return conv_nhwc(count_NxHxWx1, ones, strides, pads)
 
 
 RATIOS = ("official", "mask_sum")
@@ -113,7 +115,8 @@ def mask_update(
     window_valid = window_sum(count, kernel_size, strides, pads)
     if ratio == "mask_sum":
         new_mask = (window_valid > 0).astype(jnp.float32)
-        return new_mask / jnp.where(window_valid > 0, window_valid, 1.0), new_mask
+        one = jnp.ones((), window_valid.dtype)  # typed, as in PartialConv (jax2onnx's `where`)
+        return new_mask / jnp.where(window_valid > 0, window_valid, one), new_mask
     new_mask = jnp.clip(window_valid, 0.0, 1.0)
     window_size = float(sum(channels) * kernel_size[0] * kernel_size[1])
     ratio = window_size / (window_valid + eps) * new_mask
@@ -183,7 +186,11 @@ class PartialConv(nn.Module):
         )
         dtype = self.dtype or jnp.result_type(*xs)
         # `where` and not a bare product, so that NaN/Inf placed in holes cannot leak through.
-        masked = [jnp.where(mi > 0, xi * mi.astype(xi.dtype), 0) for xi, mi in zip(xs, masks)]
+        # The zero is typed: jax2onnx's `where` promotes a Python 0 to float64 (store/onnx_export).
+        masked = [
+            jnp.where(mi > 0, xi * mi.astype(xi.dtype), jnp.zeros((), xi.dtype))
+            for xi, mi in zip(xs, masks)
+        ]
         joined = masked[0] if len(masked) == 1 else jnp.concatenate(masked, axis=-1)
         pads = same_pads(kernel_size)
         if self.padding == "global":

@@ -245,7 +245,7 @@ class PConvUNet(nn.Module):
 
         for i in range(self.num_layers, 0, -1):
             skip_h, skip_m = skips[i - 1]
-            size = (int(skip_h.shape[1]), int(skip_h.shape[2]))
+            size = (skip_h.shape[1], skip_h.shape[2])  # symbolic in an ONNX export's trace
             last = i == 1
             features = self.out_channels if last else int(skip_h.shape[-1])
             activation = "none" if last else "leaky_relu"

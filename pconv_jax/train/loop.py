@@ -66,7 +66,7 @@ def _initial_state(cfg: Config, workdir, model, tx, ckpts, replicated) -> TrainS
     if found is not None:
         step, model_vars, train_vars = found
         log.info("resuming %s from its checkpoint at step %d", workdir, step)
-        return TrainState(**model_vars, **train_vars)
+        return TrainState(apply_fn=model.apply, tx=tx, **model_vars, **train_vars)
     # init_from is read (and checked) before the fresh state is compiled: a mismatch fails fast.
     loaded = _init_from(cfg, abstract, replicated) if cfg.train.init_from else None
     fresh = jax.jit(
@@ -238,7 +238,7 @@ def _train(cfg: Config, workdir: pathlib.Path, signals: preemption.SignalFlag) -
         raise
     start = int(state.step)
     jitted_step = jax.jit(
-        functools.partial(train_step, model=model, tx=tx, cfg=cfg),
+        functools.partial(train_step, model=model, cfg=cfg),
         in_shardings=(replicated, sharding.batch_sharded(mesh), replicated),
         out_shardings=(replicated, replicated),
         donate_argnums=0,

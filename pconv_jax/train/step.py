@@ -11,14 +11,13 @@ The learning rate follows `learning_rate_schedule` (constant by default, the pap
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-import flax
 import jax
 import jax.numpy as jnp
 import optax
+from flax.training import train_state
 
 from pconv_jax.config import Config
 from pconv_jax.errors import UserError
@@ -26,12 +25,12 @@ from pconv_jax.nn import losses, vgg
 from pconv_jax.nn.model import PConvUNet
 
 
-@flax.struct.dataclass
-class TrainState:
-    step: jax.Array  # int32 scalar: number of completed steps
-    params: Any
-    batch_stats: Any
-    opt_state: Any
+class TrainState(train_state.TrainState):
+    """Flax's train state (step: int32 scalar of completed steps, params, opt_state, and the
+    static apply_fn and tx) plus the BN running statistics. A checkpoint holds `model_vars()` and
+    `train_vars()`, the same trees as before this class built on Flax's (store/checkpoint.py)."""
+
+    batch_stats: Any = None
 
     def model_vars(self) -> dict:
         return {"params": self.params, "batch_stats": self.batch_stats}
@@ -125,10 +124,12 @@ def init_variables(model: PConvUNet, image_size: int, seed: int) -> Mapping[str,
 def create_train_state(model, tx, image_size: int, seed: int) -> TrainState:
     variables = init_variables(model, image_size, seed)
     return TrainState(
-        step=jnp.zeros((), jnp.int32),
+        step=jnp.zeros((), jnp.int32),  # an int32 array, as checkpoints hold it
+        apply_fn=model.apply,
         params=variables["params"],
-        batch_stats=variables["batch_stats"],
+        tx=tx,
         opt_state=tx.init(variables["params"]),
+        batch_stats=variables["batch_stats"],
     )
 
 
@@ -164,9 +165,10 @@ def loss_and_updates(params, batch_stats, batch, vgg_params, *, model, cfg: Conf
     return total, (terms, new_stats)
 
 
-def train_step(state: TrainState, batch, vgg_params, *, model, tx, cfg: Config):
-    """One Adam step on the global batch. A non-finite loss leaves the state unchanged and sets
-    metrics['finite'] to 0, so a checkpoint never holds the result of a bad step."""
+def train_step(state: TrainState, batch, vgg_params, *, model, cfg: Config):
+    """One step of the state's optimizer (`state.tx`) on the global batch. A non-finite loss
+    leaves the state unchanged and sets metrics['finite'] to 0, so a checkpoint never holds the
+    result of a bad step."""
     grad_fn = jax.value_and_grad(loss_and_updates, has_aux=True)
     (total, (terms, new_stats)), grads = grad_fn(
         state.params,
@@ -176,11 +178,7 @@ def train_step(state: TrainState, batch, vgg_params, *, model, tx, cfg: Config):
         model=model,
         cfg=cfg,
     )
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    new_state = dataclasses.replace(
-        state, step=state.step + 1, params=params, batch_stats=new_stats, opt_state=opt_state
-    )
+    new_state = state.apply_gradients(grads=grads, batch_stats=new_stats)
     finite = jnp.isfinite(total)
     new_state = jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), new_state, state)
     metrics = {**terms, "grad_norm": optax.tree.norm(grads), "finite": finite.astype(jnp.float32)}

@@ -18,13 +18,21 @@ def test_overrides_are_typed():
             "train.freeze_encoder_bn_stats=true",
             "data.dir=/tmp/x",
             "model.hole_fill=0.1,0.2,0.3",
+            "data.mask_dilation=(3, 5)",
+            "data.sr_factors=2,3,8",
+            "train.eval_at_end=FALSE",
         ],
     )
+    assert cfg.data.mask_dilation == (3, 5) and cfg.data.sr_factors == (2, 3, 8)
+    assert cfg.train.eval_at_end is False and config.default().train.eval_at_end is True
     assert cfg.train.learning_rate == 5e-5 and cfg.train.num_steps == 7
     assert cfg.train.freeze_encoder_bn_stats is True
     assert cfg.data.dir == "/tmp/x"
     assert cfg.model.hole_fill == (0.1, 0.2, 0.3)
     assert config.default().train.learning_rate == 2e-4  # frozen: the default is untouched
+    # An empty tuple (the Conv baseline keeps the input in its holes); the last assignment wins.
+    cfg = config.override(cfg, ["model.hole_fill=()", "train.num_steps=3", "train.num_steps=4"])
+    assert cfg.model.hole_fill == () and cfg.train.num_steps == 4
 
 
 @pytest.mark.parametrize(
@@ -36,15 +44,19 @@ def test_overrides_are_typed():
         ("train.learning_rate=fast", "expects a float"),
         ("train.freeze_encoder_bn_stats=maybe", "expects a bool"),
         ("train=3", "is a section"),
+        ("train.num_steps.x=3", r"unknown config key 'train.num_steps.x' \('num_steps' has no"),
+        ("data.mask_dilation=3", r"data.mask_dilation expects .*tuple\[int, int\], got '3'"),
+        ("data.sr_factors=2,x", r"data.sr_factors expects .*tuple\[int, \.\.\.\]"),
         ("train.num_steps", "not of the form key=value"),
         ("data.masks=folders", "data.masks must be one of 'generate', 'folder'; got 'folders'"),
         ("data.source=Folder", "data.source must be one of 'skimage', 'folder', 'tfds'"),
         ("train.compute_dtype=fp16", "train.compute_dtype must be one of 'float32', 'bfloat16'"),
     ],
 )
-def test_bad_overrides_name_the_key(assignment, match):
-    with pytest.raises(ValueError, match=match):
-        config.override(config.default(), [assignment])
+def test_bad_overrides_name_the_key(assignment, match, capfd):
+    with pytest.raises(ValueError, match=match):  # after a good one: the bad one is named
+        config.override(config.default(), ["train.num_steps=5", assignment])
+    assert capfd.readouterr() == ("", "")  # the one-line error is the caller's to print
 
 
 def test_json_round_trip_and_unknown_keys():

@@ -83,23 +83,42 @@ def test_inpainter_runs_onnx_with_exact_known_pixels(onnx_path, run_dir):
     assert onnx_inpainter.num_compilations == 1  # both photos share one bucket and one pass
 
 
-def test_onnx_export_errors(run_dir, tmp_path):
+def test_onnx_export_errors(run_dir, tmp_path, capsys):
     with pytest.raises(ValueError, match=r"\.onnx file"):
         export_onnx(run_dir, tmp_path / "model.npz")
+    for args in (
+        ["--format", "onnx", "--grid-size", "72by72"],
+        ["--format", "npz", "--grid-size", "72x72"],
+    ):
+        out = tmp_path / ("g.npz" if "npz" in args else "g.onnx")
+        assert cli.main(["export", *args, "--checkpoint", str(run_dir), str(out)]) == 2
+        assert "--grid-size takes HxW" in capsys.readouterr().err and not out.exists()
     (tmp_path / "bad.onnx").write_bytes(b"not a model")
     with pytest.raises(ValueError, match="cannot read"):
         Inpainter.load(tmp_path / "bad.onnx")
 
 
-def test_conv_baseline_exports_too(tmp_path):
-    """The paper's Conv baseline (partial=False, holes filled with the ImageNet mean)."""
+@pytest.mark.parametrize(
+    ("options", "undone"),
+    [  # `undone` switches one option back: same variables, another network
+        (dict(partial=False), dict(partial=True)),  # the Conv baseline, ImageNet-mean holes
+        (
+            dict(io_range="imagenet", ratio="mask_sum", conv_bias="last_only"),
+            dict(ratio="official"),
+        ),
+        (dict(io_range="symmetric"), dict(io_range="unit")),  # mmagic's pixel space
+    ],
+    ids=["conv-baseline", "naoto0804", "mmagic"],
+)
+def test_model_options_export_too(options, undone):
+    """Each ModelConfig option reaches the graph: the export traces the Flax model itself."""
     import jax.numpy as jnp
 
     from pconv_jax import config
     from pconv_jax.nn.model import build_model
     from pconv_jax.store.onnx_export import build_onnx
 
-    cfg = config.Config(model=config.ModelConfig(num_layers=4, partial=False))
+    cfg = config.Config(model=config.ModelConfig(num_layers=4, **options))
     model = build_model(cfg.model)
     shapes = jax.eval_shape(
         lambda: model.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)), jnp.ones((1, 16, 16, 1)))
@@ -121,3 +140,73 @@ def test_conv_baseline_exports_too(tmp_path):
     # onnxruntime vs XLA: tolerances.network_atol (was 1e-4 x max(1, max |output|)).
     atol = tolerances.network_atol(tolerances.unet_reductions(4), float(np.abs(expected).max()))
     assert np.abs(got - expected).max() <= atol
+    # The option changes the output: the graph is not that of the model without it.
+    other = build_model(config.ModelConfig(num_layers=4, **{**options, **undone}))
+    assert np.abs(np.asarray(jax.jit(other.apply)(variables, image, mask)) - got).max() > atol
+
+
+GRID = dict(  # a CRAI-style gridded model: one variable, global padding, masked BN, bounds
+    num_layers=3,
+    in_channels=1,
+    out_channels=1,
+    width=16,
+    max_width=64,
+    encoder_kernels=(7, 5, 3),
+    padding="global",
+    first_bn=True,
+    masked_bn=True,
+    leaky_slope=0.01,
+    channel_mean=(280.0,),
+    channel_std=(12.0,),
+    output_min=(180.0,),
+    output_max=(330.0,),
+)
+
+
+@pytest.mark.parametrize(
+    ("input_sizes", "size_hw", "grids"),
+    [("multiple", None, [(72, 72), (48, 96)]), ("any", (73, 75), [(73, 75)])],
+)
+def test_gridded_model_exports(input_sizes, size_hw, grids):
+    """The gridded options reach the graph; sizes symbolic (multiples of 2**L) or one grid."""
+    import jax.numpy as jnp
+
+    from pconv_jax import config
+    from pconv_jax.nn.model import build_model
+    from pconv_jax.store.onnx_export import build_onnx
+
+    cfg = config.Config(model=config.ModelConfig(**GRID, input_sizes=input_sizes))
+    model = build_model(cfg.model)
+    shapes = jax.eval_shape(
+        lambda: model.init(jax.random.key(0), jnp.zeros((1, 16, 16, 1)), jnp.ones((1, 16, 16, 1)))
+    )
+    rng = np.random.default_rng(0)
+
+    def draw(path, x):  # BN variances positive, everything else small normal values
+        if path[-1].key == "var":
+            return rng.uniform(0.5, 1.5, x.shape).astype(np.float32)
+        return rng.normal(0, 0.2, x.shape).astype(np.float32)
+
+    variables = jax.tree_util.tree_map_with_path(draw, shapes)
+    proto = build_onnx(cfg, variables, size_hw=size_hw)
+    session = onnxruntime.InferenceSession(
+        proto.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    # The reductions of this net (GRID): enc 7x7x1, 5x5x16, 3x3x32; dec3 3x3x(64+32),
+    # dec2 3x3x(32+16), dec1 3x3x(16+1); its normalised output lies within the bounds
+    # ((330 - 280) / 12 at most), and is then scaled by std 12 and shifted by 280 (one rounding
+    # of at most eps/2 of the physical value, in each program).
+    reductions = [49, 25 * 16, 9 * 32, 9 * 96, 9 * 48, 9 * 17]
+    for height, width in grids:
+        field = rng.normal(280, 12, (2, height, width, 1)).astype(np.float32)
+        mask = (rng.uniform(0, 1, (2, height, width, 1)) > 0.5).astype(np.float32)
+        expected = np.asarray(jax.jit(model.apply)(variables, field, mask))
+        (got,) = session.run(["output"], {"image": field, "mask": mask})
+        assert got.shape == expected.shape == (2, height, width, 1)
+        physical = float(np.abs(expected).max())
+        atol = tolerances.network_atol(reductions, 50 / 12) * 12 + tolerances.EPS32 * physical
+        assert np.abs(got - expected).max() <= atol
+        assert 180 < expected.min() and expected.max() < 330  # the bounds are in the graph
+    if input_sizes == "any":  # symbolic sides cannot be traced: the size must be given
+        with pytest.raises(ValueError, match="exports for one grid size"):
+            build_onnx(cfg, variables)

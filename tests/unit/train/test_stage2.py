@@ -45,9 +45,9 @@ def _loss(cfg, state, batch, vgg_params, mesh):
     if key not in _STEPS:
         model = build_model(cfg.model)
         tx = train_step.make_optimizer(cfg, state.params)
-        _STEPS[key] = (tx, step_fn(cfg, model, tx, mesh))
+        _STEPS[key] = (tx, step_fn(cfg, model, mesh))
     tx, step = _STEPS[key]
-    state = state.replace(opt_state=tx.init(state.params))
+    state = state.replace(tx=tx, opt_state=tx.init(state.params))
     _, metrics = step(state, sharding.shard_batch(batch, mesh), vgg_params)
     return float(metrics["total"])
 
