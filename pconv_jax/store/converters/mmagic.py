@@ -23,7 +23,12 @@ import re
 import numpy as np
 
 from pconv_jax.errors import UserError
-from pconv_jax.store.converters.torch_file import Entry, conv_bn_entries, oihw_to_hwio
+from pconv_jax.store.converters.torch_file import (
+    Entry,
+    conv_bn_entries,
+    model_entry,
+    oihw_to_hwio,
+)
 
 NAME = "mmagic"
 PROJECT = "open-mmlab/mmagic (mmediting, model code of June 2020)"
@@ -72,15 +77,9 @@ def recognises(checkpoint: dict) -> bool:
 
 def state_dict_of(checkpoint: dict, what: str) -> tuple[dict, int | None]:
     """(the state dict, the training iteration from meta or None); UserError for other files."""
-    if "state_dict" not in checkpoint:
-        raise UserError(
-            f"{what} is not an mmagic checkpoint: no 'state_dict' entry (top-level keys "
-            f"{sorted(map(str, checkpoint))[:6]})"
-        )
-    extra = sorted(str(k) for k in checkpoint if k not in TOP_LEVEL)
-    if extra:
-        raise UserError(f"{what}: unexpected top-level entries {extra} in an mmagic checkpoint")
-    state = checkpoint["state_dict"]
+    state = model_entry(
+        checkpoint, what, project="an mmagic", entry="state_dict", top_level=TOP_LEVEL
+    )
     if not recognises(checkpoint):
         raise UserError(
             f"{what} holds no mmagic PConv generator (no {FIRST_KERNEL!r}): another mmagic model?"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 
 from pconv_jax.errors import UserError
-from pconv_jax.store.converters.torch_file import Entry, conv_bn_entries
+from pconv_jax.store.converters.torch_file import Entry, conv_bn_entries, model_entry
 
 NAME = "naoto0804"
 PROJECT = "naoto0804/pytorch-inpainting-with-partial-conv"
@@ -50,15 +50,7 @@ def recognises(checkpoint: dict) -> bool:
 
 def state_dict_of(checkpoint: dict, what: str) -> tuple[dict, int | None]:
     """(the model's state dict, n_iter); UserError for other files."""
-    if "model" not in checkpoint:
-        raise UserError(
-            f"{what} is not a naoto0804 checkpoint: no 'model' entry (top-level keys "
-            f"{sorted(map(str, checkpoint))[:6]})"
-        )
-    extra = sorted(str(k) for k in checkpoint if k not in TOP_LEVEL)
-    if extra:
-        raise UserError(f"{what}: unexpected top-level entries {extra} in a naoto0804 checkpoint")
-    state = checkpoint["model"]
+    state = model_entry(checkpoint, what, project="a naoto0804", entry="model", top_level=TOP_LEVEL)
     if not recognises(checkpoint):
         raise UserError(f"{what} holds no naoto0804 PConvUNet (no {FIRST_KERNEL!r})")
     step = checkpoint.get("n_iter")

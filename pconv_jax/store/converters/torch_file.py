@@ -60,6 +60,22 @@ def read_checkpoint(path: str | pathlib.Path) -> dict:
     return obj
 
 
+def model_entry(
+    checkpoint: dict, what: str, *, project: str, entry: str, top_level: tuple[str, ...]
+) -> dict:
+    """`checkpoint[entry]`, the state dict of a `project` checkpoint (e.g. "an mmagic") after
+    checking its top level: UserError when the entry is missing or other entries are present."""
+    if entry not in checkpoint:
+        raise UserError(
+            f"{what} is not {project} checkpoint: no '{entry}' entry (top-level keys "
+            f"{sorted(map(str, checkpoint))[:6]})"
+        )
+    extra = sorted(str(k) for k in checkpoint if k not in top_level)
+    if extra:
+        raise UserError(f"{what}: unexpected top-level entries {extra} in {project} checkpoint")
+    return checkpoint[entry]
+
+
 def sha256(path: str | pathlib.Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
