@@ -1,7 +1,7 @@
 """Test setup: 4 fake CPU devices, strict rank promotion, one compilation cache per machine,
-helpers for ../shared data. Tiers: tests/unit (the fast tier: in-process, no training run longer
-than a few steps, XLA's optimisations off: tests/unit/conftest.py), tests/integration (in-process
-training runs, evaluation, reports, full-depth cross-checks), tests/e2e (other processes: `pconv`
+helpers for ../shared data. Tiers: tests/unit (the fast tier: in-process, no training run
+longer than a few steps, XLA's optimisations off), tests/integration (in-process training runs,
+evaluation, reports, full-depth cross-checks), tests/e2e (other processes: `pconv`
 subprocesses, grain workers, the server and a browser, multi-process runs)."""
 
 import os
@@ -39,6 +39,44 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+UNIT_TIER = pathlib.Path(__file__).resolve().parent / "unit"
+_NO_OPTIMISATIONS = "jax_disable_most_optimizations"
+
+
+# The fast tier runs with XLA's optimisations off. A unit test checks what a program computes on
+# tiny inputs, not how fast it runs, so its cost is XLA's compilation; backend optimisation level
+# 0 with LLVM's expensive passes off roughly halves the CPU time of these many small compilations
+# (the README's U-Net example in test_docs.py: 18 -> 10 CPU-s). The flag is set around each unit
+# test's setup (session fixtures it creates included), call and teardown, and restored after, so
+# an integration or e2e test that the same xdist worker runs next compiles optimised programs.
+# The flag is part of the persistent cache's key (the compile options): the two kinds of
+# executable never mix there. (A hook here, not a tests/unit/conftest.py: a second module named
+# conftest would shadow this one's `shared_path` for the tests that import it.)
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    return (yield from _unit_tier_unoptimised(item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    return (yield from _unit_tier_unoptimised(item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    return (yield from _unit_tier_unoptimised(item))
+
+
+def _unit_tier_unoptimised(item):
+    """Runs the wrapped hook (the `yield`) with XLA's optimisations off for a test under
+    tests/unit, unchanged for any other, and restores the flag after."""
+    before = jax.config.read(_NO_OPTIMISATIONS)
+    jax.config.update(_NO_OPTIMISATIONS, before or UNIT_TIER in item.path.parents)
+    try:
+        return (yield)
+    finally:
+        jax.config.update(_NO_OPTIMISATIONS, before)
 
 
 # PCONV_SHARED overrides the location (a git worktree elsewhere has no ../shared beside it).
