@@ -267,25 +267,3 @@ def test_eval_superres_table_matches_an_independent_computation(
         sr_eval.sr_table(folder, (2, 4), 32, checkpoint=str(run_dir))
     with pytest.raises(ValueError, match=r"factors \[4\] must be >= 2 and divide the crop side 30"):
         sr_eval.sr_table(folder, (2, 4), 30, checkpoint=str(sr_run))
-
-
-@pytest.mark.slow
-def test_pconv_train_superres_then_upscale(tmp_path, capsys):
-    """The real path: `pconv train` on SR canvases (tiny config, 2 steps), then `pconv upscale`."""
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for seed in range(3):
-        Image.fromarray(_photo(40, 44, seed=seed)).save(photos / f"{seed}.png")
-    workdir = tmp_path / "run"
-    train_args = ["--workdir", str(workdir), "--set", f"data.dir={photos}"]
-    train_args += ["--set", "data.task=superres", "--set", "train.num_steps=2"]
-    assert cli.main(["train", "--config", str(TINY), *train_args]) == 0
-    cfg = checkpoint.read_config(workdir)
-    assert cfg.data.task == "superres" and cfg.data.sr_factors == (2, 4)
-    low = _photo(13, 10, seed=9)
-    Image.fromarray(low).save(tmp_path / "low.png")
-    out = tmp_path / "high.png"
-    assert _upscale("--checkpoint", workdir, "--factor", 2, tmp_path / "low.png", "-o", out) == 0
-    assert "13x10 -> 26x20 (x2, step 2)" in capsys.readouterr().out
-    high = np.asarray(Image.open(out))
-    np.testing.assert_array_equal(high[1::2, 1::2], low)
