@@ -114,7 +114,7 @@ def models():
 def test_eval_output_matches_flax(models, mask_channels):
     flax_model, variables, torch_model, image = models
     mask = _random_hole_mask(np.random.default_rng(mask_channels), 2, 32, mask_channels)
-    expected = np.asarray(flax_model.apply(variables, image, mask, train=False))
+    expected = np.asarray(jax.jit(flax_model.apply)(variables, image, mask))  # eval mode
     torch_model.eval()
     with torch.no_grad():
         got = torch_model(_to_torch(image), _to_torch(mask)).numpy().transpose(0, 2, 3, 1)
@@ -138,7 +138,8 @@ def test_train_mode_output_and_grads_match_flax(models):
         )
         return jnp.mean(out**2), out
 
-    (_, expected), grads = jax.value_and_grad(loss, has_aux=True)(variables["params"])
+    # Jitted: eager, the forward and backward passes run op by op (2 min under load).
+    (_, expected), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(variables["params"])
     torch_model.train()
     torch_model.zero_grad()
     got = torch_model(_to_torch(image), _to_torch(mask))

@@ -14,7 +14,7 @@ from pconv_jax.nn.model import build_model
 from pconv_jax.parallel import sharding
 from pconv_jax.train import step as train_step
 
-from tiny_train import setup, step_fn, tiny_batch, tiny_cfg
+from tiny_train import loss_rtol, setup, step_fn, tiny_batch, tiny_cfg, unet_rtol
 
 STAGE2 = dict(freeze_encoder_bn_stats=True, freeze_encoder_bn_params=True, learning_rate=5e-5)
 
@@ -69,7 +69,10 @@ def test_stage2_loss_uses_the_encoders_running_statistics(case, vgg_params):
     # the stage-1 loss (encoder normalised with the same numbers, decoder with batch statistics).
     matching = _with_encoder_stats(state, batch_stats)
     stage1_loss = _loss(stage1, matching, batch, vgg_params, mesh)
-    assert _loss(stage2, matching, batch, vgg_params, mesh) == pytest.approx(stage1_loss, rel=1e-5)
+    # Two programs (running statistics equal to the batch's vs batch statistics): the float32
+    # rounding bound of the tiny training loss, tiny_train.loss_rtol (tests/tolerances.py).
+    stage2_loss = _loss(stage2, matching, batch, vgg_params, mesh)
+    assert stage2_loss == pytest.approx(stage1_loss, rel=loss_rtol(4))
 
     # Other running statistics: stage 1 ignores them, stage 2's loss must change.
     shifted = jax.tree_util.tree_map_with_path(
@@ -109,5 +112,7 @@ def test_model_flag_alone_switches_the_encoder_statistics(case):
     frozen_out, _ = model.apply(
         matching, inputs, batch["mask"], train=True, freeze_encoder_bn=True, mutable="batch_stats"
     )
-    np.testing.assert_allclose(frozen_out, train_out, rtol=1e-4, atol=1e-5)
+    # Two BN paths, one output: tiny_train.unet_rtol at the output's scale (tests/tolerances.py).
+    atol = unet_rtol(4) * float(np.abs(np.asarray(train_out)).max())
+    np.testing.assert_allclose(frozen_out, train_out, rtol=0, atol=atol)
     assert np.abs(np.asarray(train_out)).max() > 0.05
