@@ -1,9 +1,9 @@
 """`pconv convert` refuses bad input with one line and exit status 2, and writes nothing.
 
 Each case starts from a valid random checkpoint in the source's real structure (depth 4, see
-test_convert.py) and breaks one thing: a missing, extra or mis-shaped tensor, a mask kernel that
-is not all ones, the other source's file, files that are not checkpoints, and a pickle that needs
-code to load (whose code must not run).
+tests/integration/store/test_convert.py) and breaks one thing: a missing, extra or mis-shaped
+tensor, a mask kernel that is not all ones, the other source's file, files that are not
+checkpoints, and a pickle that needs code to load (whose code must not run).
 """
 
 import pickle
@@ -11,9 +11,22 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from test_convert import write_source_file
 
 from pconv_jax import cli
+
+from torch_ref import mmagic_2020, naoto0804
+
+
+def write_source_file(source: str, path, num_layers: int) -> None:
+    """A random checkpoint of `source` as its project saved it (as test_convert's; not imported
+    from there: a test module does not import another)."""
+    if source == "mmagic":
+        _, checkpoint = mmagic_2020.make_checkpoint(num_layers)
+        torch.save(checkpoint, path, _use_new_zipfile_serialization=False)
+        return
+    _, checkpoint, cuda_tensors = naoto0804.make_checkpoint(num_layers)
+    with naoto0804.cuda_tagged(cuda_tensors):
+        torch.save(checkpoint, path, _use_new_zipfile_serialization=False)
 
 
 @pytest.fixture(scope="module")
