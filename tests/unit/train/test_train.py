@@ -182,16 +182,23 @@ def test_bn_running_averages_decay_like_pytorch_momentum_0_1(vgg_params):
         lambda x: rng.uniform(0.5, 2.0, x.shape).astype(np.float32), state.batch_stats
     )
     batch = tiny_batch(n=4)
-    _, (_, new) = train_step.loss_and_updates(
-        state.params, old, batch, vgg_params, model=model, cfg=cfg
+    # Both jitted: eager, the U-Net and VGG run op by op (over a minute under load).
+    loss_fn = jax.jit(functools.partial(train_step.loss_and_updates, model=model, cfg=cfg))
+    _, (_, new) = loss_fn(state.params, old, batch, vgg_params)
+    capture = jax.jit(
+        lambda variables, inputs, mask: model.apply(
+            variables,
+            inputs,
+            mask,
+            train=True,
+            capture_intermediates=lambda module, method: module.name == "conv",
+            mutable=["batch_stats", "intermediates"],
+        )
     )
-    _, captured = model.apply(
+    _, captured = capture(
         {"params": state.params, "batch_stats": old},
         train_step.network_input(batch),
         batch["mask"],
-        train=True,
-        capture_intermediates=lambda module, method: module.name == "conv",
-        mutable=["batch_stats", "intermediates"],
     )
     assert sorted(new) == sorted(old) and len(new) == 2 * cfg.model.num_layers - 2
     for layer, stats in new.items():
