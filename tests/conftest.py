@@ -1,11 +1,11 @@
-"""Test setup: 4 fake CPU devices, strict rank promotion, one compilation cache per test run,
-helpers for ../shared data. Tiers: tests/unit (in-process, by package), tests/e2e (other
-processes: `pconv` subprocesses, grain workers, the server and a browser, multi-process runs)."""
+"""Test setup: 4 fake CPU devices, strict rank promotion, one compilation cache per machine,
+helpers for ../shared data. Tiers: tests/unit (the fast tier: in-process, no training run
+longer than a few steps, XLA's optimisations off), tests/integration (in-process training runs,
+evaluation, reports, full-depth cross-checks), tests/e2e (other processes: `pconv`
+subprocesses, grain workers, the server and a browser, multi-process runs)."""
 
 import os
 import pathlib
-import shutil
-import tempfile
 
 # Must happen before JAX initialises its backends.
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
@@ -13,15 +13,23 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # `pconv inpaint` run in-process must not fill the user's JAX compilation cache.
 os.environ.setdefault("PCONV_COMPILE_CACHE", "off")
 
-# One persistent compilation cache for the whole run: pytest-xdist's workers and every process a
-# test starts (`pconv` subprocesses, grain workers, servers) inherit these variables, so a
-# program that several of them compile (the tiny U-Net's train step, VGG features, metrics) is
-# compiled once. The cache key covers the program, the devices and the XLA flags, so a hit
-# runs the same executable a fresh compilation would give. Set JAX_COMPILATION_CACHE_DIR
-# yourself to keep the cache between runs; otherwise the process that made it deletes it.
-_CACHE_MADE_HERE = "JAX_COMPILATION_CACHE_DIR" not in os.environ
-if _CACHE_MADE_HERE:
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="pconv-jax-cache-")
+# One persistent compilation cache per machine, kept between test runs: pytest-xdist's workers
+# and every process a test starts (`pconv` subprocesses, grain workers, servers) inherit these
+# variables, so a program that several of them compile (the tiny U-Net's train step, VGG
+# features, metrics) is compiled once, and a rerun compiles only what changed. The cache key
+# covers the program, the JAX and XLA versions, the devices and the compile options (the unit
+# tier's unoptimised programs are other entries), so a hit runs the same executable a fresh
+# compilation would give. Least recently used entries go beyond 2 GiB. Set
+# JAX_COMPILATION_CACHE_DIR to put it elsewhere.
+os.environ.setdefault(
+    "JAX_COMPILATION_CACHE_DIR",
+    str(
+        pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home() / ".cache"))
+        / "pconv_jax"
+        / "tests-jax-cache"
+    ),
+)
+os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(2 * 1024**3))  # bytes
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")  # cache every program
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")  # of any size
 
@@ -32,10 +40,43 @@ from PIL import Image  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
+UNIT_TIER = pathlib.Path(__file__).resolve().parent / "unit"
+_NO_OPTIMISATIONS = "jax_disable_most_optimizations"
 
-def pytest_unconfigure(config):
-    if _CACHE_MADE_HERE:
-        shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
+
+# The fast tier runs with XLA's optimisations off. A unit test checks what a program computes on
+# tiny inputs, not how fast it runs, so its cost is XLA's compilation; backend optimisation level
+# 0 with LLVM's expensive passes off roughly halves the CPU time of these many small compilations
+# (the README's U-Net example in test_docs.py: 18 -> 10 CPU-s). The flag is set around each unit
+# test's setup (session fixtures it creates included), call and teardown, and restored after, so
+# an integration or e2e test that the same xdist worker runs next compiles optimised programs.
+# The flag is part of the persistent cache's key (the compile options): the two kinds of
+# executable never mix there. (A hook here, not a tests/unit/conftest.py: a second module named
+# conftest would shadow this one's `shared_path` for the tests that import it.)
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    return (yield from _unit_tier_unoptimised(item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    return (yield from _unit_tier_unoptimised(item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    return (yield from _unit_tier_unoptimised(item))
+
+
+def _unit_tier_unoptimised(item):
+    """Runs the wrapped hook (the `yield`) with XLA's optimisations off for a test under
+    tests/unit, unchanged for any other, and restores the flag after."""
+    before = jax.config.read(_NO_OPTIMISATIONS)
+    jax.config.update(_NO_OPTIMISATIONS, before or UNIT_TIER in item.path.parents)
+    try:
+        return (yield)
+    finally:
+        jax.config.update(_NO_OPTIMISATIONS, before)
 
 
 # PCONV_SHARED overrides the location (a git worktree elsewhere has no ../shared beside it).

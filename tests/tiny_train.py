@@ -11,7 +11,40 @@ from pconv_jax.nn.model import build_model
 from pconv_jax.parallel import sharding
 from pconv_jax.train import step as train_step
 
+import tolerances
+
 SIDE = 32
+
+
+def bn_counts(n: int, side: int = SIDE) -> list[int]:
+    """N*H*W values each BN layer of the 4-level U-Net sees on `n` images of side x side:
+    enc2..enc4 at side/4, /8, /16 a side, dec2..dec4 at side/2, /4, /8 (enc1, dec1: no BN)."""
+    return [n * (side // 2**i) ** 2 for i in (2, 3, 4, 1, 2, 3)]
+
+
+def unet_rtol(n: int) -> float:
+    """|a - b| allowed, relative to the output's scale, between two float32 programs (another
+    device count, another BN path) computing the tiny U-Net's training-mode output: every
+    convolution's reduction and each BN layer's mean and variance as one sum
+    (tests/tolerances.py)."""
+    return tolerances.network_atol(tolerances.unet_reductions(4) + 2 * bn_counts(n), 1.0)
+
+
+def loss_rtol(n: int) -> float:
+    """The same for the paper's loss on that output, relative to the loss (its L1 terms are means
+    of non-negative values): the U-Net's sums, VGG16 to pool3 (8091 terms, test_vgg.pool_rtol),
+    a Gram matrix's sum over the 16x16 pool1 positions and the largest mean, over pool1's
+    n*16*16*64 features, as one sum: 2.2e-4 at n=4, 2.9e-4 at n=8."""
+    reductions = tolerances.unet_reductions(4) + 2 * bn_counts(n)
+    return tolerances.network_atol([*reductions, 8091, 16 * 16, n * 16 * 16 * 64], 1.0)
+
+
+def grad_rtol(n: int) -> float:
+    """The same for a kernel's gradient of the loss without VGG terms, relative to its layer's
+    largest gradient: the forward sums, the backward pass through them again, the L1 means over
+    n*SIDE*SIDE*3 pixels and the kernel gradient's own sum over at most n*SIDE*SIDE positions."""
+    reductions = tolerances.unet_reductions(4) + 2 * bn_counts(n)
+    return tolerances.network_atol([*reductions, *reductions, 4 * n * SIDE * SIDE], 1.0)
 
 
 def tiny_cfg(model=None, **train_fields) -> config.Config:

@@ -41,7 +41,7 @@ class PConvBlock(nn.Module):
         )
         # Flax BatchNorm(momentum=0.9, epsilon=1e-5) = torch's momentum 0.1, eps 1e-5, except
         # that torch updates the running variance with the unbiased batch variance (n/(n-1)
-        # times Flax's); tests/unit/nn/test_unet_torch_full.py maps the two.
+        # times Flax's); tests/integration/nn/test_unet_torch_full.py maps the two.
         self.bn = nn.BatchNorm2d(out_ch, eps=1e-5, momentum=0.1) if batch_norm else None
         self.activation = activation
 

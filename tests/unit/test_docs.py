@@ -24,7 +24,6 @@ import importlib
 import pathlib
 import re
 
-import jax
 import pytest
 
 from pconv_jax import config
@@ -138,18 +137,8 @@ def _import_statements(code: str) -> str:
     return "\n".join(ast.unparse(n) for n in imports)
 
 
-@pytest.fixture
-def unoptimised_xla():
-    """The examples are checked for what they compute, not for speed: XLA's optimisations off
-    halve the CPU time of their many small eager compilations (README's U-Net: 18 -> 10 CPU-s)."""
-    before = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", before)
-
-
 @pytest.mark.parametrize("block", PYTHON_BLOCKS, ids=str)
-def test_python_examples_run(block, tmp_path, monkeypatch, unoptimised_xla):
+def test_python_examples_run(block, tmp_path, monkeypatch):
     """Short examples run as written; a skip-run block's imports run (its names are checked by
     test_every_pconv_jax_name_resolves)."""
     monkeypatch.chdir(tmp_path)

@@ -174,7 +174,8 @@ def test_hole_values_are_the_networks_output_clipped_and_rounded(run_dir):
     padded[0, :40, :70] = np.where(known[..., None], image / 255.0, 0.0)
     mask = np.zeros((1, 64, 128, 1), np.float32)
     mask[0, :40, :70, 0] = known
-    raw = np.asarray(loaded.model.apply(variables, padded, mask))[0, :40, :70]
+    # Jitted on one device (eager runs op by op): still another program than the sharded one.
+    raw = np.asarray(jax.jit(loaded.model.apply)(variables, padded, mask))[0, :40, :70]
     inside = (raw[hole] > 0.1) & (raw[hole] < 0.9)
     assert inside.mean() > 0.5, "the rescaled network's outputs mostly lie inside (0, 1)"
     # Sharded jit vs one apply, two XLA programs: tolerances.network_atol (tests/tolerances.py).

@@ -86,7 +86,8 @@ def test_upscale_is_the_network_on_the_hole_padded_canvas(upscaler):
             mask[0, 4 * i + 2, 4 * j + 2] = 1.0
     variables = jax.device_get(upscaler.forward.variables)  # single-device copies of the weights
     expected = np.asarray(
-        upscaler.forward.model.apply(variables, jnp.asarray(canvas), jnp.asarray(mask))
+        # Jitted on one device (eager runs op by op): another program than the sharded one.
+        jax.jit(upscaler.forward.model.apply)(variables, jnp.asarray(canvas), jnp.asarray(mask))
     )
     scale = float(np.abs(expected).max())
     expected = np.clip(expected[0, :148, :116], 0.0, 1.0)
@@ -266,25 +267,3 @@ def test_eval_superres_table_matches_an_independent_computation(upscaler, tmp_pa
 
     with pytest.raises(ValueError, match=r"factors \[4\] must be >= 2 and divide the crop side 30"):
         sr_eval.sr_table(folder, (2, 4), 30, **model)
-
-
-@pytest.mark.slow
-def test_pconv_train_superres_then_upscale(tmp_path, capsys):
-    """The real path: `pconv train` on SR canvases (tiny config, 2 steps), then `pconv upscale`."""
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for seed in range(3):
-        Image.fromarray(_photo(40, 44, seed=seed)).save(photos / f"{seed}.png")
-    workdir = tmp_path / "run"
-    train_args = ["--workdir", str(workdir), "--set", f"data.dir={photos}"]
-    train_args += ["--set", "data.task=superres", "--set", "train.num_steps=2"]
-    assert cli.main(["train", "--config", str(TINY), *train_args]) == 0
-    cfg = checkpoint.read_config(workdir)
-    assert cfg.data.task == "superres" and cfg.data.sr_factors == (2, 4)
-    low = _photo(13, 10, seed=9)
-    Image.fromarray(low).save(tmp_path / "low.png")
-    out = tmp_path / "high.png"
-    assert _upscale("--checkpoint", workdir, "--factor", 2, tmp_path / "low.png", "-o", out) == 0
-    assert "13x10 -> 26x20 (x2, step 2)" in capsys.readouterr().out
-    high = np.asarray(Image.open(out))
-    np.testing.assert_array_equal(high[1::2, 1::2], low)

@@ -57,7 +57,7 @@ def test_encoder_spec_matches_the_paper():
 def test_output_shape_and_finite(small_unet, mask_channels):
     model, variables = small_unet
     image, mask = _inputs(64, mask_channels=mask_channels)
-    out = model.apply(variables, image, mask)
+    out = jax.jit(model.apply)(variables, image, mask)  # jitted: eager runs op by op, slower
     assert out.shape == (2, 64, 64, 3) and out.dtype == jnp.float32
     assert np.all(np.isfinite(np.asarray(out)))
 
@@ -126,8 +126,8 @@ def test_batch_stats_are_split_into_encoder_and_decoder(small_unet):
 def test_bfloat16_compute(small_unet):
     model, variables = small_unet
     image, mask = _inputs(64)
-    out32 = model.apply(variables, image, mask)
-    out16 = PConvUNet(num_layers=5, dtype=jnp.bfloat16).apply(variables, image, mask)
+    out32 = jax.jit(model.apply)(variables, image, mask)
+    out16 = jax.jit(PConvUNet(num_layers=5, dtype=jnp.bfloat16).apply)(variables, image, mask)
     assert out16.dtype == jnp.bfloat16
     rel = np.linalg.norm(np.asarray(out16, np.float32) - out32) / np.linalg.norm(out32)
     assert rel < 0.05

@@ -14,6 +14,7 @@ from PIL import Image
 from pconv_jax import cli
 from pconv_jax.nn import vgg
 
+import tolerances
 from conftest import shared_path
 from torch_ref.loss import VGG16Pool3
 
@@ -52,6 +53,22 @@ def torch_features(state_dict: dict, images_nhwc: np.ndarray) -> list[np.ndarray
     return [p.numpy().transpose(0, 2, 3, 1) for p in pools]
 
 
+def pool_rtol(level: int) -> float:
+    """max |ours - torch| / max |torch| allowed at pool`level`, derived from float32 rounding: two
+    programs (XLA, PyTorch) evaluate the same convolutions in other orders; the error at a pool
+    is that of one sum of the reduction lengths (3x3xC_in) of the convolutions below it
+    (tests/tolerances.py, relative to the output's scale; ReLU, max pooling and the ImageNet
+    normalisation round once per value and are negligible beside them): 603, 2331 and 8091
+    terms, 1.8e-5, 3.4e-5 and 6.4e-5. Measured below 1e-5 on this project's CPU; a wrong
+    layer or layout is off by order 1."""
+    reductions = []
+    for name, cin, _, _ in vgg.VGG16_CONVS:
+        reductions.append(9 * cin)
+        if name == vgg.POOL_AFTER[level - 1]:
+            return tolerances.network_atol(reductions, 1.0)
+    raise ValueError(f"no pool{level}")
+
+
 def max_rel_err(ours, ref) -> float:
     return float(np.max(np.abs(np.asarray(ours, np.float32) - ref)) / np.max(np.abs(ref)))
 
@@ -71,7 +88,7 @@ def test_port_from_pth_matches_torch_vgg(tmp_path, legacy_format):
     ref = torch_features(torch.load(path, weights_only=True), images)
     assert [o.shape for o in ours] == [(2, 18, 22, 64), (2, 9, 11, 128), (2, 4, 5, 256)]
     for level, (o, r) in enumerate(zip(ours, ref), start=1):
-        assert max_rel_err(o, r) < 1e-5, f"pool{level}"
+        assert max_rel_err(o, r) < pool_rtol(level), f"pool{level}"
 
 
 def test_load_torchvision_vgg16_ignores_classifier(pth_file):
@@ -239,7 +256,7 @@ def test_shipped_weights_on_a_real_photo_match_torch_on_the_shared_weights():
             for k, tk in (("kernel", "weight"), ("bias", "bias"))
         }
     for level, (o, r) in enumerate(zip(feats, torch_features(state, photo)), start=1):
-        assert max_rel_err(o[:1], r) < 1e-5, f"pool{level}"
+        assert max_rel_err(o[:1], r) < pool_rtol(level), f"pool{level}"
 
 
 def test_bfloat16_compute_stays_close():

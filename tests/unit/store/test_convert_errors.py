@@ -1,9 +1,9 @@
 """`pconv convert` refuses bad input with one line and exit status 2, and writes nothing.
 
 Each case starts from a valid random checkpoint in the source's real structure (depth 4, see
-test_convert.py) and breaks one thing: a missing, extra or mis-shaped tensor, a mask kernel that
-is not all ones, the other source's file, files that are not checkpoints, and a pickle that needs
-code to load (whose code must not run).
+tests/integration/store/test_convert.py) and breaks one thing: a missing, extra or mis-shaped
+tensor, a mask kernel that is not all ones, the other source's file, files that are not
+checkpoints, and a pickle that needs code to load (whose code must not run).
 """
 
 import pickle

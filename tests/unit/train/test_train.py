@@ -1,4 +1,5 @@
-"""The train step: data parallelism, stage-2 freezing, learning, non-finite handling, restore."""
+"""The train step: data parallelism, stage-2 freezing, non-finite handling, restore. Learning
+(a 60-step overfit): tests/integration/train/test_train_step.py."""
 
 import dataclasses
 import functools
@@ -17,7 +18,7 @@ from pconv_jax.train import loop
 from pconv_jax.train import step as train_step
 
 import tolerances
-from tiny_train import run_steps, setup, tiny_batch, tiny_cfg
+from tiny_train import grad_rtol, loss_rtol, run_steps, setup, tiny_batch, tiny_cfg, unet_rtol
 
 
 @pytest.mark.parametrize("vgg_terms", [True, False])
@@ -41,23 +42,32 @@ def test_data_parallel_step_equals_single_device_step(vgg_params, vgg_terms):
         (loss, (terms, stats)), grads = fn(state.params, state.batch_stats, sharded, vgg_params)
         results.append(jax.device_get((loss, terms, stats, grads)))
     (l1, t1, s1, g1), (l4, t4, s4, g4) = results
-    np.testing.assert_allclose(l1, l4, rtol=1e-5)
-    chex.assert_trees_all_close(t1, t4, rtol=1e-5, atol=1e-7)
-    # BN statistics are those of the global batch on both meshes.
-    chex.assert_trees_all_close(s1, s4, rtol=1e-5, atol=1e-6)
+    # One device against four: two XLA programs summing in other orders. The bounds are derived
+    # from float32 rounding in tiny_train (loss_rtol, unet_rtol, grad_rtol; tests/tolerances.py).
+    np.testing.assert_allclose(l1, l4, rtol=loss_rtol(8))
+    chex.assert_trees_all_close(t1, t4, rtol=loss_rtol(8), atol=loss_rtol(8) * float(l1))
+    # BN statistics are those of the global batch on both meshes (of He-initialised
+    # convolutions' outputs: unit scale).
+    chex.assert_trees_all_close(s1, s4, rtol=unet_rtol(8), atol=unet_rtol(8))
     flat1, flat4 = (
         np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(g)]) for g in (g1, g4)
     )
     relative = np.linalg.norm(flat1 - flat4) / np.linalg.norm(flat1)
     if vgg_terms:
-        # The perceptual/style L1 terms compare composite and ground-truth features that are
-        # equal wherever the receptive field is all valid: |a - b| is 0 on one mesh and ±1e-7 on
-        # the other (another summation order), and the sign of its gradient there is arbitrary.
+        # Not a rounding bound: the perceptual/style L1 terms compare composite and ground-truth
+        # features that are equal wherever the receptive field is all valid: |a - b| is 0 on one
+        # mesh and ±1e-7 on the other (another summation order), and the sign of its gradient
+        # there is arbitrary, so such positions' share of the gradient differs in full.
         # Measured: 2.6e-4 with those terms, 5.8e-7 without them (the case below).
         assert relative < 1e-3
     else:
-        assert relative < 1e-5
-        chex.assert_trees_all_close(g1, g4, rtol=1e-4, atol=1e-6)
+        assert relative < grad_rtol(8)
+        # Each layer's gradient within grad_rtol of its largest entry.
+        for (path, a), b in zip(
+            jax.tree_util.tree_leaves_with_path(g1), jax.tree_util.tree_leaves(g4)
+        ):
+            atol = grad_rtol(8) * float(np.abs(a).max())
+            np.testing.assert_allclose(b, a, rtol=0, atol=atol, err_msg=jax.tree_util.keystr(path))
 
 
 def test_stage2_freezes_encoder_bn_and_trains_the_rest(vgg_params):
@@ -82,17 +92,6 @@ def test_stage2_freezes_encoder_bn_and_trains_the_rest(vgg_params):
                 assert same == name.startswith("enc"), (collection, name, key)
     for name, module in before["params"].items():
         assert not np.array_equal(module["conv"]["kernel"], after["params"][name]["conv"]["kernel"])
-
-
-def test_loss_falls_when_overfitting_one_batch(vgg_params):
-    mesh = sharding.make_mesh()
-    cfg = tiny_cfg(learning_rate=1e-3)
-    model, tx, state = setup(cfg, mesh)
-    batch = tiny_batch(seed=4)
-    _, history = run_steps(cfg, state, model, tx, vgg_params, [batch] * 60, mesh)
-    first, last = history[0]["total"], history[-1]["total"]
-    assert last < first / 3, (first, last)
-    assert all(h["finite"] == 1.0 for h in history)
 
 
 def test_non_finite_loss_leaves_state_unchanged(vgg_params):
@@ -183,16 +182,23 @@ def test_bn_running_averages_decay_like_pytorch_momentum_0_1(vgg_params):
         lambda x: rng.uniform(0.5, 2.0, x.shape).astype(np.float32), state.batch_stats
     )
     batch = tiny_batch(n=4)
-    _, (_, new) = train_step.loss_and_updates(
-        state.params, old, batch, vgg_params, model=model, cfg=cfg
+    # Both jitted: eager, the U-Net and VGG run op by op (over a minute under load).
+    loss_fn = jax.jit(functools.partial(train_step.loss_and_updates, model=model, cfg=cfg))
+    _, (_, new) = loss_fn(state.params, old, batch, vgg_params)
+    capture = jax.jit(
+        lambda variables, inputs, mask: model.apply(
+            variables,
+            inputs,
+            mask,
+            train=True,
+            capture_intermediates=lambda module, method: module.name == "conv",
+            mutable=["batch_stats", "intermediates"],
+        )
     )
-    _, captured = model.apply(
+    _, captured = capture(
         {"params": state.params, "batch_stats": old},
         train_step.network_input(batch),
         batch["mask"],
-        train=True,
-        capture_intermediates=lambda module, method: module.name == "conv",
-        mutable=["batch_stats", "intermediates"],
     )
     assert sorted(new) == sorted(old) and len(new) == 2 * cfg.model.num_layers - 2
     for layer, stats in new.items():

@@ -1,7 +1,7 @@
-"""`pconv evaluate`: pairing, bucket/border assignment, baselines and a model through the CLI,
-resume, and the exact Table-1 layout."""
+"""`pconv evaluate` runs: bucket/border assignment, baselines and a model through the CLI, resume,
+FID and IS rows. Pairing: tests/unit/masks/test_pairing.py; the Table-1 layout:
+tests/unit/eval/test_tables.py."""
 
-import collections
 import json
 import shutil
 
@@ -13,7 +13,6 @@ import pytest
 from pconv_jax import cli, config, images
 from pconv_jax.data import eval_set
 from pconv_jax.eval import baselines, grouping
-from pconv_jax.eval import tables as eval_table
 from pconv_jax.masks import benchmark_sets
 from pconv_jax.masks import protocol as masks
 from pconv_jax.metrics import lpips
@@ -23,125 +22,6 @@ from pconv_jax.store import checkpoint, trained
 from conftest import shared_path
 
 NVIDIA = ("data", "nvidia_test_masks")
-
-
-def _records(per_cell=5, short_cell=None):
-    """Fake MaskRecords: `per_cell` per cell (`short_cell` gets 1), names unique."""
-    records = []
-    for n, cell in enumerate(masks.CELLS):
-        count = 1 if cell == short_cell else per_cell
-        for j in range(count):
-            bucket, border = int(cell[:-1]), cell[-1] == "B"
-            records.append(
-                masks.MaskRecord(f"/m/{n}_{j}.png", f"{n:02d}_{j}", bucket, border, 0, 0)
-            )
-    return records
-
-
-def test_pairing_is_deterministic_without_replacement_and_stratified():
-    records = _records()
-    pairs = masks.pair_masks(24, records, seed=3)
-    assert [p.index for p in pairs] == list(range(24))
-    assert [p.image_index for p in pairs] == list(range(24))
-    assert len({p.mask.name for p in pairs}) == 24  # no mask used twice
-    assert collections.Counter(p.mask.label for p in pairs) == {c: 2 for c in masks.CELLS}
-    # A pure function of (count, records, seed): same result from a shuffled record list.
-    shuffled = [records[i] for i in np.random.default_rng(0).permutation(len(records))]
-    assert masks.pair_masks(24, shuffled, seed=3) == pairs
-    other = masks.pair_masks(24, records, seed=4)
-    assert [p.mask.name for p in other] != [p.mask.name for p in pairs]
-    # Image order is unrelated to the round-robin cell order.
-    assert [p.mask.label for p in pairs[:12]] != list(masks.CELLS)
-
-
-def test_pairing_with_several_masks_per_image_and_uneven_cells():
-    records = _records(per_cell=5)
-    pairs = masks.pair_masks(20, records, seed=0, masks_per_image=3)
-    assert len(pairs) == 60 and len({p.mask.name for p in pairs}) == 60  # all masks, once each
-    for image in range(20):
-        mine = [p for p in pairs if p.image_index == image]
-        assert [p.index for p in mine] == [3 * image + k for k in range(3)]
-        assert len({p.mask.name for p in mine}) == 3
-    # 21 pairs over 12 cells: 2 for the first 9 cells of the round robin, 1 for the last 3.
-    counts = collections.Counter(p.mask.label for p in masks.pair_masks(7, records, 0, 3))
-    assert [counts[c] for c in masks.CELLS] == [2] * 9 + [1] * 3
-    # An exhausted cell is skipped, the others fill in.
-    uneven = masks.pair_masks(30, _records(per_cell=3, short_cell="2B"), seed=1)
-    uneven_counts = collections.Counter(p.mask.label for p in uneven)
-    assert uneven_counts["2B"] == 1 and sum(uneven_counts.values()) == 30
-    with pytest.raises(ValueError, match="need 61 distinct masks; the mask set has 60"):
-        masks.pair_masks(61, records, seed=0)
-    with pytest.raises(ValueError, match="20 images x 4 masks per image need 80"):
-        masks.pair_masks(20, records, seed=0, masks_per_image=4)
-
-
-def test_table_layout_exact():
-    rows = [
-        {"bucket": 0, "border": False, "l1": 1.0, "psnr": 30.0, "ssim": 0.9, "hole_l1": 10.0},
-        {"bucket": 0, "border": False, "l1": 2.0, "psnr": 20.0, "ssim": 0.8, "hole_l1": None},
-        {"bucket": 5, "border": True, "l1": 6.0, "psnr": 15.0, "ssim": 0.5, "hole_l1": 12.5},
-    ]
-    for row, value in zip(rows, (0.1, 0.2, 0.4)):
-        row["lpips"] = value
-    table = eval_table.build_table(rows, notes=["a note"])
-    na = " | ".join(["n/a"] * 10)
-    expected_md = (
-        "| metric | (0.01,0.1] N | (0.01,0.1] B | (0.1,0.2] N | (0.1,0.2] B | (0.2,0.3] N | "
-        "(0.2,0.3] B | (0.3,0.4] N | (0.3,0.4] B | (0.4,0.5] N | (0.4,0.5] B | (0.5,0.6] N | "
-        "(0.5,0.6] B | all |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
-        f"| l1 (%) | 1.50 | {na} | 6.00 | 3.00 |\n"
-        f"| PSNR (dB) | 25.00 | {na} | 15.00 | 21.67 |\n"
-        f"| SSIM | 0.850 | {na} | 0.500 | 0.733 |\n"
-        f"| hole-only l1 (%), not the paper's | 10.00 | {na} | 12.50 | 11.25 |\n"
-        f"| LPIPS (AlexNet), lower is better | 0.150 | {na} | 0.400 | 0.233 |\n"
-        "| pairs | 2 | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 1 | 3 |\n"
-        "\n- a note\n"
-    )
-    assert eval_table.to_markdown(table) == expected_md
-    empty = "," * 10
-    assert eval_table.to_csv(table) == (
-        "metric,0N,0B,1N,1B,2N,2B,3N,3B,4N,4B,5N,5B,all\n"
-        f"l1,1.5{empty},6.0,3.0\n"
-        f"psnr,25.0{empty},15.0,21.666666666666668\n"
-        f"ssim,0.8500000000000001{empty},0.5,0.7333333333333334\n"
-        f"hole_l1,10.0{empty},12.5,11.25\n"
-        f"lpips,0.15000000000000002{empty},0.4,0.23333333333333336\n"
-        "pairs,2,0,0,0,0,0,0,0,0,0,0,1,3\n"
-    )
-    as_json = eval_table.to_json(table)
-    assert as_json["pairs"]["0N"] == 2 and as_json["metrics"]["l1"]["values"]["1N"] is None
-    assert as_json["column_titles"]["3B"] == "(0.3,0.4] B" and as_json["buckets"] is None
-    with pytest.raises(ValueError, match="bucket 6"):
-        eval_table.build_table([dict(rows[0], bucket=6)])
-    # Rows written before LPIPS existed: left out of its mean, not an error.
-    old = eval_table.build_table([{k: v for k, v in r.items() if k != "lpips"} for r in rows])
-    assert old.rows[-1].values["all"] is None
-
-
-def test_pooled_bucket_table_layout_exact():
-    rows = [
-        {"bucket": 0, "border": False, "l1": 1.0, "psnr": 30.0, "ssim": 0.9, "hole_l1": 1.0},
-        {"bucket": 0, "border": True, "l1": 2.0, "psnr": 20.0, "ssim": 0.8, "hole_l1": 2.0},
-        {"bucket": 2, "border": True, "l1": 6.0, "psnr": 15.0, "ssim": 0.5, "hole_l1": 3.0},
-    ]
-    fid = {"0": 12.5, "1": None, "2": None, "3": None, "4": None, "5": None, "all": 40.0}
-    fid_row = eval_table.TableRow("fid", "FID", "{:.2f}", fid)
-    table = eval_table.build_table(rows, bucket_rows=[fid_row])
-    md = eval_table.to_markdown(table)
-    assert md.endswith(
-        "\nPer hole-ratio bucket, N and B pooled:\n\n"
-        "| metric | (0.01,0.1] | (0.1,0.2] | (0.2,0.3] | (0.3,0.4] | (0.4,0.5] | (0.5,0.6] "
-        "| all |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|\n"
-        "| FID | 12.50 | n/a | n/a | n/a | n/a | n/a | 40.00 |\n"
-        "| pairs | 2 | 0 | 1 | 0 | 0 | 0 | 3 |\n"
-    )
-    assert eval_table.to_csv(table).endswith(
-        "\n\nmetric,0,1,2,3,4,5,all\nfid,12.5,,,,,,40.0\npairs,2,0,1,0,0,0,3\n"
-    )
-    pooled = eval_table.to_json(table)["buckets"]
-    assert pooled["pairs"]["0"] == 2 and pooled["metrics"]["fid"]["values"]["all"] == 40.0
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
-"""The training loop's run controls: `train.max_seconds` (stop with a checkpoint, then resume),
-checkpoint retention (`train.keep_last`, `train.keep_every`) and training the paper's Conv
-baseline (`model.partial=false`)."""
+"""The training loop's run controls, in-process training runs: `train.max_seconds` (stop with a
+checkpoint, then resume), training the paper's Conv baseline (`model.partial=false`) and a
+resume past a damaged newest checkpoint. Retention and damage detection on their own:
+tests/unit/store/test_checkpoint.py."""
 
 import json
 import logging
@@ -15,7 +16,7 @@ import pytest
 from pconv_jax import config
 from pconv_jax.nn.model import build_model
 from pconv_jax.parallel import sharding
-from pconv_jax.store import checkpoint
+from pconv_jax.store import checkpoint, checksums
 from pconv_jax.train import loop
 
 from tiny_train import run_steps, setup, tiny_batch, tiny_cfg
@@ -52,6 +53,14 @@ def _params(workdir, step):
     return jax.device_get(variables)
 
 
+def _truncate_largest_file(workdir, step: int) -> str:
+    """Cuts the largest data file of checkpoint `step` in half; returns its path in the step."""
+    root = workdir / "checkpoints" / str(step)
+    data_file = max((p for p in root.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    data_file.write_bytes(data_file.read_bytes()[: data_file.stat().st_size // 2])
+    return str(data_file.relative_to(root))
+
+
 def _logged_steps(workdir) -> list[int]:
     lines = (pathlib.Path(workdir) / "metrics.jsonl").read_text().splitlines()
     return [json.loads(line)["step"] for line in lines]
@@ -84,26 +93,6 @@ def test_max_seconds_stops_with_a_checkpoint_and_the_rerun_resumes(
     chex.assert_trees_all_equal(_params(stopped, 3), _params(straight, 3))
 
 
-def test_retention_keeps_the_last_n_and_every_kth(tmp_path):
-    """Orbax's policies as `Checkpoints` combines them: keep_last=2 keeps 6, 7 of 1..7 and
-    keep_every=3 adds 3 and 6 (the union, not either alone)."""
-    tree = {"w": jnp.arange(3.0)}
-    for keep_every, expected in ((0, [6, 7]), (3, [3, 6, 7])):
-        folder = tmp_path / f"every{keep_every}"
-        ckpts = checkpoint.Checkpoints(folder, keep_last=2, keep_every=keep_every)
-        for step in range(1, 8):
-            ckpts.save(step, tree, {"step": jnp.int32(step)})
-        ckpts.close()
-        assert _steps(folder) == expected
-        reader = checkpoint.Checkpoints(folder, read_only=True)
-        assert reader.all_steps() == expected and reader.latest_step() == 7
-        restored, _ = reader.restore(
-            3 if keep_every else 6, {"w": jax.ShapeDtypeStruct((3,), jnp.float32)}
-        )
-        reader.close()
-        np.testing.assert_array_equal(restored["w"], [0.0, 1.0, 2.0])
-
-
 @pytest.mark.slow
 def test_conv_baseline_trains_and_its_run_restores(tmp_path, wave_image_dir, vgg_params):
     """partial=False: ordinary convolutions with holes filled with the ImageNet mean."""
@@ -128,3 +117,40 @@ def test_conv_baseline_trains_and_its_run_restores(tmp_path, wave_image_dir, vgg
     variables = _params(workdir, 2)
     assert variables["params"]["dec1"]["conv"]["kernel"].shape == (3, 3, 64 + 3, 3)
     assert all(np.all(np.isfinite(x)) for x in jax.tree_util.tree_leaves(variables))
+
+
+@pytest.mark.slow
+def test_a_damaged_newest_checkpoint_is_set_aside_and_training_goes_past_it(
+    tmp_path, wave_image_dir, caplog
+):
+    """Once a crash loop: the resume from step 4 died at step 6 (orbax: the step exists)."""
+    workdir = tmp_path / "run"
+    tiny = _tiny(wave_image_dir, *QUIET)  # checkpoints every 2 steps, keeps 10
+    loop.train_and_evaluate(config.override(tiny, ["train.num_steps=6"]), workdir)
+    damaged_file = _truncate_largest_file(workdir, 6)
+    step6 = workdir / "checkpoints" / "6"
+    damaged = {str(p.relative_to(step6)): p.read_bytes() for p in step6.rglob("*") if p.is_file()}
+    manifest = (workdir / "checksums" / "6.json").read_text()
+
+    with caplog.at_level(logging.INFO):
+        loop.train_and_evaluate(config.override(tiny, ["train.num_steps=8"]), workdir)
+    assert f"checkpoint step 6 is damaged or unreadable: {damaged_file}" in caplog.text
+    assert "resuming from step 4, the newest intact checkpoint" in caplog.text
+    (aside,) = (workdir / checkpoint.DAMAGED).iterdir()
+    assert aside.name.startswith("6-")
+    assert f"set aside damaged checkpoint step 6 as {aside.resolve()}" in caplog.text
+    moved = aside / "checkpoint"
+    assert {str(p.relative_to(moved)): p.read_bytes() for p in moved.rglob("*") if p.is_file()} == (
+        damaged
+    ), "the damaged files are moved as they were"
+    assert (aside / "checksums.json").read_text() == manifest
+    assert damaged_file in (aside / "reason.txt").read_text()
+    assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir()) == [2, 4, 6, 8]
+    # The new step 6 and step 8 have their own manifests and read back whole.
+    for step in (6, 8):
+        assert checksums.verify(workdir / "checkpoints", step) is None
+    reader = checkpoint.Checkpoints(workdir, read_only=True)
+    try:
+        assert reader.latest_step() == 8
+    finally:
+        reader.close()

@@ -1,50 +1,21 @@
-"""A workdir has one trainer (lock, stale lock), damaged checkpoints are named and skipped, launch
-settings come from flags or PCONV_* variables. Multi-process runs: tests/e2e/."""
+"""Checkpoints (store/checkpoint.py): a damaged checkpoint is named, set aside on a writable
+resume and skipped for the newest intact one; retention keeps the last n and every kth. Training
+past a damaged checkpoint: tests/integration/train/test_train_loop.py; the workdir lock:
+tests/unit/train/test_workdir_lock.py."""
 
-import json
 import logging
-import os
 import pathlib
-import socket
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pconv_jax import cli, config
-from pconv_jax.parallel import distributed
 from pconv_jax.store import checkpoint, checksums
-from pconv_jax.train import loop, workdir_lock
-
-ROOT = pathlib.Path(__file__).resolve().parents[3]
-TINY = str(ROOT / "experiments" / "configs" / "tiny.py")
 
 
-def test_second_trainer_refuses_naming_the_holder(tmp_path, capsys):
-    with workdir_lock.WorkdirLock(tmp_path / "run"):  # a second open file: flock conflicts
-        # A valid config (the lock is checked after the config): the tiny config's own folder.
-        argv = ["train", "--config", TINY, "--set", f"data.dir={tmp_path}"]
-        code = cli.main([*argv, "--workdir", str(tmp_path / "run")])
-    assert code == 2
-    err = capsys.readouterr().err
-    assert f"is being trained by pid {os.getpid()} on host {socket.gethostname()}" in err
-    assert not (tmp_path / "run" / "checkpoints").exists()
-    assert not (tmp_path / "run" / workdir_lock.LOCK_NAME).exists()  # released and removed
-
-
-def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path, caplog):
-    # The holder's flock died with it; its pid is only named. No process has this one: Linux
-    # pids stay below pid_max <= 2**22.
-    dead_pid = 2**22 + 1
-    lock_file = tmp_path / workdir_lock.LOCK_NAME
-    lock_file.write_text(json.dumps({"host": "h1", "pid": dead_pid, "started": 0, "command": "x"}))
-    with caplog.at_level(logging.WARNING, logger="pconv_jax.train.workdir_lock"):
-        with workdir_lock.WorkdirLock(tmp_path):
-            holder = json.loads(lock_file.read_text())
-            assert holder["pid"] == os.getpid()
-    assert f"taking over the stale lock of pid {dead_pid} on host h1" in caplog.text
-    assert not lock_file.exists()
+def _steps(workdir: pathlib.Path) -> list[int]:
+    return sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
 
 
 def _two_checkpoints(workdir):
@@ -154,53 +125,21 @@ def test_empty_run_directory_starts_fresh(tmp_path):
     assert _restore(tmp_path) is None
 
 
-@pytest.mark.slow
-def test_a_damaged_newest_checkpoint_is_set_aside_and_training_goes_past_it(
-    tmp_path, wave_image_dir, caplog
-):
-    """Once a crash loop: the resume from step 4 died at step 6 (orbax: the step exists)."""
-    workdir = tmp_path / "run"
-    quiet = [f"data.dir={wave_image_dir}", "train.sample_every=1000", "train.log_every=1000"]
-    tiny = config.override(config.load(TINY), quiet)  # checkpoints every 2 steps, keeps 10
-    loop.train_and_evaluate(config.override(tiny, ["train.num_steps=6"]), workdir)
-    damaged_file = _damage(workdir, 6, "truncate")
-    step6 = workdir / "checkpoints" / "6"
-    damaged = {str(p.relative_to(step6)): p.read_bytes() for p in step6.rglob("*") if p.is_file()}
-    manifest = (workdir / "checksums" / "6.json").read_text()
-
-    with caplog.at_level(logging.INFO):
-        loop.train_and_evaluate(config.override(tiny, ["train.num_steps=8"]), workdir)
-    assert f"checkpoint step 6 is damaged or unreadable: {damaged_file}" in caplog.text
-    assert "resuming from step 4, the newest intact checkpoint" in caplog.text
-    (aside,) = (workdir / checkpoint.DAMAGED).iterdir()
-    assert aside.name.startswith("6-")
-    assert f"set aside damaged checkpoint step 6 as {aside.resolve()}" in caplog.text
-    moved = aside / "checkpoint"
-    assert {str(p.relative_to(moved)): p.read_bytes() for p in moved.rglob("*") if p.is_file()} == (
-        damaged
-    ), "the damaged files are moved as they were"
-    assert (aside / "checksums.json").read_text() == manifest
-    assert damaged_file in (aside / "reason.txt").read_text()
-    assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir()) == [2, 4, 6, 8]
-    # The new step 6 and step 8 have their own manifests and read back whole.
-    for step in (6, 8):
-        assert checksums.verify(workdir / "checkpoints", step) is None
-    reader = checkpoint.Checkpoints(workdir, read_only=True)
-    try:
-        assert reader.latest_step() == 8
-    finally:
+def test_retention_keeps_the_last_n_and_every_kth(tmp_path):
+    """Orbax's policies as `Checkpoints` combines them: keep_last=2 keeps 6, 7 of 1..7 and
+    keep_every=3 adds 3 and 6 (the union, not either alone)."""
+    tree = {"w": jnp.arange(3.0)}
+    for keep_every, expected in ((0, [6, 7]), (3, [3, 6, 7])):
+        folder = tmp_path / f"every{keep_every}"
+        ckpts = checkpoint.Checkpoints(folder, keep_last=2, keep_every=keep_every)
+        for step in range(1, 8):
+            ckpts.save(step, tree, {"step": jnp.int32(step)})
+        ckpts.close()
+        assert _steps(folder) == expected
+        reader = checkpoint.Checkpoints(folder, read_only=True)
+        assert reader.all_steps() == expected and reader.latest_step() == 7
+        restored, _ = reader.restore(
+            3 if keep_every else 6, {"w": jax.ShapeDtypeStruct((3,), jnp.float32)}
+        )
         reader.close()
-
-
-def test_launch_settings_from_flags_then_environment():
-    env = {"PCONV_COORDINATOR": "10.0.0.1:1234", "PCONV_NUM_PROCESSES": "4"}
-    env["PCONV_PROCESS_ID"] = "3"
-    assert distributed.resolve_launch(environ=env) == distributed.Launch("10.0.0.1:1234", 4, 3)
-    assert distributed.resolve_launch(process_id=1, environ=env).process_id == 1
-    assert distributed.resolve_launch(environ={}) is None
-    with pytest.raises(ValueError, match=r"also needs --process-id \(or PCONV_PROCESS_ID\)"):
-        distributed.resolve_launch("h:1", 2, environ={})
-    with pytest.raises(ValueError, match="HOST:PORT"):
-        distributed.resolve_launch("host", 2, 0, environ={})
-    with pytest.raises(ValueError, match="0 <= --process-id < 2"):
-        distributed.resolve_launch("h:1", 2, 2, environ={})
+        np.testing.assert_array_equal(restored["w"], [0.0, 1.0, 2.0])

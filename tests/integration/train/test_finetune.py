@@ -20,8 +20,6 @@ from pconv_jax.nn.model import abstract_variables, build_model
 from pconv_jax.store import trained
 from pconv_jax.train import step as train_step
 
-from helpers.torch_sources import write_source_file
-
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 TINY = str(ROOT / "experiments" / "configs" / "tiny.py")
 
@@ -66,7 +64,7 @@ def test_freeze_encoder_labels_every_encoder_parameter():
 def converted(tmp_path_factory):
     folder = tmp_path_factory.mktemp("converted")
     src = folder / "mmagic.pth"
-    write_source_file("mmagic", src, num_layers=4)
+    write_source_file("mmagic", src, 4)
     out = folder / "places_pconv.npz"
     assert cli.main(["convert", "--from", "mmagic", str(src), str(out)]) == 0
     return out
