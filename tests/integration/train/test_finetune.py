@@ -20,6 +20,8 @@ from pconv_jax.nn.model import abstract_variables, build_model
 from pconv_jax.store import trained
 from pconv_jax.train import step as train_step
 
+from helpers.torch_sources import write_source_file
+
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 TINY = str(ROOT / "experiments" / "configs" / "tiny.py")
 
