@@ -1,6 +1,6 @@
 """CRAI's evaluation test through the real command line: `pconv convert --from crai` then
 `pconv infill` in fresh processes reproduce CRAI's `minimum-1_infilled.nc` (the bound of
-tests/unit/inference/test_crai_reference.py)."""
+tests/integration/inference/test_crai_reference.py)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pconv_jax.eval import grouping, pooled
-from pconv_jax.metrics import fid, ids
+from pconv_jax.metrics import fid, ids, inception
 
 pytest.importorskip("sklearn")
 
@@ -13,7 +13,7 @@ pytest.importorskip("sklearn")
 def test_pooled_rows_report_ids_only_from_the_minimum(tmp_path, monkeypatch):
     """13 pairs with 4-d features (minimum 8): bucket 0 (10 pairs) and "all" get U-/P-IDS,
     bucket 1 (3 pairs) n/a; the values are ids.ids of those pairs' stored features."""
-    monkeypatch.setattr(fid, "FEATURE_DIM", 4)
+    monkeypatch.setattr(inception, "FEATURE_DIM", 4)
     rng = np.random.default_rng(3)
     rows = []
     for i in range(13):

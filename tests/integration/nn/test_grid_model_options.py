@@ -1,7 +1,7 @@
 """The ModelConfig options for gridded data in the U-Net: variable shapes, grid sizes, checks.
 
 Expected shapes come from the option definitions (config.py comments, nn/model.py docstring);
-numerical exactness against CRAI's own forward is tests/unit/store/test_convert_crai.py.
+numerical exactness against CRAI's own forward is tests/integration/store/test_convert_crai.py.
 """
 
 import math
