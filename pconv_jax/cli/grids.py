@@ -6,8 +6,6 @@ import pathlib
 import shlex
 import sys
 
-from pconv_jax.cli import compile_cache
-
 
 def _names(values: list[str]) -> tuple[str, ...]:
     """--var a --var b,c -> ("a", "b", "c")."""
@@ -19,7 +17,8 @@ def cmd_infill(args) -> int:
 
     Exit status: 0 done, 2 bad input (nothing written).
     """
-    # Imported here: xarray and netCDF4 are the extra pconv_jax[grids]
+    # Imported here: xarray and netCDF4 are the extra pconv_jax[grids]; JAX only to run
+    from pconv_jax.cli import compile_cache
     from pconv_jax.inference.grid_files import check_output
     from pconv_jax.inference.infiller import Infiller
 

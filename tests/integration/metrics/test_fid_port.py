@@ -12,7 +12,7 @@ import pytest
 from flax.traverse_util import flatten_dict
 
 from pconv_jax import cli
-from pconv_jax.metrics import fid
+from pconv_jax.metrics import fid, inception
 
 import tolerances
 from conftest import shared_path
@@ -57,7 +57,7 @@ def test_port_matches_torchscript_on_real_photos():
 
     pt = _default_1_pt()
     photos = _kodak(range(1, 7))
-    params = fid.load_fid_inception(pt)
+    params = inception.load_fid_inception(pt)
     model = torch.jit.load(str(pt), map_location="cpu").eval()
 
     def torch_features(x_uint8):  # the model's own input convention: (p - 128) / 128 at 299
@@ -98,9 +98,9 @@ def test_port_command_writes_an_npz_that_loads_without_torch(tmp_path, monkeypat
     pt = _default_1_pt()
     dst = tmp_path / "fid_inception.npz"
     assert cli.main(["port-fid-inception", str(pt), str(dst)]) == 0
-    from_pt = flatten_dict(fid.load_fid_inception(pt), sep="/")
+    from_pt = flatten_dict(inception.load_fid_inception(pt), sep="/")
     monkeypatch.setitem(sys.modules, "torch", None)  # the .npz path must not need torch
-    from_npz = flatten_dict(fid.load_fid_inception(dst), sep="/")
+    from_npz = flatten_dict(inception.load_fid_inception(dst), sep="/")
     assert from_pt.keys() == from_npz.keys() and len(from_npz) == 376
     for key, value in from_pt.items():
         np.testing.assert_array_equal(from_npz[key], value, err_msg=key)
