@@ -159,7 +159,7 @@ def test_checkpoint_scores_a_gridded_model_as_the_pconv_row(truth, tmp_path):
     )  # fmt: skip
     model = build_model(model_cfg)
     sample = np.zeros((1, len(LAT), len(LON), 1), np.float32)
-    variables = model.init(jax.random.key(0), sample, np.ones_like(sample))
+    variables = jax.jit(model.init)(jax.random.key(0), sample, np.ones_like(sample))
     cfg = dataclasses.replace(config_lib.Config(), model=model_cfg)
     export = tmp_path / "model.npz"
     trained.write_export(trained.TrainedModel(cfg, model, dict(variables), 0, "test"), export)
@@ -172,7 +172,7 @@ def test_checkpoint_scores_a_gridded_model_as_the_pconv_row(truth, tmp_path):
     observed = np.broadcast_to(stations.random_cells(LAT, LON, 0.5, seed=0)[None, :, :, None],
                                values.shape + (1,)).astype(np.float32)  # fmt: skip
     inputs = np.where(observed == 1, values[..., None], 0).astype(np.float32)
-    output = np.asarray(model.apply(variables, inputs, observed))[..., 0]
+    output = np.asarray(jax.jit(model.apply)(variables, inputs, observed))[..., 0]
     hole = observed[..., 0] == 0
     weights = np.broadcast_to(grid_scores.area_weights(LAT, len(LON)), values.shape)[hole]
     expected = np.sqrt(np.sum(weights * (output - values)[hole] ** 2) / np.sum(weights))

@@ -44,7 +44,7 @@ def _export(folder: pathlib.Path) -> pathlib.Path:
     cfg = dataclasses.replace(config_lib.Config(), model=model_cfg)
     model = build_model(model_cfg)
     sample = np.zeros((1, HEIGHT, WIDTH, 2), np.float32)
-    variables = model.init(jax.random.key(0), sample, np.ones_like(sample))
+    variables = jax.jit(model.init)(jax.random.key(0), sample, np.ones_like(sample))
     path = folder / "grid_model.npz"
     trained.write_export(trained.TrainedModel(cfg, model, dict(variables), 0, "test"), path)
     return path
@@ -83,7 +83,8 @@ def _expected(export_path, tas, other, cover=None):
     if cover is not None:  # a steady mask for both channels, [H, W] bool
         observed &= cover[..., None]
     inputs = np.where(observed, values, 0).astype(np.float32)
-    output = np.asarray(model.model.apply(model.variables, inputs, observed.astype(np.float32)))
+    apply = jax.jit(model.model.apply)
+    output = np.asarray(apply(model.variables, inputs, observed.astype(np.float32)))
     return np.where(observed[..., 0], tas, output[..., 0])
 
 

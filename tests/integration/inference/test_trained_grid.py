@@ -35,7 +35,7 @@ def export(tmp_path_factory):
     cfg = dataclasses.replace(config.Config(), model=model_cfg)
     model = build_model(model_cfg)
     sample = np.zeros((1, len(LAT), len(LON), 1), np.float32)
-    variables = model.init(jax.random.key(0), sample, np.ones_like(sample))
+    variables = jax.jit(model.init)(jax.random.key(0), sample, np.ones_like(sample))
     path = tmp_path_factory.mktemp("model") / "trained.npz"
     model_with_card = trained.TrainedModel(cfg, model, dict(variables), 7, "test")
     return trained.write_export(model_with_card, path, {"grid": card_grid()})

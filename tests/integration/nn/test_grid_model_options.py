@@ -58,8 +58,9 @@ def test_any_grid_size_gives_the_input_size_back(padding, side):
     rng = np.random.default_rng(0)
     values = rng.normal(size=(1, *side, 3)).astype(np.float32)
     mask = (rng.random((1, *side, 3)) > 0.5).astype(np.float32)  # one mask per variable
-    variables = model.init(jax.random.key(0), values, mask)
-    out = model.apply(variables, np.where(mask > 0, values, np.nan), mask)
+    # jitted: one compilation is far cheaper than running the net op by op
+    variables = jax.jit(model.init)(jax.random.key(0), values, mask)
+    out = jax.jit(model.apply)(variables, np.where(mask > 0, values, np.nan), mask)
     assert out.shape == (1, *side, 2) and np.all(np.isfinite(np.asarray(out)))
 
 

@@ -9,8 +9,10 @@ default and the n_filters architectures on an odd grid (9x13: every level's size
 global padding, masked BN (training), normalisation statistics and bounds.
 """
 
+import functools
 import math
 
+import jax
 import numpy as np
 import pytest
 import torch
@@ -79,7 +81,7 @@ def test_real_crai_models_equal_crai_forward_on_hadcrut(tmp_path, capsys, name, 
     values, mask = hadcrut()
     assert 0.5 < 1 - mask.mean() < 0.9  # real coverage: most cells missing
     loaded = trained.load_export(out)
-    ours = np.asarray(loaded.model.apply(loaded.variables, values, mask))
+    ours = np.asarray(jax.jit(loaded.model.apply)(loaded.variables, values, mask))
     ckpt = torch.load(src, map_location="cpu", weights_only=True)
     reference = crai.from_checkpoint(ckpt, layers, global_padding=bool(flags))
     theirs = torch_forward(reference, values, mask)
@@ -118,7 +120,7 @@ def test_random_crai_models_equal_crai_forward_on_an_odd_grid(tmp_path, arch, gl
     loaded = trained.load_export(out)
     assert loaded.config.model.input_sizes == "any"
     ours = np.asarray(
-        loaded.model.apply(loaded.variables, np.where(mask > 0, values, np.nan), mask)
+        jax.jit(loaded.model.apply)(loaded.variables, np.where(mask > 0, values, np.nan), mask)
     )
     diff, atol = assert_close(ours, torch_forward(reference, values, mask), layers, 2, 2)
     print(f"{arch} global_padding={global_padding}: max diff {diff:.3g} (bound {atol:.3g})")
@@ -142,7 +144,7 @@ def test_normalisation_and_bounds_equal_crai(tmp_path):
     values = (rng.normal(size=(2, 9, 13, 2)) * std + mean).astype(np.float32)
     mask = (rng.random((2, 9, 13, 1)) > 0.3).astype(np.float32)
     loaded = trained.load_export(out)
-    ours = np.asarray(loaded.model.apply(loaded.variables, values, mask))
+    ours = np.asarray(jax.jit(loaded.model.apply)(loaded.variables, values, mask))
     m32, s32 = np.float32(mean), np.float32(std)
     normalised = ((values - m32) / s32).astype(np.float32)
     theirs = torch_forward(reference, normalised, mask) * s32 + m32
@@ -165,9 +167,8 @@ def test_masked_bn_training_step_equals_crai(tmp_path):
     values = rng.normal(size=(3, 9, 13, 1)).astype(np.float32)
     mask = (rng.random((3, 9, 13, 1)) > 0.4).astype(np.float32)
     loaded = trained.load_export(out)
-    ours, updated = loaded.model.apply(
-        loaded.variables, values, mask, train=True, mutable=["batch_stats"]
-    )
+    train_apply = functools.partial(loaded.model.apply, train=True, mutable=["batch_stats"])
+    ours, updated = jax.jit(train_apply)(loaded.variables, values, mask)
     theirs = torch_forward(reference.train(), values, mask)
     diff, atol = assert_close(np.asarray(ours), theirs, layers, 1, 1)
     print(f"masked BN training: max diff {diff:.3g} (bound {atol:.3g})")
