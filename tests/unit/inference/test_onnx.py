@@ -1,6 +1,7 @@
 """ONNX export: onnxruntime equals JAX on real photos, holes are ignored, Inpainter runs .onnx."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import onnxruntime
 import pytest
@@ -112,7 +113,6 @@ def test_onnx_export_errors(run_dir, tmp_path, capsys):
 )
 def test_model_options_export_too(options, undone):
     """Each ModelConfig option reaches the graph: the export traces the Flax model itself."""
-    import jax.numpy as jnp
 
     from pconv_jax import config
     from pconv_jax.nn.model import build_model
@@ -120,17 +120,8 @@ def test_model_options_export_too(options, undone):
 
     cfg = config.Config(model=config.ModelConfig(num_layers=4, **options))
     model = build_model(cfg.model)
-    shapes = jax.eval_shape(
-        lambda: model.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)), jnp.ones((1, 16, 16, 1)))
-    )
     rng = np.random.default_rng(0)
-
-    def draw(path, x):  # BN variances positive, everything else small normal values
-        if path[-1].key == "var":
-            return rng.uniform(0.5, 1.5, x.shape).astype(np.float32)
-        return rng.normal(0, 0.2, x.shape).astype(np.float32)
-
-    variables = jax.tree_util.tree_map_with_path(draw, shapes)
+    variables = _random_variables(model, 3, rng)
     image, mask = _photos_and_masks((64, 96))
     expected = np.asarray(jax.jit(model.apply)(variables, image, mask))
     session = onnxruntime.InferenceSession(
@@ -169,7 +160,6 @@ GRID = dict(  # a CRAI-style gridded model: one variable, global padding, masked
 )
 def test_gridded_model_exports(input_sizes, size_hw, grids):
     """The gridded options reach the graph; sizes symbolic (multiples of 2**L) or one grid."""
-    import jax.numpy as jnp
 
     from pconv_jax import config
     from pconv_jax.nn.model import build_model
@@ -177,17 +167,8 @@ def test_gridded_model_exports(input_sizes, size_hw, grids):
 
     cfg = config.Config(model=config.ModelConfig(**GRID, input_sizes=input_sizes))
     model = build_model(cfg.model)
-    shapes = jax.eval_shape(
-        lambda: model.init(jax.random.key(0), jnp.zeros((1, 16, 16, 1)), jnp.ones((1, 16, 16, 1)))
-    )
     rng = np.random.default_rng(0)
-
-    def draw(path, x):  # BN variances positive, everything else small normal values
-        if path[-1].key == "var":
-            return rng.uniform(0.5, 1.5, x.shape).astype(np.float32)
-        return rng.normal(0, 0.2, x.shape).astype(np.float32)
-
-    variables = jax.tree_util.tree_map_with_path(draw, shapes)
+    variables = _random_variables(model, 1, rng)
     proto = build_onnx(cfg, variables, size_hw=size_hw)
     session = onnxruntime.InferenceSession(
         proto.SerializeToString(), providers=["CPUExecutionProvider"]
@@ -210,3 +191,20 @@ def test_gridded_model_exports(input_sizes, size_hw, grids):
     if input_sizes == "any":  # symbolic sides cannot be traced: the size must be given
         with pytest.raises(ValueError, match="exports for one grid size"):
             build_onnx(cfg, variables)
+
+
+def _random_variables(model, channels: int, rng: np.random.Generator) -> dict:
+    """Random variables for `model` drawn from `rng`: BN variances in [0.5, 1.5], everything
+    else small normal values, so that every layer and statistic shows in the output."""
+    shapes = jax.eval_shape(
+        lambda: model.init(
+            jax.random.key(0), jnp.zeros((1, 16, 16, channels)), jnp.ones((1, 16, 16, 1))
+        )
+    )
+
+    def draw(path, x):
+        if path[-1].key == "var":
+            return rng.uniform(0.5, 1.5, x.shape).astype(np.float32)
+        return rng.normal(0, 0.2, x.shape).astype(np.float32)
+
+    return jax.tree_util.tree_map_with_path(draw, shapes)

