@@ -48,12 +48,16 @@ class GridFields:
         file, file after file.
       lat, lon: [H], [W] cell centres in degrees.
       sources: (file name, time steps) per file, in order.
+      names: the variables read (one channel each); units: the first variable's `units`
+        attribute (every file holds the same variables on the same grid).
     """
 
     values: np.ndarray
     lat: np.ndarray
     lon: np.ndarray
     sources: tuple[tuple[str, int], ...]
+    names: tuple[str, ...]
+    units: str
 
 
 def read_anomalies(paths: tuple[str, ...] | list[str], var: str) -> GridFields:
@@ -73,6 +77,7 @@ def read_anomalies(paths: tuple[str, ...] | list[str], var: str) -> GridFields:
             values = grids.read_values(dataset, layout, 0, layout.num_samples)
             file_lat = np.asarray(dataset[layout.grid_dims[0]].values, np.float64)
             file_lon = np.asarray(dataset[layout.grid_dims[1]].values, np.float64)
+            units = str(dataset[layout.names[0]].attrs.get("units", ""))
         finally:
             dataset.close()
         if not np.isfinite(values).all():
@@ -87,7 +92,7 @@ def read_anomalies(paths: tuple[str, ...] | list[str], var: str) -> GridFields:
         parts.append((values - values.mean(axis=0, keepdims=True)).astype(np.float32))
         sources.append((str(path), int(values.shape[0])))
     assert grid is not None
-    return GridFields(np.concatenate(parts), grid[0], grid[1], tuple(sources))
+    return GridFields(np.concatenate(parts), grid[0], grid[1], tuple(sources), layout.names, units)
 
 
 def grid_card(cfg: DataConfig) -> dict:
@@ -95,17 +100,11 @@ def grid_card(cfg: DataConfig) -> dict:
     the grid's lat/lon (degrees), the units and the std of the training anomalies, which
     `pconv infill` checks a file against (inference/grid_files.check_trained_grid)."""
     fields = read_anomalies(cfg.grid_files, cfg.grid_var)
-    dataset = grids.open_grid(cfg.grid_files[0])
-    try:
-        layout = grids.select_grid(dataset, (cfg.grid_var,) if cfg.grid_var else ())
-        units = str(dataset[layout.names[0]].attrs.get("units", ""))
-    finally:
-        dataset.close()
     return {
-        "variables": list(layout.names),
+        "variables": list(fields.names),
         "lat": [float(v) for v in fields.lat],
         "lon": [float(v) for v in fields.lon],
-        "units": units,
+        "units": fields.units,
         "values": "anomalies against each training file's own per-cell time mean",
         "anomaly_std": float(np.std(fields.values)),
         "training_files": [pathlib.Path(name).name for name, _ in fields.sources],
