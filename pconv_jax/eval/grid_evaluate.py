@@ -21,10 +21,8 @@ import xarray
 
 from pconv_jax.errors import UserError
 from pconv_jax.eval import grid_baselines, grid_report
-from pconv_jax.masks import coverage, stations
+from pconv_jax.masks import coverage
 from pconv_jax.metrics import grid_scores
-
-GENERATED = {"stations": stations.station_coverage, "random": stations.random_cells}
 
 # fill(anomaly [T, H, W], mask [H, W], lat [H], lon [W]) -> anomaly [T, H, W]
 Fill = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
@@ -87,29 +85,6 @@ def climatology_of(path, var: str, lat: np.ndarray, lon: np.ndarray) -> np.ndarr
     return values.mean(axis=0)
 
 
-def coverage_patterns(
-    specs: list[str], lat: np.ndarray, lon: np.ndarray, seed: int = 0
-) -> dict[str, np.ndarray]:
-    """{name: mask [H, W]} for specs "stations:F" and "random:F" (F = observed fraction, see
-    `masks.stations`) and "FILE.nc" or "FILE.nc:VAR" (each time step a pattern, regridded by
-    the nearest cell on the sphere, see `masks.coverage`)."""
-    patterns: dict[str, np.ndarray] = {}
-    for spec in specs:
-        kind, _, value = spec.partition(":")
-        if kind in GENERATED:
-            try:
-                fraction = float(value)
-            except ValueError:
-                message = f"--coverage {spec}: expected {kind}:FRACTION, e.g. {kind}:0.3"
-                raise UserError(message) from None
-            patterns[spec] = GENERATED[kind](lat, lon, fraction, seed=seed)
-        else:
-            path, _, var = spec.partition(".nc:")
-            path = path if path.endswith(".nc") or not var else path + ".nc"
-            patterns.update(coverage.read_coverage(path, lat, lon, var or None))
-    return patterns
-
-
 def fraction_observed(mask_hw: np.ndarray, lat: np.ndarray) -> tuple[float, float]:
     """(fraction of cells, fraction of the sphere's area) observed."""
     weights = grid_scores.area_weights(lat, mask_hw.shape[1])
@@ -132,7 +107,7 @@ def evaluate_grid(
 
     Args:
       truth_path, var: the complete fields.
-      coverage_specs: see `coverage_patterns`.
+      coverage_specs: see `masks.coverage.from_specs`.
       out: a folder that holds no earlier results.
       methods: {name: fill of anomalies} (default: every baseline; {} for none).
       models: {name: infill of values in the file's units}, e.g. an `Infiller` (`model_fill`).
@@ -153,7 +128,7 @@ def evaluate_grid(
     else:
         mean_hw = climatology_of(climatology_path, var, lat, lon)
     anomaly = (values - mean_hw)[:limit]
-    patterns = coverage_patterns(coverage_specs, lat, lon, seed)
+    patterns = coverage.from_specs(coverage_specs, lat, lon, seed)
     methods = dict(grid_baselines.BASELINES if methods is None else methods)
     offset_hw = np.zeros_like(mean_hw) if model_anomalies else mean_hw
     methods |= {name: model_fill(infill, offset_hw) for name, infill in (models or {}).items()}

@@ -18,7 +18,7 @@ import xarray
 from scipy import spatial
 
 from pconv_jax.errors import UserError
-from pconv_jax.masks import sphere
+from pconv_jax.masks import sphere, stations
 
 LAT_NAMES = ("lat", "latitude")
 LON_NAMES = ("lon", "longitude")
@@ -110,3 +110,31 @@ def read_coverage(
         name: regrid_nearest(pattern, src_lat, src_lon, lat, lon).astype(np.float32)
         for name, pattern in zip(names, observed, strict=True)
     }
+
+
+GENERATED = {"stations": stations.station_coverage, "random": stations.random_cells}
+
+
+def from_specs(
+    specs: list[str] | tuple[str, ...], lat: np.ndarray, lon: np.ndarray, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """{name: float32 mask [H, W]} for coverage specs: "stations:F" and "random:F" (F = observed
+    fraction, generated from `seed` by `masks.stations`; named by the spec) and "FILE.nc" or
+    "FILE.nc:VAR" (each time step a pattern, see `read_coverage`). `pconv evaluate --coverage`
+    and training's `data.grid_coverage_files` both take these, so the same spec and seed give
+    the same pattern in both."""
+    patterns: dict[str, np.ndarray] = {}
+    for spec in specs:
+        kind, _, value = spec.partition(":")
+        if kind in GENERATED:
+            try:
+                fraction = float(value)
+            except ValueError:
+                message = f"coverage {spec}: expected {kind}:FRACTION, e.g. {kind}:0.3"
+                raise UserError(message) from None
+            patterns[spec] = GENERATED[kind](lat, lon, fraction, seed=seed).astype(np.float32)
+        else:
+            path, _, var = spec.partition(".nc:")
+            path = path if path.endswith(".nc") or not var else path + ".nc"
+            patterns.update(read_coverage(path, lat, lon, var or None))
+    return patterns

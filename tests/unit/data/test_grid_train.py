@@ -77,6 +77,25 @@ def test_identical_coverage_patterns_are_kept_once_with_metric_safe_names(files)
     np.testing.assert_array_equal(first[0], coarse_column % 2)
 
 
+def test_generated_coverage_specs_are_the_evaluations_patterns(files):
+    """`stations:0.5` in data.grid_coverage_files is the network `pconv evaluate --coverage
+    stations:0.5 --seed S` scores (masks.stations with seed data.grid_coverage_seed = S)."""
+    from pconv_jax.masks import stations
+
+    cfg, _ = files
+    generated = dataclasses.replace(
+        cfg, grid_coverage_files=("stations:0.5",), grid_coverage_seed=4
+    )
+    patterns = grid_train.coverage_patterns(generated, LAT, LON)
+    assert list(patterns) == ["stations_0.5"]
+    expected = stations.station_coverage(LAT, LON, 0.5, seed=4)
+    np.testing.assert_array_equal(patterns["stations_0.5"], expected)
+    with pytest.raises(UserError, match="expected stations:FRACTION"):
+        grid_train.coverage_patterns(
+            dataclasses.replace(cfg, grid_coverage_files=("stations:many",)), LAT, LON
+        )
+
+
 def test_the_stream_is_a_pure_function_of_seed_and_position(files):
     cfg, _ = files
     maker = grid_train.make_example_maker(cfg, seed=3, local_batch=2, global_batch=4, first_row=2)
@@ -100,11 +119,40 @@ def test_station_share_one_draws_station_patterns_only(files):
     assert all(maker.make(p)["mask"][..., 0].tobytes() in stations for p in range(20))
 
 
+def test_mixed_fields_are_unit_circle_combinations_of_two_training_fields(files):
+    """With grid_mix_share=1 every sample is cos(t) a + sin(t) b, a the field the unmixed
+    stream gives at that position and b a training field: solved back by least squares over
+    the 12 fields, a and at most one other field have non-zero coefficients whose squares sum to
+    1 (b = a: one coefficient cos t + sin t, at most sqrt(2) in size). The masks are the
+    unmixed stream's."""
+    cfg, _ = files
+    plain = grid_train.make_example_maker(cfg, 1, 1, 1, 0)
+    mixed = grid_train.make_example_maker(dataclasses.replace(cfg, grid_mix_share=1.0), 1, 1, 1, 0)
+    basis = plain.fields.reshape(len(plain.fields), -1).T.astype(np.float64)  # [cells, 12]
+    pairs = 0
+    for position in range(30):
+        sample, unmixed = mixed.make(position), plain.make(position)
+        np.testing.assert_array_equal(sample["mask"], unmixed["mask"])
+        assert sample["image"].dtype == np.float32
+        (a,) = np.flatnonzero((basis == unmixed["image"].reshape(-1, 1)).all(axis=0))
+        coef, *_ = np.linalg.lstsq(basis, sample["image"].reshape(-1), rcond=None)
+        used = np.flatnonzero(np.abs(coef) > 1e-4)
+        assert a in used and len(used) <= 2
+        if len(used) == 2:
+            pairs += 1
+            assert np.sum(coef[used] ** 2) == pytest.approx(1.0, abs=1e-4)
+        else:
+            assert abs(coef[a]) <= np.sqrt(2) + 1e-4
+    assert pairs >= 20  # b = a has probability 1/12 per sample
+    np.testing.assert_array_equal(mixed.make(7)["image"], mixed.make(7)["image"])
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
         (dict(grid_files=()), "data.grid_files"),
         (dict(grid_station_share=1.5), "grid_station_share"),
+        (dict(grid_mix_share=-0.1), "grid_mix_share"),
         (dict(grid_station_fraction=(0.6, 0.2)), "grid_station_fraction"),
         (dict(grid_coverage_files=(), grid_station_share=0.5), "grid_coverage_files"),
         (dict(task="superres"), "data.task must be inpaint"),
