@@ -19,6 +19,8 @@ setup(
             "nn/weights/*.npz",
             "nn/weights/*.sha256",
             "serve/examples/*.jpg",
+            "store/pretrained/*.npz",
+            "store/pretrained/*.md",
         ]
     },
     install_requires=[

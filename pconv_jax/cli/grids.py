@@ -6,6 +6,8 @@ import pathlib
 import shlex
 import sys
 
+from pconv_jax.store.named import NAMED_MODELS
+
 
 def _names(values: list[str]) -> tuple[str, ...]:
     """--var a --var b,c -> ("a", "b", "c")."""
@@ -27,9 +29,10 @@ def cmd_infill(args) -> int:
     if not source.exists():
         raise FileNotFoundError(f"no NetCDF or Zarr file at {source}")
     compile_cache.enable(None if args.no_compile_cache else compile_cache.default_dir())
-    infiller = Infiller.load(args.checkpoint)
+    infiller = Infiller.load(args.checkpoint or args.model)
     names = _names(args.var)
-    command = ["pconv", "infill", args.input, "--checkpoint", args.checkpoint, "-o", args.output]
+    model_flag = ["--checkpoint", args.checkpoint] if args.checkpoint else ["--model", args.model]
+    command = ["pconv", "infill", args.input, *model_flag, "-o", args.output]
     command += [f"--var={','.join(names)}"] if names else []
     command += ["--mask", args.mask] if args.mask else []
     report = infiller.infill_file(
@@ -64,10 +67,16 @@ def register(sub) -> None:
         "docs/gridded.md.",
     )
     infill.add_argument("input", help="NetCDF file (or Zarr store) with NaN/_FillValue gaps")
-    infill.add_argument(
+    model = infill.add_mutually_exclusive_group(required=True)
+    model.add_argument(
         "--checkpoint",
-        required=True,
         help="`pconv convert --from crai` or `pconv export` .npz, or a run directory",
+    )
+    model.add_argument(
+        "--model",
+        choices=sorted(NAMED_MODELS),
+        help="a model shipped in the package, no download (ccsm-t42: CCSM 2 m temperature "
+        "anomalies in K on the T42 grid; card in pconv_jax/store/pretrained/)",
     )
     infill.add_argument("-o", "--output", required=True, help="NetCDF file to write (.nc)")
     infill.add_argument(

@@ -58,8 +58,9 @@ class Infiller:
 
     @classmethod
     def load(cls, path: str | os.PathLike, devices=None) -> Infiller:
-        """The model of a `pconv export`/`pconv convert` .npz or a `pconv train` run directory,
-        run on `devices` (default: every local device, the batch split over them)."""
+        """The model of a `pconv export`/`pconv convert` .npz, a `pconv train` run directory or
+        a model shipped in the package by name ("ccsm-t42", store/named.py), run on `devices`
+        (default: every local device, the batch split over them)."""
         model = trained.load(path)
         forward = JaxForward(model.model, model.variables, devices)
         return cls(model.config.model, forward, model.source, model.card.get("grid"))

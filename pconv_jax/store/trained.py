@@ -32,6 +32,7 @@ from pconv_jax import atomic
 from pconv_jax.config import Config, from_dict, to_json
 from pconv_jax.errors import UserError
 from pconv_jax.nn.model import PConvUNet, abstract_variables, build_model
+from pconv_jax.store import named
 from pconv_jax.store.trees import check_same_tree
 
 FORMAT = "pconv_jax.inpainter"
@@ -88,10 +89,12 @@ def load(path: str | os.PathLike, step: int | None = None, dtype=None) -> Traine
     """The JAX model of a run directory (checkpoint `step`, default the latest) or an .npz export.
 
     Args:
-      path: `pconv train --workdir` folder, or a `pconv export` / `pconv convert` .npz.
+      path: `pconv train --workdir` folder, or a `pconv export` / `pconv convert` .npz, or the
+        name of a model shipped in the package (store/named.py, e.g. "ccsm-t42").
       step: checkpoint step; only for run directories.
       dtype: compute dtype of the returned module (None = float32).
     """
+    path = named.resolve(path)
     kind = model_kind(path)
     if kind == "onnx":
         raise UserError(

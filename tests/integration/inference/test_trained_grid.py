@@ -1,6 +1,7 @@
 """A gridded model trained with pconv_jax knows what it was trained on (its export card's
 `grid`): `pconv infill` takes its variable by default and refuses, with one line, another
-variable, another grid, or values that are not the anomalies it infills."""
+variable, another grid, or values that are not the anomalies it infills. Shipped models load by
+name (store/named.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pconv_jax import cli, config
 from pconv_jax.errors import UserError
 from pconv_jax.inference.infiller import Infiller
 from pconv_jax.nn.model import build_model
-from pconv_jax.store import trained
+from pconv_jax.store import named, trained
 
 LAT = np.linspace(-75.0, 75.0, 6)
 LON = np.arange(10) * 36.0
@@ -86,3 +87,11 @@ def test_another_variable_grid_or_absolute_values_are_one_line_errors(
 def test_arrays_of_another_grid_shape_are_refused(export):
     with pytest.raises(UserError, match="trained on a 6x10 grid"):
         Infiller.load(export)(np.zeros((1, 6, 12, 1), np.float32))
+
+
+def test_shipped_models_resolve_by_name_and_a_local_path_wins(tmp_path, monkeypatch):
+    assert named.resolve("ccsm-t42") == named.PRETRAINED_DIR / "ccsm-t42.npz"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ccsm-t42").mkdir()  # a run directory of that name, here
+    assert named.resolve("ccsm-t42") == tmp_path.joinpath("ccsm-t42").relative_to(tmp_path)
+    assert named.resolve("other.npz").name == "other.npz"
