@@ -121,21 +121,16 @@ class DataConfig:
     grid_files: tuple[str, ...] = ()
     grid_var: str = ""
     grid_eval_files: tuple[str, ...] = ()  # held-out files that validation scores (same grid)
-    # Coverage patterns drawn per training sample: every time step of these files (0/1 or NaN =
-    # missing), regridded by the nearest cell on the sphere (masks/coverage.py), or fixed
-    # generated networks given as `pconv evaluate --coverage` specs ("stations:0.3"), drawn
-    # from grid_coverage_seed as `pconv evaluate --seed` draws them ...
+    # Coverage per sample: a time step of these files or a `pconv evaluate --coverage` spec ...
     grid_coverage_files: tuple[str, ...] = ()
-    grid_coverage_seed: int = 0
-    # ... or, with probability grid_station_share, one of grid_station_patterns station-network
-    # patterns (masks/stations.py) drawn once per run with observed fractions spread evenly
-    # over grid_station_fraction.
+    grid_coverage_seed: int = 0  # the seed of generated specs (pconv evaluate's --seed)
+    # ... or, with probability grid_station_share, one of grid_station_patterns station networks
+    # (masks/stations.py) drawn once per run, observed fractions spread over grid_station_fraction
     grid_station_share: float = 0.5
     grid_station_patterns: int = 256
     grid_station_fraction: tuple[float, float] = (0.1, 0.9)
-    # With probability grid_mix_share a sample's field is cos(t) * a + sin(t) * b, t uniform in
-    # [0, 2 pi), b another training field: a new field with the same covariance when the fields
-    # are independent draws of one Gaussian process, so 440 fields cannot be memorised.
+    # probability that a sample's field a is cos(t) a + sin(t) b, b another training field
+    # (an unseen field of the same covariance; data/grid_train.py)
     grid_mix_share: float = 0.0
     prefetch: int = 2  # batches prepared ahead of the train step
     num_workers: int = 2  # grain worker processes making batches (0 = in the caller)
