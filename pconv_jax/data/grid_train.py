@@ -234,12 +234,19 @@ class GridExampleMaker:
         )
         bank = self.stations if use_station else self.coverage
         mask = bank[int(rng.integers(len(bank)))][..., None]
-        mixing = np.random.default_rng([self.seed, position, MIX])
-        if self.mix_share and mixing.random() < self.mix_share:
-            other = self.fields[int(mixing.integers(len(self.fields)))]
-            angle = mixing.uniform(0.0, 2.0 * np.pi)
-            field = (np.cos(angle) * field + np.sin(angle) * other).astype(np.float32)
+        if self.mix_share:
+            field = self._mixed(field, position)
         return {"image": field, "mask": mask}
+
+    def _mixed(self, field: np.ndarray, position: int) -> np.ndarray:
+        """`field`, or with probability mix_share cos(t) field + sin(t) other (module docstring),
+        drawn from its own generator seeded by (seed, position)."""
+        mixing = np.random.default_rng([self.seed, position, MIX])
+        if mixing.random() >= self.mix_share:
+            return field
+        other = self.fields[int(mixing.integers(len(self.fields)))]
+        angle = mixing.uniform(0.0, 2.0 * np.pi)
+        return (np.cos(angle) * field + np.sin(angle) * other).astype(np.float32)
 
     def _permutation(self, epoch: int) -> np.ndarray:
         with self._lock:
